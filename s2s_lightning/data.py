@@ -1,0 +1,439 @@
+"""Datasets, vocabularies and batches: `addition`, `multi30k` and the user's `parallel` files.
+
+Every dataset becomes lists of (source tokens, target tokens) per split. Vocabularies are built on
+train only. Source reversal happens here, on real tokens only, so the model never sees it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import random
+import shutil
+import urllib.request
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from .config import Config, DataConfig
+from .errors import S2SError
+
+PAD, SOS, EOS, UNK = "<pad>", "<sos>", "<eos>", "<unk>"
+SPECIALS = (PAD, SOS, EOS, UNK)
+PAD_ID, SOS_ID, EOS_ID, UNK_ID = 0, 1, 2, 3
+
+MULTI30K_URL = "https://github.com/multi30k/dataset/raw/master/data/task1/raw/{file}"
+MULTI30K_LANGS = ("de", "en", "fr", "cs")
+MULTI30K_SPLITS = ("train", "val", "test_2016_flickr")
+MULTI30K_SHA256 = {
+    "train.de.gz": "726e39b2fa9eb9ffb6dc763fb35a179f80fae06ffc5d28b6ace5faa883de28a6",
+    "train.en.gz": "d79cfa999dd4c51d2cb42499b6796d5a882c3a8a961923c25a898c90f8bbd56f",
+    "train.fr.gz": "622e75069e9f4c577425c4f277116ce66e63a2401c0a2312d90073cb12379a3c",
+    "train.cs.gz": "a65adb8b32e3bc664f21ecba7a6e7f6950fd1f405e135f7c312faabdb6255077",
+    "val.de.gz": "f0cba2f995189cf5770f29a8a9a537a3ad3f51657ad873405082ff6863a5e75a",
+    "val.en.gz": "14f7d25ddd868909a9213e361768460edcacdd6ab9d1e77b92560dc10c10dc28",
+    "val.fr.gz": "ca3106f1a72390591d25f6c45cb4cd39dec4cd3f123e099748a3ce5256c160e9",
+    "val.cs.gz": "b63226e05c4bd5dd6a42897d74b86a1b9d2c31498252c572b1ea7f7996927fcc",
+    "test_2016_flickr.de.gz": "9204244e408ccb38d2a55cfcd344df15005fc42a07a6e55ca6c52b6ababb8cc8",
+    "test_2016_flickr.en.gz": "611d361c6334bc7246101d48097c13cf5c4413c5befc793cc629934359d532d9",
+    "test_2016_flickr.fr.gz": "6d326e188d259fb1d04ac19eae3af956559b3a0b93d7635e56c90987c40c8b90",
+    "test_2016_flickr.cs.gz": "200a4a74cc9560f051924abb9803be008d1908d77f747e9141aeb86dfd2797f1",
+}
+MULTI30K_ENV = "S2S_MULTI30K_DIR"
+CACHE_ENV = "S2S_CACHE_DIR"
+MAX_SENTENCE_TOKENS = 1000  # longer lines are almost surely not sentences (misaligned or binary files)
+
+
+class Vocab:
+    """Token <-> id, with the four specials first so their ids are fixed."""
+
+    def __init__(self, tokens: Sequence[str]):
+        self.itos = list(SPECIALS) + [t for t in tokens if t not in SPECIALS]
+        self.stoi = {t: i for i, t in enumerate(self.itos)}
+
+    @classmethod
+    def build(cls, sentences: Sequence[Sequence[str]], min_freq: int = 1, max_size: int | None = None) -> "Vocab":
+        counts = Counter(tok for sent in sentences for tok in sent)
+        # Most frequent first, ties broken alphabetically so the vocabulary is deterministic.
+        ranked = sorted((t for t, c in counts.items() if c >= min_freq), key=lambda t: (-counts[t], t))
+        return cls(ranked[:max_size] if max_size else ranked)
+
+    def __len__(self) -> int:
+        return len(self.itos)
+
+    def encode(self, tokens: Sequence[str]) -> list[int]:
+        return [self.stoi.get(t, UNK_ID) for t in tokens]
+
+    def decode(self, ids: Sequence[int]) -> list[str]:
+        """Ids up to the first <eos>, without specials other than <unk>."""
+        out = []
+        for i in ids:
+            if i == EOS_ID:
+                break
+            if i in (PAD_ID, SOS_ID):
+                continue
+            out.append(self.itos[i])
+        return out
+
+    def to_list(self) -> list[str]:
+        return list(self.itos)
+
+
+def reverse_tokens(ids: list[int]) -> list[int]:
+    """Reverse real tokens only: specials (<sos>/<eos>/<pad>) keep their positions."""
+    positions = [i for i, t in enumerate(ids) if t not in (PAD_ID, SOS_ID, EOS_ID)]
+    out = list(ids)
+    for pos, tok in zip(positions, reversed([ids[i] for i in positions])):
+        out[pos] = tok
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Tokenizers: characters for addition, Moses for translation.
+
+
+class CharTokenizer:
+    def tokenize(self, text: str) -> list[str]:
+        return list(text)
+
+    def detokenize(self, tokens: Sequence[str]) -> str:
+        return "".join(tokens)
+
+
+class MosesTokenizer:
+    """sacremoses tokenization (escape=False so BLEU sees real characters) and detokenization."""
+
+    def __init__(self, lang: str, lowercase: bool = False):
+        from sacremoses import MosesDetokenizer, MosesTokenizer as _Tok
+
+        self.lowercase = lowercase
+        self._tok = _Tok(lang=lang)
+        self._detok = MosesDetokenizer(lang=lang)
+
+    def tokenize(self, text: str) -> list[str]:
+        text = text.lower() if self.lowercase else text
+        return self._tok.tokenize(text, escape=False)
+
+    def detokenize(self, tokens: Sequence[str]) -> str:
+        return self._detok.detokenize(list(tokens))
+
+
+# ----------------------------------------------------------------------------------------------
+# Raw text per split.
+
+
+@dataclass
+class Corpus:
+    """Raw (untokenized) source/target lines per split, plus how to tokenize each side."""
+
+    splits: dict[str, tuple[list[str], list[str]]]  # name -> (sources, targets); names train/val/test
+    src_tokenizer: object
+    tgt_tokenizer: object
+
+
+def make_addition(cfg: DataConfig, seed: int) -> Corpus:
+    """Distinct "a+b" questions, a and b uniform in 0..max_operand, split without overlap.
+
+    Deterministic in `seed` alone. Unlike the book's file, no question appears in two splits, so
+    test accuracy measures generalisation rather than memorisation.
+    """
+    a_cfg = cfg.addition
+    sizes = {"train": a_cfg.train_size, "val": a_cfg.val_size, "test": a_cfg.test_size}
+    total = sum(sizes.values())
+    space = (a_cfg.max_operand + 1) ** 2
+    if total > space:
+        raise S2SError(f"data.addition: {total} distinct questions requested but only {space} exist")
+    rng = random.Random(f"addition-{seed}")
+    pairs = rng.sample(range(space), total)
+    splits, start = {}, 0
+    for name, size in sizes.items():
+        chunk = pairs[start:start + size]
+        start += size
+        a_b = [divmod(p, a_cfg.max_operand + 1) for p in chunk]
+        splits[name] = ([f"{a}+{b}" for a, b in a_b], [str(a + b) for a, b in a_b])
+    return Corpus(splits, CharTokenizer(), CharTokenizer())
+
+
+def _read_lines(path: Path) -> list[str]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt", encoding="utf-8", newline="\n") as f:
+            return [line.rstrip("\n").rstrip("\r") for line in f]
+    except UnicodeDecodeError as exc:
+        raise S2SError(f"{path} is not valid UTF-8 (byte {exc.start})") from None
+    except (OSError, EOFError) as exc:
+        raise S2SError(f"cannot read {path}: {exc}") from None
+
+
+def _find_file(folder: Path, split: str, lang: str) -> Path | None:
+    for name in (f"{split}.{lang}", f"{split}.{lang}.gz"):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def multi30k_dir(cfg: DataConfig) -> Path:
+    """The local folder to read: data.dir, $S2S_MULTI30K_DIR, else a download cache."""
+    if cfg.dir:
+        return Path(cfg.dir).expanduser()
+    if os.environ.get(MULTI30K_ENV):
+        return Path(os.environ[MULTI30K_ENV]).expanduser()
+    cache = Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "s2s_lightning"))
+    return cache / "multi30k"
+
+
+def download_multi30k(folder: Path, files: Sequence[str]) -> None:
+    """Fetch missing upstream files into `folder`, verifying each sha256 before it is kept."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in files:
+        target = folder / name
+        if target.is_file():
+            continue
+        tmp = target.with_suffix(target.suffix + ".part")
+        try:
+            with urllib.request.urlopen(MULTI30K_URL.format(file=name), timeout=30) as resp, open(tmp, "wb") as out:
+                shutil.copyfileobj(resp, out)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise S2SError(f"multi30k: {name} is not in {folder} and cannot be downloaded ({exc}); "
+                           f"set data.dir or ${MULTI30K_ENV} to a local copy") from None
+        if _sha256(tmp) != MULTI30K_SHA256[name]:
+            tmp.unlink(missing_ok=True)
+            raise S2SError(f"multi30k: downloaded {name} fails its sha256 check")
+        os.replace(tmp, target)
+
+
+def read_parallel(folder: Path, splits: dict[str, str], src: str, tgt: str) -> dict[str, tuple[list[str], list[str]]]:
+    if not folder.is_dir():
+        raise S2SError(f"data folder not found: {folder}")
+    out = {}
+    for role, split in splits.items():
+        paths = [_find_file(folder, split, lang) for lang in (src, tgt)]
+        for lang, path in zip((src, tgt), paths):
+            if path is None:
+                raise S2SError(f"missing data file {folder / f'{split}.{lang}'} (or .gz)")
+        sources, targets = _read_lines(paths[0]), _read_lines(paths[1])
+        if len(sources) != len(targets):
+            raise S2SError(f"{paths[0].name} has {len(sources)} lines but {paths[1].name} has "
+                           f"{len(targets)}: source and target files must be line-aligned")
+        out[role] = (sources, targets)
+    return out
+
+
+def load_corpus(cfg: DataConfig, seed: int) -> Corpus:
+    if cfg.name == "addition":
+        return make_addition(cfg, seed)
+    if cfg.src_lang == cfg.tgt_lang:
+        raise S2SError(f"data.src_lang and data.tgt_lang are both '{cfg.src_lang}'")
+    splits = {"train": cfg.train_split, "val": cfg.val_split, "test": cfg.test_split}
+    if cfg.name == "multi30k":
+        for lang in (cfg.src_lang, cfg.tgt_lang):
+            if lang not in MULTI30K_LANGS:
+                raise S2SError(f"data.{'src' if lang == cfg.src_lang else 'tgt'}_lang '{lang}' is not a "
+                               f"Multi30k language (allowed: {', '.join(MULTI30K_LANGS)})")
+        folder = multi30k_dir(cfg)
+        needed = [f"{s}.{l}.gz" for s in splits.values() for l in (cfg.src_lang, cfg.tgt_lang)]
+        missing = [n for n in needed if _find_file(folder, n.split(".")[0], n.split(".")[1]) is None]
+        if missing:
+            unknown = [n for n in missing if n not in MULTI30K_SHA256]
+            if unknown:
+                raise S2SError(f"multi30k has no file {unknown[0]} (splits: {', '.join(MULTI30K_SPLITS)})")
+            download_multi30k(folder, missing)
+    elif cfg.dir is None:
+        raise S2SError("data.name=parallel needs data.dir: a folder with {split}.{lang} files")
+    else:
+        folder = Path(cfg.dir).expanduser()
+    raw = read_parallel(folder, splits, cfg.src_lang, cfg.tgt_lang)
+    return Corpus(raw, MosesTokenizer(cfg.src_lang, cfg.lowercase), MosesTokenizer(cfg.tgt_lang, cfg.lowercase))
+
+
+# ----------------------------------------------------------------------------------------------
+# Tokenized, numericalized examples.
+
+
+@dataclass
+class Split:
+    src_ids: list[list[int]]  # source ids, reversed if configured, no specials
+    tgt_ids: list[list[int]]  # target ids, no specials
+    src_text: list[str]  # raw lines, for the written test files
+    tgt_text: list[str]
+    tgt_tokens: list[list[str]]  # tokenized references (tokenized BLEU, frequency analyses)
+
+
+class SplitDataset(Dataset):
+    def __init__(self, split: Split):
+        self.split = split
+
+    def __len__(self) -> int:
+        return len(self.split.src_ids)
+
+    def __getitem__(self, i: int) -> tuple[int, list[int], list[int]]:
+        return i, self.split.src_ids[i], self.split.tgt_ids[i]
+
+
+class BucketBatchSampler(Sampler[list[int]]):
+    """Batches of similar source length (the paper's same-length minibatches) in random order.
+
+    Examples are shuffled, cut into pools of 50 batches, each pool sorted by length and cut into
+    batches; the batches are then shuffled. Epoch-dependent but seeded, so runs repeat.
+    """
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int, bucketing: bool = True):
+        self.lengths, self.batch_size, self.seed, self.bucketing = list(lengths), batch_size, seed, bucketing
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _batches(self) -> list[list[int]]:
+        rng = random.Random(self.seed * 100_003 + self.epoch)
+        self.epoch += 1  # the next epoch differs even if nobody calls set_epoch
+        order = list(range(len(self.lengths)))
+        rng.shuffle(order)
+        if self.bucketing:
+            pool = self.batch_size * 50
+            order = [i for s in range(0, len(order), pool)
+                     for i in sorted(order[s:s + pool], key=lambda i: self.lengths[i])]
+        batches = [order[s:s + self.batch_size] for s in range(0, len(order), self.batch_size)]
+        rng.shuffle(batches)
+        return batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self._batches())
+
+    def __len__(self) -> int:
+        return (len(self.lengths) + self.batch_size - 1) // self.batch_size
+
+
+@dataclass
+class Batch:
+    index: torch.Tensor  # [B] positions in the split
+    src: torch.Tensor  # [B, S] padded source ids (reversed if configured), <eos> last
+    src_len: torch.Tensor  # [B] lengths including <eos>
+    tgt_in: torch.Tensor  # [B, T] <sos> y1 .. yn
+    tgt_out: torch.Tensor  # [B, T] y1 .. yn <eos>
+
+    def to(self, device) -> "Batch":
+        return Batch(*(t.to(device) for t in (self.index, self.src, self.src_len, self.tgt_in, self.tgt_out)))
+
+    def __len__(self) -> int:
+        return self.src.size(0)
+
+
+def pad(seqs: Sequence[Sequence[int]]) -> torch.Tensor:
+    out = torch.full((len(seqs), max(len(s) for s in seqs)), PAD_ID, dtype=torch.long)
+    for row, seq in enumerate(seqs):
+        out[row, :len(seq)] = torch.tensor(seq, dtype=torch.long)
+    return out
+
+
+def source_tensor(src_ids: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Padded [B, S] sources ending in <eos>, and their lengths [B]."""
+    seqs = [list(s) + [EOS_ID] for s in src_ids]
+    return pad(seqs), torch.tensor([len(s) for s in seqs], dtype=torch.long)
+
+
+def collate(items: list[tuple[int, list[int], list[int]]]) -> Batch:
+    index, srcs, tgts = zip(*items)
+    src, src_len = source_tensor(srcs)
+    return Batch(torch.tensor(index), src, src_len,
+                 pad([[SOS_ID] + list(t) for t in tgts]), pad([list(t) + [EOS_ID] for t in tgts]))
+
+
+class DataBundle:
+    """Everything the system needs from the data: vocabularies, splits and loaders."""
+
+    def __init__(self, cfg: Config, src_vocab: Vocab | None = None, tgt_vocab: Vocab | None = None):
+        self.cfg = cfg.data
+        self.seed = cfg.seed
+        self.task = "addition" if cfg.data.name == "addition" else "translation"
+        corpus = load_corpus(cfg.data, cfg.seed)
+        self.src_tokenizer, self.tgt_tokenizer = corpus.src_tokenizer, corpus.tgt_tokenizer
+        tokenized = {}
+        for role, (sources, targets) in corpus.splits.items():
+            limit = self.cfg.max_train_sentences if role == "train" else self.cfg.max_eval_sentences
+            sources, targets = sources[:limit], targets[:limit]
+            tokenized[role] = self._tokenize(role, sources, targets)
+        train_src, train_tgt = tokenized["train"][0], tokenized["train"][1]
+        self.src_vocab = src_vocab or Vocab.build(train_src, self.cfg.min_freq, self.cfg.max_src_vocab)
+        self.tgt_vocab = tgt_vocab or Vocab.build(train_tgt, self.cfg.min_freq, self.cfg.max_tgt_vocab)
+        self.train_freq = Counter(tok for sent in train_tgt for tok in sent)
+        self.src_freq = Counter(tok for sent in train_src for tok in sent)
+        self.splits = {role: self._numericalize(role, *parts) for role, parts in tokenized.items()}
+
+    def _tokenize(self, role, sources, targets):
+        src_tok, tgt_tok, keep_src, keep_tgt = [], [], [], []
+        for n, (s, t) in enumerate(zip(sources, targets), start=1):
+            s_toks, t_toks = self.src_tokenizer.tokenize(s), self.tgt_tokenizer.tokenize(t)
+            if role == "train":
+                if not s_toks or not t_toks:
+                    continue  # an empty line teaches nothing; evaluation keeps them, aligned
+                if self.cfg.max_length and max(len(s_toks), len(t_toks)) > self.cfg.max_length:
+                    continue
+            longest = max(len(s_toks), len(t_toks))
+            if longest > MAX_SENTENCE_TOKENS and not (role == "train" and self.cfg.max_length):
+                raise S2SError(f"{role} sentence {n} has {longest} tokens (limit {MAX_SENTENCE_TOKENS}); "
+                               f"set data.max_length to drop long training pairs, or check the files are "
+                               f"sentence-per-line")
+            src_tok.append(s_toks)
+            tgt_tok.append(t_toks)
+            keep_src.append(s)
+            keep_tgt.append(t)
+        if not src_tok:
+            raise S2SError(f"the {role} split has no usable sentence pairs")
+        return src_tok, tgt_tok, keep_src, keep_tgt
+
+    def _numericalize(self, role, src_tok, tgt_tok, src_text, tgt_text) -> Split:
+        src_ids = [self.src_vocab.encode(s) for s in src_tok]
+        if self.cfg.reverse_source:
+            src_ids = [reverse_tokens(s) for s in src_ids]
+        return Split(src_ids, [self.tgt_vocab.encode(t) for t in tgt_tok], src_text, tgt_text, tgt_tok)
+
+    def encode_source(self, text: str) -> list[int]:
+        """One raw source sentence -> ids as the model reads them (reversed if configured)."""
+        ids = self.src_vocab.encode(self.src_tokenizer.tokenize(text))
+        return reverse_tokens(ids) if self.cfg.reverse_source else ids
+
+    def detokenize(self, ids: Sequence[int]) -> str:
+        return self.tgt_tokenizer.detokenize(self.tgt_vocab.decode(ids))
+
+    def loader(self, role: str, shuffle: bool = False, batch_size: int | None = None) -> DataLoader:
+        split = self.splits[role]
+        bs = batch_size or self.cfg.batch_size
+        if shuffle:
+            lengths = [len(s) for s in split.src_ids]
+            sampler = BucketBatchSampler(lengths, bs, self.seed, self.cfg.bucketing)
+            return DataLoader(SplitDataset(split), batch_sampler=sampler, collate_fn=collate,
+                              num_workers=self.cfg.num_workers)
+        return DataLoader(SplitDataset(split), batch_size=bs, shuffle=False, collate_fn=collate,
+                          num_workers=self.cfg.num_workers)
+
+    def save_vocabs(self, run_dir: Path) -> None:
+        from .records import write_json
+
+        write_json(run_dir / "vocab.json", {"src": self.src_vocab.to_list(), "tgt": self.tgt_vocab.to_list()})
+
+
+def load_vocabs(run_dir: Path) -> tuple[Vocab, Vocab]:
+    path = Path(run_dir) / "vocab.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return Vocab(data["src"]), Vocab(data["tgt"])
+    except FileNotFoundError:
+        raise S2SError(f"{path} not found: is {run_dir} a run directory written by 's2s train'?") from None
+    except (ValueError, KeyError, TypeError):
+        raise S2SError(f"{path} is corrupted") from None

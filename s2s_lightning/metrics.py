@@ -1,0 +1,52 @@
+"""Metric names shared by the LightningModule, the sweeps and the reports.
+
+A sweep's objective must be one of these, so it can never optimise a metric that is not logged.
+"""
+
+TRAIN_LOSS = "train/loss"
+TRAIN_TOKENS_PER_S = "train/tokens_per_s"
+LR = "lr"
+TEACHER_FORCING = "train/teacher_forcing_ratio"
+
+VAL_LOSS = "val/loss"
+VAL_PPL = "val/ppl"
+VAL_TOKEN_ACC = "val/token_acc"
+VAL_EXACT_MATCH = "val/exact_match"
+VAL_BLEU = "val/bleu"
+
+TEST_LOSS = "test/loss"
+TEST_PPL = "test/ppl"
+TEST_TOKEN_ACC = "test/token_acc"
+TEST_EXACT_MATCH = "test/exact_match"
+TEST_BLEU = "test/bleu"  # sacreBLEU on detokenized text (13a)
+TEST_BLEU_TOK = "test/bleu_tok"  # paper-comparable: tokenize='none' on Moses-tokenized, cased text
+TEST_CHRF = "test/chrf"
+
+# Logged once per validation epoch (history.csv columns and intermediate values for pruners).
+PER_EPOCH = (TRAIN_LOSS, VAL_LOSS, VAL_PPL, VAL_TOKEN_ACC, VAL_EXACT_MATCH, VAL_BLEU, LR,
+             TRAIN_TOKENS_PER_S, TEACHER_FORCING)
+FINAL = (VAL_PPL, VAL_TOKEN_ACC, VAL_EXACT_MATCH, VAL_BLEU, TEST_LOSS, TEST_PPL, TEST_TOKEN_ACC,
+         TEST_EXACT_MATCH, TEST_BLEU, TEST_BLEU_TOK, TEST_CHRF)
+
+# Direction of "better" for every metric a sweep may optimise.
+DIRECTIONS = {
+    VAL_LOSS: "minimize", VAL_PPL: "minimize", VAL_TOKEN_ACC: "maximize",
+    VAL_EXACT_MATCH: "maximize", VAL_BLEU: "maximize",
+    TEST_LOSS: "minimize", TEST_PPL: "minimize", TEST_TOKEN_ACC: "maximize",
+    TEST_EXACT_MATCH: "maximize", TEST_BLEU: "maximize", TEST_BLEU_TOK: "maximize",
+    TEST_CHRF: "maximize",
+}
+
+# Metrics each task logs (a translation task has no exact match, addition has no BLEU).
+TASK_METRICS = {
+    "addition": {TRAIN_LOSS, VAL_LOSS, VAL_PPL, VAL_TOKEN_ACC, VAL_EXACT_MATCH, TEST_LOSS, TEST_PPL,
+                 TEST_TOKEN_ACC, TEST_EXACT_MATCH, LR, TRAIN_TOKENS_PER_S, TEACHER_FORCING},
+    "translation": {TRAIN_LOSS, VAL_LOSS, VAL_PPL, VAL_TOKEN_ACC, VAL_BLEU, TEST_LOSS, TEST_PPL,
+                    TEST_TOKEN_ACC, TEST_BLEU, TEST_BLEU_TOK, TEST_CHRF, LR, TRAIN_TOKENS_PER_S,
+                    TEACHER_FORCING},
+}
+
+
+def task_of(data_name: str) -> str:
+    """`addition` is scored by exact match; every other dataset is translation scored by BLEU."""
+    return "addition" if data_name == "addition" else "translation"
