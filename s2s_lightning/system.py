@@ -1,0 +1,175 @@
+"""The Lightning system: a LightningModule that takes the plain `Seq2Seq` and adds training.
+
+Loss is masked cross-entropy (pad ignored); perplexity is exp(sum NLL / target tokens), summed across
+ranks before dividing, because perplexities do not average. Validation also decodes greedily for the
+task metric (exact match for addition, BLEU for translation).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+
+from . import metrics as M
+from .config import Config
+from .data import PAD_ID, Batch, DataBundle
+from .errors import S2SError
+from .model import Seq2Seq
+from .search import greedy
+
+
+class DivergenceError(S2SError):
+    """The training loss became NaN or infinite."""
+
+
+def teacher_forcing_at(cfg: Config, epoch: int) -> float:
+    """The scheduled-sampling ratio for `epoch` (0-based)."""
+    t = cfg.train
+    start, floor = t.teacher_forcing_ratio, t.teacher_forcing_min
+    if t.teacher_forcing_schedule == "constant":
+        return start
+    if t.teacher_forcing_schedule == "linear":
+        frac = epoch / max(t.max_epochs - 1, 1)
+        return start - (start - floor) * frac
+    k = t.teacher_forcing_k  # inverse sigmoid (Bengio et al. 2015): k / (k + exp(epoch / k))
+    return floor + (start - floor) * k / (k + math.exp(epoch / k))
+
+
+def lr_factor(cfg: Config, epoch_float: float) -> float:
+    """The paper's recipe: after `lr_decay_start_epoch`, multiply by `lr_decay_factor` every
+    `lr_decay_every` epochs (halving every half epoch after 5 epochs)."""
+    t = cfg.train
+    if t.lr_decay_start_epoch is None or epoch_float < t.lr_decay_start_epoch:
+        return 1.0
+    return t.lr_decay_factor ** (int((epoch_float - t.lr_decay_start_epoch) / t.lr_decay_every) + 1)
+
+
+def masked_nll(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Summed NLL over non-pad targets, their count, and how many argmaxes were right."""
+    flat = logits.reshape(-1, logits.size(-1))  # [B*T, V]
+    gold = target.reshape(-1)  # [B*T]
+    nll = F.cross_entropy(flat, gold, ignore_index=PAD_ID, reduction="sum")
+    mask = gold != PAD_ID
+    correct = ((flat.argmax(-1) == gold) & mask).sum()
+    return nll, mask.sum(), correct
+
+
+class Seq2SeqSystem(pl.LightningModule):
+    def __init__(self, cfg: Config, model: Seq2Seq, bundle: DataBundle | None = None,
+                 steps_per_epoch: int = 1):
+        super().__init__()
+        self.cfg, self.model, self.bundle = cfg, model, bundle
+        self.steps_per_epoch = max(steps_per_epoch, 1)
+        self.epoch_metrics: dict[str, float] = {}  # the last validation epoch's row of history.csv
+        self._reset("train")
+        self._reset("val")
+        self._reset("test")
+
+    # -- accumulators: sums, not means, so they combine across batches and ranks ------------------
+    def _reset(self, stage: str) -> None:
+        setattr(self, f"_{stage}_sums", torch.zeros(3, dtype=torch.float64))  # nll, tokens, correct
+        setattr(self, f"_{stage}_hyps", {})
+        if stage == "train":
+            self._train_start = time.perf_counter()
+
+    @property
+    def teacher_forcing_ratio(self) -> float:
+        return teacher_forcing_at(self.cfg, self.current_epoch)
+
+    def _step(self, batch: Batch, stage: str) -> torch.Tensor:
+        ratio = self.teacher_forcing_ratio if stage == "train" else 1.0  # val/test: always forced
+        logits = self.model(batch.src, batch.src_len, batch.tgt_in, ratio)  # [B, T, V]
+        nll, tokens, correct = masked_nll(logits, batch.tgt_out)
+        loss = nll / tokens.clamp(min=1)
+        sums = getattr(self, f"_{stage}_sums")
+        sums += torch.stack([nll.detach(), tokens, correct]).double().cpu()
+        if stage == "train":
+            if not torch.isfinite(loss):
+                raise DivergenceError(f"training diverged: loss is {loss.item()} at epoch "
+                                      f"{self.current_epoch}, step {self.global_step}")
+            self.log(M.TRAIN_LOSS, loss, prog_bar=True, batch_size=len(batch))
+        elif stage == "val" and self.cfg.eval.val_task_metric:
+            out = greedy(self.model, batch.src, batch.src_len, self.cfg.eval.max_len_a, self.cfg.eval.max_len_b)
+            getattr(self, f"_{stage}_hyps").update(zip(batch.index.tolist(), out.tolist()))
+        return loss
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
+        self._step(batch, "test")
+
+    def on_train_epoch_start(self) -> None:
+        self._reset("train")
+
+    def on_validation_epoch_start(self) -> None:
+        self._reset("val")
+
+    def on_test_epoch_start(self) -> None:
+        self._reset("test")
+
+    def _reduce(self, sums: torch.Tensor) -> torch.Tensor:
+        if self.trainer.world_size > 1:
+            return self.trainer.strategy.reduce(sums.to(self.device), reduce_op="sum").cpu()
+        return sums
+
+    def _gather_hyps(self, hyps: dict[int, list[int]]) -> dict[int, list[int]]:
+        if self.trainer.world_size > 1 and torch.distributed.is_initialized():
+            parts: list = [None] * self.trainer.world_size
+            torch.distributed.all_gather_object(parts, hyps)
+            return {k: v for part in parts for k, v in part.items()}
+        return hyps
+
+    def _eval_metrics(self, stage: str) -> dict[str, float]:
+        nll, tokens, correct = self._reduce(getattr(self, f"_{stage}_sums")).tolist()
+        tokens = max(tokens, 1.0)
+        out = {f"{stage}/loss": nll / tokens, f"{stage}/ppl": math.exp(min(nll / tokens, 50.0)),
+               f"{stage}/token_acc": correct / tokens}
+        hyps = self._gather_hyps(getattr(self, f"_{stage}_hyps"))
+        if hyps and self.bundle is not None:
+            from .evaluation import score
+
+            split = self.bundle.splits[stage]
+            order = sorted(hyps)
+            texts = [self.bundle.detokenize(hyps[i]) for i in order]
+            refs = [split.tgt_text[i] for i in order]
+            out.update(score(self.bundle.task, texts, refs, prefix=stage)[0])
+        return out
+
+    def on_validation_epoch_end(self) -> None:
+        out = self._eval_metrics("val")
+        self.log_dict(out, prog_bar=True, sync_dist=False)  # already reduced across ranks
+        if self.trainer.sanity_checking:
+            return
+        nll, tokens, _ = self._reduce(self._train_sums).tolist()
+        elapsed = time.perf_counter() - self._train_start
+        row = {"epoch": self.current_epoch, "step": self.global_step,
+               M.TRAIN_LOSS: nll / max(tokens, 1.0), **out,
+               M.LR: self.trainer.optimizers[0].param_groups[0]["lr"] if self.trainer.optimizers else None,
+               M.TRAIN_TOKENS_PER_S: tokens / elapsed if tokens else None,
+               M.TEACHER_FORCING: self.teacher_forcing_ratio}
+        self.epoch_metrics = row
+        extra = {k: v for k, v in row.items() if k in (M.LR, M.TRAIN_TOKENS_PER_S, M.TEACHER_FORCING) and v is not None}
+        self.log_dict(extra, sync_dist=False)
+
+    def on_test_epoch_end(self) -> None:
+        self.log_dict(self._eval_metrics("test"), sync_dist=False)
+
+    def configure_optimizers(self):
+        t = self.cfg.train
+        if t.optimizer == "sgd":
+            opt = torch.optim.SGD(self.model.parameters(), lr=t.lr)
+        else:
+            opt = torch.optim.Adam(self.model.parameters(), lr=t.lr)
+        if t.lr_decay_start_epoch is None:
+            return opt
+        steps = self.steps_per_epoch
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(self.cfg, step / steps))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -1,0 +1,79 @@
+"""W&B through Lightning's WandbLogger: online when a key is configured, offline otherwise.
+
+A run never fails for lack of network: an online start that cannot reach the server falls back to
+offline (sync later with `wandb sync RUN_DIR/wandb/offline-run-*`).
+"""
+
+from __future__ import annotations
+
+import netrc
+import os
+from pathlib import Path
+
+from .config import Config
+
+
+def _api_key_configured() -> bool:
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        auth = netrc.netrc().authenticators(os.environ.get("WANDB_BASE_URL", "api.wandb.ai")
+                                            .removeprefix("https://").removeprefix("http://"))
+        return bool(auth and auth[2])
+    except (OSError, netrc.NetrcParseError):
+        return False
+
+
+def wandb_mode(cfg: Config) -> str:
+    """online | offline | disabled. WANDB_MODE in the environment wins, as in wandb itself."""
+    env = os.environ.get("WANDB_MODE")
+    if env in ("offline", "disabled", "online"):
+        return env
+    if env == "dryrun":
+        return "offline"
+    if cfg.tracking.wandb == "auto":
+        return "online" if _api_key_configured() else "offline"
+    return cfg.tracking.wandb
+
+
+def make_wandb_logger(cfg: Config, run_dir: Path, previous: dict | None = None):
+    """(WandbLogger or None, the record's `wandb` entry)."""
+    mode = wandb_mode(cfg)
+    if mode == "disabled":
+        return None, {"mode": "disabled"}
+    from pytorch_lightning.loggers import WandbLogger
+
+    t = cfg.tracking
+    run_id = (previous or {}).get("id")  # resuming a run continues its W&B run
+    kwargs = dict(project=t.project, entity=t.entity, group=t.group, tags=list(t.tags) or None,
+                  name=t.name, save_dir=str(run_dir), config=cfg.to_dict(), id=run_id,
+                  resume="allow" if run_id else None, log_model=False)
+    os.environ.setdefault("WANDB_SILENT", "true")
+    try:
+        logger = WandbLogger(mode=mode, **kwargs)
+        experiment = logger.experiment  # starts the run now, so network failures surface here
+    except Exception:  # noqa: BLE001 - wandb raises many types when the server is unreachable
+        if mode != "online":
+            raise
+        import wandb
+
+        wandb.finish()
+        mode = "offline"
+        logger = WandbLogger(mode=mode, **kwargs)
+        experiment = logger.experiment
+    info = {"mode": mode, "id": experiment.id, "project": t.project, "entity": t.entity, "group": t.group,
+            "name": experiment.name, "dir": str(Path(experiment.dir).parent)}
+    return logger, info
+
+
+def finish_wandb(logger, record: dict) -> None:
+    """Write the final record into the run's summary and close it."""
+    import wandb
+
+    summary = dict(record.get("metrics", {}))
+    for key in ("status", "error", "num_parameters", "wall_time_s", "peak_memory_mb", "epochs_completed",
+                "bleu_signature", "arm", "seed", "device"):
+        if record.get(key) is not None:
+            summary[key] = record[key]
+    logger.experiment.summary.update(summary)
+    wandb.finish(exit_code=0 if record.get("status") == "completed" else 1)
