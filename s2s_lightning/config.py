@@ -31,6 +31,9 @@ class AdditionConfig(_Section):
     val_size: int = Field(5_000, ge=1)
     test_size: int = Field(5_000, ge=1)
     max_operand: int = Field(999, ge=1)
+    # digits: the book's (and Keras's) generator, digit count uniform in 1..3 then uniform digits,
+    # so short operands are common; uniform: operands uniform in 0..max_operand (mostly 3 digits).
+    sampling: Literal["digits", "uniform"] = "digits"
 
 
 class DataConfig(_Section):

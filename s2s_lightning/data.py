@@ -138,25 +138,42 @@ class Corpus:
 
 
 def make_addition(cfg: DataConfig, seed: int) -> Corpus:
-    """Distinct "a+b" questions, a and b uniform in 0..max_operand, split without overlap.
+    """Distinct "a+b" questions with a, b in 0..max_operand, split without overlap.
 
-    Deterministic in `seed` alone. Unlike the book's file, no question appears in two splits, so
-    test accuracy measures generalisation rather than memorisation.
+    Deterministic in `seed` alone. `digits` sampling follows the book's generator (digit count
+    uniform, then uniform digits). Unlike the book's file, no question appears twice or in two
+    splits, so test accuracy measures generalisation rather than memorisation.
     """
     a_cfg = cfg.addition
     sizes = {"train": a_cfg.train_size, "val": a_cfg.val_size, "test": a_cfg.test_size}
     total = sum(sizes.values())
     space = (a_cfg.max_operand + 1) ** 2
-    if total > space:
-        raise S2SError(f"data.addition: {total} distinct questions requested but only {space} exist")
+    if total > space // 2:
+        raise S2SError(f"data.addition: {total} distinct questions requested; at most {space // 2} "
+                       f"can be drawn with max_operand={a_cfg.max_operand}")
     rng = random.Random(f"addition-{seed}")
-    pairs = rng.sample(range(space), total)
+    digits = len(str(a_cfg.max_operand))
+
+    def operand() -> int:
+        if a_cfg.sampling == "uniform":
+            return rng.randint(0, a_cfg.max_operand)
+        while True:  # the book's: how many digits, then which digits
+            value = int("".join(rng.choice("0123456789") for _ in range(rng.randint(1, digits))))
+            if value <= a_cfg.max_operand:
+                return value
+
+    seen: set[tuple[int, int]] = set()
+    pairs: list[tuple[int, int]] = []
+    while len(pairs) < total:
+        pair = (operand(), operand())
+        if pair not in seen:
+            seen.add(pair)
+            pairs.append(pair)
     splits, start = {}, 0
     for name, size in sizes.items():
         chunk = pairs[start:start + size]
         start += size
-        a_b = [divmod(p, a_cfg.max_operand + 1) for p in chunk]
-        splits[name] = ([f"{a}+{b}" for a, b in a_b], [str(a + b) for a, b in a_b])
+        splits[name] = ([f"{a}+{b}" for a, b in chunk], [str(a + b) for a, b in chunk])
     return Corpus(splits, CharTokenizer(), CharTokenizer())
 
 

@@ -102,16 +102,19 @@ class Seq2Seq(nn.Module):
         state = self.encode(src, src_len)
         if teacher_forcing_ratio >= 1.0:
             return self.decoder(tgt_in, state)[0]
-        steps = tgt_in.size(1)
         # Which positions keep the true token: [B, T]; drawn up front so the loop has no RNG calls.
         keep = torch.rand(tgt_in.shape, generator=generator, device="cpu").to(tgt_in.device) < teacher_forcing_ratio
+        return self.decode_scheduled(tgt_in, state, keep)
+
+    def decode_scheduled(self, tgt_in: torch.Tensor, state: DecoderState, keep: torch.Tensor) -> torch.Tensor:
+        """Step-by-step decoding: input t+1 is tgt_in[:, t+1] where keep[:, t+1], else the previous
+        step's argmax. Returns logits [B, T, V]. With keep all True it equals the one-call path."""
         logits, tokens = [], tgt_in[:, 0]
-        for t in range(steps):
+        for t in range(tgt_in.size(1)):
             step_logits, state = self.decoder.step(tokens, state)  # [B, V]
             logits.append(step_logits)
-            if t + 1 < steps:
-                predicted = step_logits.argmax(-1)
-                tokens = torch.where(keep[:, t + 1], tgt_in[:, t + 1], predicted)
+            if t + 1 < tgt_in.size(1):
+                tokens = torch.where(keep[:, t + 1], tgt_in[:, t + 1], step_logits.argmax(-1))
         return torch.stack(logits, dim=1)  # [B, T, V]
 
 

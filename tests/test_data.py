@@ -1,0 +1,137 @@
+"""Data: the addition task, vocabularies, reversal, bucketing, and the translation readers."""
+
+import gzip
+
+import pytest
+import torch
+
+from s2s_lightning.data import (EOS_ID, PAD_ID, SOS_ID, BucketBatchSampler, DataBundle, Vocab, collate,
+                                make_addition, reverse_tokens)
+from s2s_lightning.errors import S2SError
+
+
+def test_addition_is_deterministic_disjoint_and_correct(tiny_cfg):
+    cfg = tiny_cfg()
+    a, b = make_addition(cfg.data, seed=0), make_addition(cfg.data, seed=0)
+    assert a.splits == b.splits
+    assert make_addition(cfg.data, seed=1).splits != a.splits
+    questions = [set(a.splits[s][0]) for s in ("train", "val", "test")]
+    assert sum(map(len, questions)) == 380 and len(set.union(*questions)) == 380
+    for q, ans in zip(*a.splits["train"]):
+        x, y = q.split("+")
+        assert int(x) + int(y) == int(ans) and int(x) <= 999
+
+
+def test_addition_default_sizes_are_the_books():
+    from s2s_lightning.config import build_config
+
+    cfg = build_config()
+    assert (cfg.data.addition.train_size, cfg.data.addition.test_size) == (45_000, 5_000)
+
+
+def test_reversal_keeps_specials_in_place_and_is_invertible():
+    ids = [SOS_ID, 7, 8, 9, EOS_ID, PAD_ID, PAD_ID]
+    rev = reverse_tokens(ids)
+    assert rev == [SOS_ID, 9, 8, 7, EOS_ID, PAD_ID, PAD_ID]
+    assert reverse_tokens(rev) == ids
+
+
+def test_bundle_reverses_real_tokens_only(tiny_cfg):
+    fwd, rev = DataBundle(tiny_cfg()), DataBundle(tiny_cfg(**{"data.reverse_source": True}))
+    for a, b in zip(fwd.splits["test"].src_ids, rev.splits["test"].src_ids):
+        assert b == a[::-1]
+    batch = collate([(0, rev.splits["test"].src_ids[0], rev.splits["test"].tgt_ids[0])])
+    assert batch.src[0, int(batch.src_len[0]) - 1] == EOS_ID  # <eos> stays last after reversal
+    assert fwd.splits["test"].tgt_ids == rev.splits["test"].tgt_ids
+
+
+def test_vocab_min_freq_max_size_and_unk():
+    v = Vocab.build([["a", "a", "b", "b", "c"], ["a"]], min_freq=2)
+    assert v.itos[4:] == ["a", "b"]
+    assert v.encode(["c", "a"]) == [3, 4]
+    assert Vocab.build([["a", "a", "b", "b", "c"]], max_size=1).itos[4:] == ["a"]
+    assert v.decode([4, 5, EOS_ID, 4]) == ["a", "b"]
+
+
+@pytest.mark.parametrize("bucketing", [True, False])
+def test_batches_cover_every_example_once(bucketing):
+    lengths = [i % 17 + 1 for i in range(1000)]
+    sampler = BucketBatchSampler(lengths, 32, seed=0, bucketing=bucketing)
+    batches = list(sampler)
+    assert sorted(i for b in batches for i in b) == list(range(1000))
+    spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches) / len(batches)
+    if bucketing:
+        assert spread < 2  # same-length minibatches
+    else:
+        assert spread > 10
+    sampler.set_epoch(1)
+    assert list(sampler) != batches
+
+
+def test_collate_shapes_and_specials():
+    batch = collate([(0, [5, 6, 7], [8, 9]), (1, [5], [8, 9, 10])])
+    assert batch.src.shape == (2, 4) and batch.src_len.tolist() == [4, 2]
+    assert batch.tgt_in.tolist() == [[SOS_ID, 8, 9, PAD_ID], [SOS_ID, 8, 9, 10]]
+    assert batch.tgt_out.tolist() == [[8, 9, EOS_ID, PAD_ID], [8, 9, 10, EOS_ID]]
+
+
+def test_multi30k_reads_local_copy(tiny_multi30k_cfg):
+    bundle = DataBundle(tiny_multi30k_cfg(**{"data.lowercase": True}))
+    assert len(bundle.splits["train"].src_ids) == 300 and len(bundle.splits["test"].src_ids) == 30
+    assert bundle.splits["test"].src_text[0].startswith("Ein Mann mit einem orangefarbenen Hut")
+    assert all(t == t.lower() for t in bundle.tgt_vocab.itos)
+    assert "." in bundle.tgt_vocab.stoi  # Moses splits the final period off
+
+
+def _write(folder, name, lines, gz=False):
+    data = "".join(l + "\n" for l in lines).encode()
+    (folder / (name + (".gz" if gz else ""))).write_bytes(gzip.compress(data) if gz else data)
+
+
+def _parallel(tmp_path, tiny_cfg, **files):
+    for name, lines in files.items():
+        _write(tmp_path, name, lines)
+    return tiny_cfg(**{"data.name": "parallel", "data.dir": str(tmp_path), "data.src_lang": "en",
+                       "data.tgt_lang": "fr", "data.test_split": "test"})
+
+
+def test_parallel_misaligned_files_error(tmp_path, tiny_cfg):
+    cfg = _parallel(tmp_path, tiny_cfg, **{"train.en": ["a b", "c"], "train.fr": ["x"], "val.en": ["a"],
+                                          "val.fr": ["x"], "test.en": ["a"], "test.fr": ["x"]})
+    with pytest.raises(S2SError, match="train.en has 2 lines but train.fr has 1"):
+        DataBundle(cfg)
+
+
+def test_parallel_missing_file_error(tmp_path, tiny_cfg):
+    cfg = _parallel(tmp_path, tiny_cfg, **{"train.en": ["a"], "train.fr": ["x"]})
+    with pytest.raises(S2SError, match=r"missing data file .*val.en"):
+        DataBundle(cfg)
+
+
+def test_parallel_skips_empty_training_lines_and_keeps_eval_aligned(tmp_path, tiny_cfg):
+    cfg = _parallel(tmp_path, tiny_cfg, **{"train.en": ["a b", "", "c"], "train.fr": ["x", "y", "z"],
+                                          "val.en": ["a"], "val.fr": ["x"], "test.en": ["a", ""],
+                                          "test.fr": ["x", "y"]})
+    bundle = DataBundle(cfg)
+    assert len(bundle.splits["train"].src_ids) == 2 and len(bundle.splits["test"].src_ids) == 2
+
+
+def test_invalid_utf8_is_a_clear_error(tmp_path, tiny_cfg):
+    cfg = _parallel(tmp_path, tiny_cfg, **{"train.fr": ["x"], "val.en": ["a"], "val.fr": ["x"],
+                                          "test.en": ["a"], "test.fr": ["x"]})
+    (tmp_path / "train.en").write_bytes(b"caf\xe9\n")
+    with pytest.raises(S2SError, match="train.en is not valid UTF-8"):
+        DataBundle(cfg)
+
+
+def test_huge_sentence_is_a_clear_error(tmp_path, tiny_cfg):
+    cfg = _parallel(tmp_path, tiny_cfg, **{"train.en": ["a"], "train.fr": ["x"], "val.en": ["a"],
+                                          "val.fr": ["x"], "test.en": [" ".join(["w"] * 10_000)],
+                                          "test.fr": ["x"]})
+    with pytest.raises(S2SError, match="test sentence 1 has 10000 tokens"):
+        DataBundle(cfg)
+
+
+def test_multi30k_unknown_language_error(tiny_multi30k_cfg):
+    with pytest.raises(S2SError, match="not a Multi30k language"):
+        DataBundle(tiny_multi30k_cfg(**{"data.src_lang": "es"}))
