@@ -174,6 +174,10 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False) -> dict:
     except KeyboardInterrupt:
         _finish(record, run_dir, start, trainer, "interrupted", "interrupted by the user", logger, system)
         raise
+    except Exception as exc:  # the record must never stay "running" after the process is gone
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        _finish(record, run_dir, start, trainer, "failed", f"{type(exc).__name__}: {first}", logger, system)
+        raise
     metrics = dict(test_out[0]) if test_out else {}
     best = min((r for r in history if r.get(M.VAL_PPL) is not None), key=lambda r: r[M.VAL_PPL], default={})
     metrics.update({k: v for k, v in best.items() if k.startswith("val/")})

@@ -1,0 +1,132 @@
+"""End to end: `s2s train` writes a complete run record; faults leave a readable one."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from s2s_lightning import metrics as M
+from s2s_lightning.config import build_config
+from s2s_lightning.errors import S2SError
+from s2s_lightning.train import train
+from tests.conftest import TINY, TINY_MULTI30K
+
+RECORD_KEYS = {"status", "metrics", "num_parameters", "wall_time_s", "peak_memory_mb", "device", "versions",
+               "git_commit", "axes", "seed", "task"}
+
+
+def s2s(*args, env=None, timeout=300):
+    """Run the CLI; env values of None remove the variable."""
+    full = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "s2s_lightning", *args], capture_output=True, text=True,
+                          timeout=timeout, env={k: v for k, v in full.items() if v is not None})
+
+
+def overrides(d):
+    return [f"{k}={v}" for k, v in d.items()]
+
+
+def test_addition_run_writes_a_complete_record(tmp_path, tiny_cfg):
+    cfg = tiny_cfg(**{"train.max_epochs": 2, "data.reverse_source": True, "model.peeky": True})
+    record = train(cfg, tmp_path)
+    assert record["status"] == "completed"
+    saved = json.loads((tmp_path / "record.json").read_text())
+    assert RECORD_KEYS <= set(saved) and saved["num_parameters"] > 0 and saved["peak_memory_mb"] > 0
+    for name in (M.VAL_PPL, M.TEST_PPL, M.TEST_EXACT_MATCH, M.TEST_TOKEN_ACC):
+        assert name in saved["metrics"], name
+    assert saved["axes"] == {"model.num_layers": 1, "data.reverse_source": True, "model.peeky": True,
+                             "train.teacher_forcing_ratio": 1.0}
+    assert yaml.safe_load((tmp_path / "config.yaml").read_text()) == cfg.to_dict()
+    rows = list(csv.DictReader(open(tmp_path / "history.csv")))
+    assert [r["epoch"] for r in rows] == ["0", "1"]
+    for column in ("train/loss", "val/ppl", "val/exact_match", "lr", "train/tokens_per_s"):
+        assert float(rows[-1][column]) >= 0, column
+    lines = [(tmp_path / f"test.{k}.txt").read_text().splitlines() for k in ("src", "ref", "hyp")]
+    assert len(lines[0]) == len(lines[1]) == len(lines[2]) == 40
+    exact = sum(h == r for h, r in zip(lines[2], lines[1])) / 40
+    assert saved["metrics"][M.TEST_EXACT_MATCH] == pytest.approx(exact)
+    assert (tmp_path / "checkpoints" / "best.ckpt").is_file() and (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temporary files
+
+
+def test_multi30k_run_writes_a_complete_record(tmp_path, tiny_multi30k_cfg):
+    record = train(tiny_multi30k_cfg(), tmp_path)
+    assert record["status"] == "completed" and record["task"] == "translation"
+    assert M.TEST_BLEU in record["metrics"] and record["bleu_signature"].startswith("nrefs:1")
+    refs = (tmp_path / "test.ref.txt").read_text().splitlines()
+    assert len(refs) == 30 and refs[0].startswith("A man in an orange hat")
+
+
+def test_scheduled_sampling_run(tmp_path, tiny_cfg):
+    cfg = tiny_cfg(**{"train.teacher_forcing_ratio": 0.5, "train.teacher_forcing_schedule": "linear",
+                      "train.max_epochs": 2})
+    train(cfg, tmp_path)
+    rows = list(csv.DictReader(open(tmp_path / "history.csv")))
+    assert [float(r[M.TEACHER_FORCING]) for r in rows] == [0.5, 0.0]
+
+
+def test_wandb_offline_run_is_readable(tmp_path):
+    out = s2s("train", "--run-dir", str(tmp_path), *overrides({**TINY, "tracking.wandb": "offline",
+                                                                "tracking.group": "g1", "tracking.tags": "[t1]"}),
+              env={"WANDB_MODE": None, "WANDB_API_KEY": None})
+    assert out.returncode == 0, out.stderr[-2000:]
+    record = json.loads((tmp_path / "record.json").read_text())
+    assert record["wandb"]["mode"] == "offline" and record["wandb"]["group"] == "g1"
+    files = list(tmp_path.glob("wandb/offline-run-*/run-*.wandb"))
+    assert len(files) == 1
+    wandb_bin = os.path.join(os.path.dirname(sys.executable), "wandb")
+    inspect = subprocess.run([wandb_bin, "leet", "inspect", "--summary", "--json", str(files[0])],
+                             capture_output=True, text=True, timeout=120)
+    assert inspect.returncode == 0, inspect.stderr
+    flat = json.dumps(json.loads(inspect.stdout))
+    assert M.TEST_EXACT_MATCH in flat and "hidden_dim" in flat and record["wandb"]["id"] in flat
+
+
+def test_divergence_is_recorded_as_failed(tmp_path):
+    out = s2s("train", "--run-dir", str(tmp_path), *overrides({**TINY, "train.optimizer": "sgd",
+                                                                "train.lr": 1e38, "train.grad_clip": "null"}))
+    assert out.returncode == 1
+    record = json.loads((tmp_path / "record.json").read_text())
+    assert record["status"] == "failed" and "diverged" in record["error"]
+    assert "Traceback" not in out.stderr
+
+
+def test_same_seed_same_metrics(tmp_path, tiny_cfg):
+    a = train(tiny_cfg(), tmp_path / "a")
+    b = train(tiny_cfg(), tmp_path / "b")
+    assert a["metrics"] == b["metrics"]
+    c = train(tiny_cfg(seed=1), tmp_path / "c")
+    assert c["metrics"] != a["metrics"]
+
+
+def test_existing_run_needs_resume_and_matching_config(tmp_path, tiny_cfg):
+    train(tiny_cfg(), tmp_path)
+    with pytest.raises(S2SError, match="already holds a run"):
+        train(tiny_cfg(), tmp_path)
+    with pytest.raises(S2SError, match="config differs.*model.hidden_dim"):
+        train(tiny_cfg(**{"model.hidden_dim": 9}), tmp_path, resume=True)
+
+
+def test_resume_continues_from_last_checkpoint(tmp_path, tiny_cfg):
+    train(tiny_cfg(**{"train.max_epochs": 2}), tmp_path)
+    history = (tmp_path / "history.csv").read_text()
+    record = train(tiny_cfg(**{"train.max_epochs": 2}), tmp_path, resume=True)  # nothing left to do
+    assert record["status"] == "completed" and (tmp_path / "history.csv").read_text() == history
+
+
+def test_corrupted_checkpoint_is_a_clear_error(tmp_path, tiny_cfg):
+    train(tiny_cfg(), tmp_path)
+    (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"not a checkpoint")
+    with pytest.raises(S2SError, match="last.ckpt is corrupted"):
+        train(tiny_cfg(), tmp_path, resume=True)
+
+
+def test_unwritable_run_dir_fails_before_work(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    out = s2s("train", "--run-dir", str(blocker / "run"), *overrides(TINY))
+    assert out.returncode == 2 and "not writable" in out.stderr and "Traceback" not in out.stderr
