@@ -22,26 +22,11 @@ from . import metrics as M
 from .config import AXES, read_yaml
 from .errors import S2SError
 from .records import ANALYSIS_FILE, CONFIG_FILE, HISTORY_FILE, RECORD_FILE, atomic_write_text, read_json
+from .report_figures import arm_palette, build_figures
+from .report_tables import AXIS_NAMES, PRIMARY, axis_value_label, build_tables, metric_label, write_tables
 
 EVAL_FILE = "metrics.json"  # written by `s2s evaluate` into RUN/eval/test_beam{K}/ or --out DIR
 REPRESENTATIONS_FILE = "representations.json"
-
-# How each scientific axis reads in an arm label; `None` means the record did not say.
-AXIS_NAMES = {"model.num_layers": "layers", "data.reverse_source": "source order",
-              "model.peeky": "decoder", "train.teacher_forcing_ratio": "teacher forcing"}
-
-
-def axis_value_label(axis: str, value: Any) -> str:
-    if value is None or (isinstance(value, float) and pd.isna(value)):
-        return f"{AXIS_NAMES[axis]}=?"
-    if axis == "model.num_layers":
-        return f"{int(value)} layer{'s' if int(value) != 1 else ''}"
-    if axis == "data.reverse_source":
-        return "reversed" if value else "forward"
-    if axis == "model.peeky":
-        return "peeky" if value else "plain"
-    return f"tf={float(value):g}"
-
 
 @dataclass(frozen=True)
 class RunsSource:
@@ -158,6 +143,8 @@ def find_records(paths: Sequence[Path]) -> tuple[list[Path], list[Path]]:
     runs: list[Path] = []
     evals: list[Path] = []
     for path in map(Path, paths):
+        if not path.exists():
+            raise S2SError(f"{path} does not exist")
         if (path / RECORD_FILE).is_file():
             runs.append(path)
         elif (path / EVAL_FILE).is_file():
@@ -227,11 +214,13 @@ def load_study(name: str, storage: str) -> tuple[list[Path], pd.DataFrame]:
         study = optuna.load_study(study_name=name, storage=backend)
     except KeyError:
         raise S2SError(f"no study named '{name}' in {storage}") from None
-    trials = pd.DataFrame([{"number": t.number, "state": t.state.name, "run_dir": t.user_attrs.get("run_dir")}
-                           for t in study.get_trials(deepcopy=False)], columns=["number", "state", "run_dir"])
-    dirs = [Path(d) for d in trials["run_dir"].dropna() if (Path(d) / RECORD_FILE).is_file()]
-    trials["has_record"] = [d is not None and (Path(d) / RECORD_FILE).is_file() for d in trials["run_dir"]]
-    return dirs, trials
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        run_dir = t.user_attrs.get("run_dir")
+        has_record = bool(run_dir) and (Path(run_dir) / RECORD_FILE).is_file()
+        rows.append({"number": t.number, "state": t.state.name, "run_dir": run_dir, "has_record": has_record})
+    trials = pd.DataFrame(rows, columns=["number", "state", "run_dir", "has_record"])
+    return [Path(r["run_dir"]) for r in rows if r["has_record"]], trials
 
 
 _WANDB_STATUS = {"finished": "completed", "crashed": "failed", "failed": "failed", "killed": "interrupted",
@@ -324,18 +313,16 @@ def name_arms(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[str], dict[str, di
 def build_report(source: Source | Path | str | Sequence[Path | str], out_dir: Path | str, *,
                  title: str | None = None, command: str | None = None) -> Path:
     """Load `source`, write tables/, figures/ and README.md into `out_dir`; return the README path."""
-    from . import report_figures, report_tables
-
     if isinstance(source, (str, Path)):
         source = RunsSource((Path(source),))
     elif not isinstance(source, (RunsSource, StudySource, WandbSource)):
         source = RunsSource(tuple(Path(s) for s in source))
     data = load(source)
     out_dir = Path(out_dir)
-    data.palette = report_figures.arm_palette(data.arms)
-    tables = report_tables.build_tables(data)
-    report_tables.write_tables(tables, out_dir / "tables")
-    figures = report_figures.build_figures(data, out_dir / "figures")
+    data.palette = arm_palette(data.arms)
+    tables = build_tables(data)
+    write_tables(tables, out_dir / "tables")
+    figures = build_figures(data, out_dir / "figures")
     readme = out_dir / "README.md"
     atomic_write_text(readme, render_readme(data, tables, figures, out_dir, title=title, command=command))
     return readme
@@ -343,20 +330,19 @@ def build_report(source: Source | Path | str | Sequence[Path | str], out_dir: Pa
 
 def render_readme(data: ReportData, tables: dict, figures: dict, out_dir: Path, *, title: str | None,
                   command: str | None) -> str:
-    from .report_tables import PRIMARY, metric_label
-
     runs, done = data.runs, data.completed
     seeds = done.groupby("arm", observed=False).size()
     seeds_text = (f"{seeds.min()}" if seeds.min() == seeds.max() else f"{seeds.min()}–{seeds.max()}")
-    fixed = [axis_value_label(a, data.arm_axes[data.arms[0]][a]) for a in AXES if a not in data.varying]
+    fixed = [axis_value_label(a, data.arm_axes[data.arms[0]][a], long=True) for a in AXES if a not in data.varying]
     first = runs.iloc[0]
     data_text = (f"{first['data']} {first['src_lang']}→{first['tgt_lang']}" if data.task == "translation"
                  else str(first["data"]))
     split = _dotted(first["config"], "data.test_split") if data.task == "translation" else None
     out = [f"# {title or 'Report: ' + out_dir.name}", "",
-           f"- **Task**: {data.task}, scored by {metric_label(PRIMARY[data.task])} (`{PRIMARY[data.task]}`)",
+           f"- **Task**: {data.task}; primary metric: {metric_label(PRIMARY[data.task])} (`{PRIMARY[data.task]}`)",
            f"- **Data**: {data_text}" + (f", test split `{split}`" if split else ""),
-           f"- **Runs**: {len(runs)} records, {len(done)} completed: {len(data.arms)} arms × {seeds_text} seeds",
+           f"- **Runs**: {_count(len(runs), 'record')}, {len(done)} completed: {_count(len(data.arms), 'arm')} × "
+           f"{seeds_text} seed{'' if seeds_text == '1' else 's'}",
            f"- **Arms vary in**: {', '.join(AXIS_NAMES[a] for a in data.varying) or 'nothing (one arm)'}"
            + (f"; **fixed**: {', '.join(fixed)}" if fixed and data.varying else ""),
            f"- **Source**: {data.source}", ""]
@@ -392,6 +378,10 @@ def render_readme(data: ReportData, tables: dict, figures: dict, out_dir: Path, 
         t = tables["runs"]
         out += ["## Runs", "", t.caption, "", t.markdown(), ""]
     return "\n".join(out).rstrip() + "\n"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _provenance(data: ReportData) -> list[str]:

@@ -1,0 +1,278 @@
+"""Report figures: seaborn on matplotlib's Agg canvas, each saved as PNG (README) and PDF (paper).
+
+Arms keep one order and one colour in every figure: `arm_palette` is built once from the arm order
+and every plot takes its colours and legend order from it. Figures are `matplotlib.figure.Figure`
+objects on an Agg canvas, never pyplot, so a report changes no global state and opens no window.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+from . import metrics as M
+from .errors import S2SError
+from .report_tables import PRIMARY, axis_value_label, metric_label, metric_phrase
+
+if TYPE_CHECKING:
+    from .report import ReportData
+
+TF_AXIS = "train.teacher_forcing_ratio"
+_ANALYSIS_METRIC = {"bleu": "BLEU", "exact_match": "exact match"}  # analysis.json "metric"
+
+
+@dataclass
+class Plot:
+    name: str  # file stem under figures/
+    title: str
+    caption: str
+
+
+def arm_palette(arms: list[str]) -> dict[str, Any]:
+    """One colour per arm, in arm order; colour-blind safe up to 10 arms."""
+    colours = sns.color_palette("colorblind" if len(arms) <= 10 else "husl", max(len(arms), 1))
+    return dict(zip(arms, colours))
+
+
+def _figure(width: float, height: float, ncols: int = 1, nrows: int = 1):
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(nrows, ncols, squeeze=False).ravel()
+
+
+def _save(fig: Figure, folder: Path, name: str) -> None:
+    fig.savefig(folder / f"{name}.png", dpi=150)
+    fig.savefig(folder / f"{name}.pdf", metadata={"CreationDate": None})  # same records, same bytes
+
+
+def _arm_legend(fig: Figure, arms: list[str], palette: dict, marker: str = "o") -> None:
+    """The arm legend under the plot, in arm order (every figure uses this one)."""
+    handles = [Line2D([], [], color=palette[a], marker=marker, markersize=7, linewidth=2) for a in arms]
+    fig.legend(handles, arms, loc="outside lower center", ncol=min(len(arms), 3), frameon=False, title="Arm")
+
+
+def _present(data: ReportData, df: pd.DataFrame) -> list[str]:
+    return [a for a in data.arms if a in set(df["arm"])]
+
+
+# ------------------------------------------------------------------------------------------ plots
+def _log_tick(value: float, _pos: Any) -> str:
+    """Plain 1, 2, 3, 5, 10, 20 on a log axis (not 2x10^0), leaving the crowded 4, 6-9 unlabelled."""
+    if value <= 0:
+        return ""
+    mantissa = round(value / 10 ** math.floor(math.log10(value)), 6)
+    return f"{value:g}" if mantissa in (1, 2, 3, 5) else ""
+
+
+def val_curves(data: ReportData, folder: Path) -> Plot | None:
+    task_metric = M.VAL_BLEU if data.task == "translation" else M.VAL_EXACT_MATCH
+    frames = []
+    for run in data.completed.itertuples():
+        h = run.history
+        if isinstance(h, pd.DataFrame) and "epoch" in h and M.VAL_PPL in h:
+            frames.append(h[[c for c in ("epoch", M.VAL_PPL, task_metric) if c in h]].assign(arm=str(run.arm)))
+    if not frames:
+        return None
+    df = pd.concat(frames, ignore_index=True)
+    panels = [m for m in (M.VAL_PPL, task_metric) if m in df and df[m].notna().any()]
+    arms = _present(data, df)
+    fig, axes = _figure(5.2 * len(panels), 4.2, ncols=len(panels))
+    for ax, metric in zip(axes, panels):
+        sub = df.dropna(subset=[metric])
+        sns.lineplot(sub, x="epoch", y=metric, hue="arm", hue_order=arms, palette=data.palette, errorbar="sd",
+                     marker="o", markersize=5, legend=False, ax=ax)
+        ax.set(xlabel="Epoch", ylabel=metric_label(metric))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if metric == M.VAL_PPL and sub[metric].min() > 0 and sub[metric].max() / sub[metric].min() > 10:
+            ax.set_yscale("log")  # perplexity falls by orders of magnitude; linear hides the late epochs
+            ax.yaxis.set_major_formatter(FuncFormatter(_log_tick))
+            ax.yaxis.set_minor_formatter(FuncFormatter(_log_tick))
+            ax.set_ylabel(f"{metric_label(metric)} (log scale)")
+    fig.suptitle("Validation curves")
+    _arm_legend(fig, arms, data.palette)
+    _save(fig, folder, "val_curves")
+    return Plot("val_curves", "Validation curves per arm",
+                "Validation perplexity and task metric per epoch: mean over seeds, band ± 1 sd.")
+
+
+def test_scores(data: ReportData, folder: Path) -> Plot | None:
+    metric = PRIMARY[data.task]
+    df = data.completed[["arm", "seed", metric]].dropna(subset=[metric]).astype({"arm": str})
+    if df.empty:
+        return None
+    arms = _present(data, df)
+    fig, (ax,) = _figure(7.0, 1.6 + 0.5 * len(arms))
+    common = dict(data=df, x=metric, y="arm", order=arms, hue="arm", hue_order=arms, palette=data.palette,
+                  legend=False, ax=ax)
+    sns.stripplot(**common, alpha=0.5, size=6, jitter=0.12)
+    sns.pointplot(**common, errorbar="sd", markers="D", markersize=8, linestyle="none", capsize=0.3)
+    ax.set(xlabel=f"Test {metric_phrase(metric)}", ylabel="", title=f"Test {metric_phrase(metric)} per arm")
+    for tick, arm in zip(ax.get_yticklabels(), arms):
+        tick.set_color(data.palette[arm])
+    name = f"test_{metric.split('/')[1]}"
+    _save(fig, folder, name)
+    return Plot(name, f"Test {metric_phrase(metric)} per arm",
+                "Dots: one per seed; diamonds and bars: mean ± 1 sd over seeds.")
+
+
+def _bucket_label(lo: float, hi: float, integer: bool) -> str:
+    """Buckets are [lo, hi). Lengths are whole tokens, so [5, 10) reads `5–9` and [5, 6) reads `5`."""
+    if hi >= 1000 and hi >= 10 * max(lo, 1):  # the last bound is a sentinel (1000 tokens, rank 1e6)
+        return f"{lo:g}+"
+    if integer:
+        return f"{lo:g}" if hi - 1 <= lo else f"{lo:g}–{hi - 1:g}"
+    return f"{lo:g}–{hi:g}"
+
+
+def bucket_plot(data: ReportData, folder: Path, key: str) -> Plot | None:
+    """Paper Fig. 3: the test metric by source length (left) or by average word-frequency rank (right)."""
+    lo_key, hi_key = ("min_len", "max_len") if key == "by_length" else ("min_rank", "max_rank")
+    rows, names = [], set()
+    for run in data.completed.itertuples():
+        analysis = run.analysis if isinstance(run.analysis, dict) else {}
+        names.add(analysis.get("metric"))
+        for b in analysis.get(key) or []:
+            if b.get("n") and b.get("score") is not None:
+                rows.append({"arm": str(run.arm), "lo": b[lo_key], "hi": b[hi_key], "n": b["n"], "score": b["score"]})
+    if not rows:
+        return None
+    df = pd.DataFrame(rows)
+    buckets = df.groupby(["lo", "hi"])["n"].median().sort_index()
+    integer = key == "by_length"
+    df["bucket"] = [_bucket_label(lo, hi, integer) for lo, hi in zip(df["lo"], df["hi"])]
+    order = [_bucket_label(lo, hi, integer) for lo, hi in buckets.index]
+    arms = _present(data, df)
+    metric = " / ".join(sorted(_ANALYSIS_METRIC.get(n, str(n)) for n in names if n)) or "Score"
+    fig, (ax,) = _figure(7.0, 4.4)
+    sns.pointplot(df, x="bucket", y="score", order=order, hue="arm", hue_order=arms, palette=data.palette,
+                  errorbar="sd", dodge=0.3 if len(arms) > 1 else False, capsize=0.1, markersize=5, legend=False,
+                  ax=ax)
+    ax.set_xticks(range(len(order)), [f"{b}\n(n={int(n)})" for b, n in zip(order, buckets)])
+    what = ("source sentence length" if key == "by_length" else "average word-frequency rank")
+    ax.set(xlabel="Source sentence length (tokens)" if key == "by_length"
+           else "Average word-frequency rank (0 = most frequent word)",
+           ylabel=f"Test {metric}", title=f"Test {metric} by {what}")
+    _arm_legend(fig, arms, data.palette)
+    _save(fig, folder, key)
+    return Plot(key, f"Test {metric} by {what}",
+                f"Test sentences bucketed by {what} (n: sentences per bucket); mean over seeds ± 1 sd.")
+
+
+def teacher_forcing(data: ReportData, folder: Path) -> Plot | None:
+    if TF_AXIS not in data.varying:
+        return None
+    metric = PRIMARY[data.task]
+    df = data.completed[["arm", TF_AXIS, metric]].dropna().astype({"arm": str, TF_AXIS: float})
+    if df.empty:
+        return None
+    arms = _present(data, df)
+    others = [a for a in data.varying if a != TF_AXIS]
+    df["group"] = [" · ".join(axis_value_label(a, data.arm_axes[arm][a]) for a in others) or "all arms"
+                   for arm in df["arm"]]
+    fig, (ax,) = _figure(7.0, 4.4)
+    styles = ["-", "--", ":", "-."]
+    groups = list(dict.fromkeys(df.set_index("arm").loc[arms, "group"]))  # in arm order
+    lines = 0
+    for group in groups:
+        g = df[df["group"] == group].groupby(TF_AXIS)[metric].agg(["mean", "std"]).sort_index()
+        if len(g) < 2:
+            continue  # a single ratio: nothing to join
+        # Lines in grey join the arms of one group; colour stays the arm's, as in every other figure.
+        ax.plot(g.index, g["mean"], color="0.35", linestyle=styles[lines % 4], linewidth=1.5, zorder=1,
+                label=group)
+        lines += 1
+        ax.fill_between(g.index, g["mean"] - g["std"].fillna(0), g["mean"] + g["std"].fillna(0), color="0.5",
+                        alpha=0.12, zorder=0)
+    for arm in arms:
+        sub = df[df["arm"] == arm]
+        ax.scatter(sub[TF_AXIS], sub[metric], color=data.palette[arm], s=18, alpha=0.5, zorder=2)
+        ax.scatter(sub[TF_AXIS].iloc[:1], [sub[metric].mean()], color=data.palette[arm], s=70, marker="D",
+                   edgecolor="white", zorder=3)
+    if len(groups) > 1 and lines:
+        ax.legend(title="Grey lines join", loc="best", fontsize=8, title_fontsize=8)
+    ax.set(xlabel="Teacher forcing ratio (train.teacher_forcing_ratio)", ylabel=f"Test {metric_phrase(metric)}",
+           title=f"Test {metric_phrase(metric)} vs teacher forcing ratio")
+    _arm_legend(fig, arms, data.palette, marker="D")
+    _save(fig, folder, "teacher_forcing")
+    return Plot("teacher_forcing", "Teacher forcing ratio",
+                "Diamonds: mean over seeds per arm; dots: seeds; grey lines and bands (± 1 sd) join arms that "
+                "differ only in the teacher forcing ratio.")
+
+
+def _annotate(ax, points: np.ndarray, phrases: list[str]) -> None:
+    """Write each phrase by its point, inward (left of points in the right half), stacking near-duplicates.
+
+    Sentences with the same meaning land close together (that is the figure's point), so labels would
+    overprint; each label moves down one line per earlier label within a small box around it.
+    """
+    span = np.ptp(points, axis=0) + 1e-12
+    unit = (points - points.min(axis=0)) / span  # [n, 2] in 0..1
+    placed: list[np.ndarray] = []
+    for i in np.argsort(-unit[:, 1], kind="stable"):
+        crowd = sum(abs(p[0] - unit[i, 0]) < 0.3 and abs(p[1] - unit[i, 1]) < 0.08 for p in placed)
+        placed.append(unit[i])
+        right_half = unit[i, 0] > 0.5
+        ax.annotate(phrases[i], points[i], xytext=(-5 if right_half else 5, 3 - 10 * crowd), textcoords="offset points",
+                    ha="right" if right_half else "left", va="center", fontsize=7,
+                    arrowprops=dict(arrowstyle="-", color="0.6", linewidth=0.5) if crowd else None)
+
+
+def representations(data: ReportData, folder: Path) -> Plot | None:
+    """Paper Fig. 2: 2-D PCA of the encoder's final states for a few phrases, one panel per arm."""
+    chosen = []
+    for arm in data.arms:
+        runs = data.completed[(data.completed["arm"] == arm) & data.completed["representations"].notna()]
+        if len(runs):
+            run = runs.iloc[0]
+            rep = run["representations"]
+            vectors = np.asarray(rep.get("vectors", []), dtype=float) if isinstance(rep, dict) else np.empty(0)
+            phrases = rep.get("phrases", []) if isinstance(rep, dict) else []
+            if vectors.ndim != 2 or len(vectors) != len(phrases):
+                raise S2SError(f"{run['run_dir']}/representations.json needs 'phrases' and one vector per phrase")
+            if len(vectors) >= 3 and vectors.shape[1] >= 2:
+                chosen.append((arm, run["seed"], phrases, vectors))
+    if not chosen:
+        return None
+    ncols = min(len(chosen), 2)
+    nrows = math.ceil(len(chosen) / ncols)
+    fig, axes = _figure(6.5 * ncols, 5.0 * nrows, ncols=ncols, nrows=nrows)
+    for ax, (arm, seed, phrases, vectors) in zip(axes, chosen):
+        centred = vectors - vectors.mean(axis=0)
+        _, s, vt = np.linalg.svd(centred, full_matrices=False)
+        points = centred @ vt[:2].T  # [n_phrases, 2]
+        explained = s**2 / np.sum(s**2)
+        ax.scatter(points[:, 0], points[:, 1], color=data.palette[arm], s=30)
+        _annotate(ax, points, phrases)
+        ax.set(title=f"{arm} (seed {seed})", xlabel=f"PC1 ({explained[0]:.0%} of variance)",
+               ylabel=f"PC2 ({explained[1]:.0%})")
+        ax.title.set_color(data.palette[arm])
+        ax.margins(x=0.08, y=0.15)
+    for ax in axes[len(chosen):]:
+        ax.remove()
+    fig.suptitle("PCA of sentence representations (final encoder state)")
+    _save(fig, folder, "representations")
+    return Plot("representations", "Sentence representations",
+                "Two-dimensional PCA projection of the LSTM's final hidden state for each phrase "
+                "(Sutskever et al., 2014, Fig. 2), one run per arm.")
+
+
+def build_figures(data: ReportData, folder: Path) -> dict[str, Plot]:
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in [*folder.glob("*.png"), *folder.glob("*.pdf")]:
+        old.unlink()  # a figure that no longer applies must not survive from an earlier report
+    with matplotlib.rc_context(sns.axes_style("whitegrid")):
+        plots = [test_scores(data, folder), val_curves(data, folder), bucket_plot(data, folder, "by_length"),
+                 bucket_plot(data, folder, "by_frequency"), teacher_forcing(data, folder),
+                 representations(data, folder)]
+    return {p.name: p for p in plots if p is not None}

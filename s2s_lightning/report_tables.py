@@ -1,0 +1,434 @@
+"""Report tables: results per arm, the paper's Table 1, beam sizes, paired significance, sweep health.
+
+Every table keeps its numbers (written as CSV at full precision) next to display strings (Markdown
+for the README, LaTeX booktabs for a paper). Scores are means over the seeds of completed runs with
+the sample standard deviation (ddof=1) and n; an arm with one seed shows no deviation.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from . import metrics as M
+from .config import AXES
+from .records import atomic_write_text, read_lines
+
+if TYPE_CHECKING:
+    from .report import ReportData
+
+RESULT_METRICS = (M.TEST_BLEU, M.TEST_BLEU_TOK, M.TEST_CHRF, M.TEST_EXACT_MATCH, M.TEST_TOKEN_ACC, M.TEST_PPL)
+PRIMARY = {"addition": M.TEST_EXACT_MATCH, "translation": M.TEST_BLEU}
+_LABELS = {M.TEST_BLEU: "BLEU", M.TEST_BLEU_TOK: "BLEU (tok)", M.TEST_CHRF: "chrF",
+           M.TEST_EXACT_MATCH: "Exact match", M.TEST_TOKEN_ACC: "Token acc.", M.TEST_PPL: "Perplexity",
+           M.VAL_PPL: "Validation perplexity", M.VAL_BLEU: "Validation BLEU",
+           M.VAL_EXACT_MATCH: "Validation exact match"}
+_DECIMALS = {M.TEST_EXACT_MATCH: 3, M.TEST_TOKEN_ACC: 3}  # fractions; BLEU, chrF and perplexity get 2
+BOOTSTRAP_SAMPLES = 1000
+ALPHA = 0.05
+DASH = "—"
+
+# How each scientific axis reads in an arm label; `None` means the record did not say.
+AXIS_NAMES = {"model.num_layers": "layers", "data.reverse_source": "source order",
+              "model.peeky": "decoder", "train.teacher_forcing_ratio": "teacher forcing"}
+
+
+def axis_value_label(axis: str, value: Any, long: bool = False) -> str:
+    """`reversed`, `peeky`, `tf=0.5` in arm labels; `long` adds the noun where the label stands alone."""
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return f"{AXIS_NAMES[axis]}=?"
+    if axis == "model.num_layers":
+        return f"{int(value)} layer{'s' if int(value) != 1 else ''}"
+    if axis == "data.reverse_source":
+        return ("reversed" if value else "forward") + (" source" if long else "")
+    if axis == "model.peeky":
+        return ("peeky" if value else "plain") + (" decoder" if long else "")
+    ratio = f"{float(value):g}"
+    ratio += "" if "." in ratio or "e" in ratio else ".0"  # tf=1.0 reads as a ratio, tf=1 as a count
+    return f"teacher forcing {ratio}" if long else f"tf={ratio}"
+
+
+def metric_label(name: str) -> str:
+    return _LABELS.get(name, name)
+
+
+def metric_phrase(name: str) -> str:
+    """The label inside a sentence: "Test exact match", but "Test BLEU", "Test chrF"."""
+    label = metric_label(name)
+    return label if label[:2].isupper() or label[0].islower() else label[0].lower() + label[1:]
+
+
+def short_path(path: str) -> str:
+    """A run directory as the reader would type it: relative to the working directory when inside it."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return path
+
+
+def fmt_score(mean: float, std: float, n: int, metric: str, n_expected: int | None = None) -> str:
+    """`27.31 ± 0.52`; a lone seed has no deviation; a count differing from the arm's is shown."""
+    if n == 0:
+        return DASH
+    d = _DECIMALS.get(metric, 2)
+    text = f"{mean:.{d}f}" + (f" ± {std:.{d}f}" if n > 1 else "")
+    return text + (f" (n={n})" if n_expected is not None and n != n_expected else "")
+
+
+def stats(values) -> tuple[float, float, int]:
+    v = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").dropna()
+    return (float(v.mean()) if len(v) else math.nan, float(v.std(ddof=1)) if len(v) > 1 else math.nan, len(v))
+
+
+@dataclass
+class Table:
+    name: str  # file stem under tables/
+    title: str
+    caption: str  # plain text: what the numbers are
+    display: pd.DataFrame  # strings, as printed
+    data: pd.DataFrame  # numbers, for the CSV
+    text_columns: int = 1  # leading columns aligned left, the rest right
+    bold: set[tuple[int, str]] = field(default_factory=set)  # (row, column) of best values
+
+    def _cells(self, wrap) -> list[list[str]]:
+        return [[wrap(str(v)) if (i, c) in self.bold else str(v) for c, v in row.items()]
+                for i, row in enumerate(self.display.to_dict("records"))]
+
+    def markdown(self) -> str:
+        header = [str(c) for c in self.display.columns]
+        rows = [[c.replace("|", "\\|") for c in r] for r in self._cells(lambda v: f"**{v}**")]
+        widths = [max([len(h)] + [len(r[j]) for r in rows]) for j, h in enumerate(header)]
+
+        def line(cells):
+            return "| " + " | ".join(c.ljust(w) if j < self.text_columns else c.rjust(w)
+                                     for j, (c, w) in enumerate(zip(cells, widths))) + " |"
+
+        rule = "|" + "|".join(":" + "-" * (w + 1) if j < self.text_columns else "-" * (w + 1) + ":"
+                              for j, w in enumerate(widths)) + "|"
+        return "\n".join([line(header), rule, *map(line, rows)])
+
+    def latex(self) -> str:
+        cols = "l" * self.text_columns + "r" * (len(self.display.columns) - self.text_columns)
+        rows = self._cells(lambda v: "\x00" + v + "\x01")  # bold marks survive escaping
+
+        def line(cells):
+            return " & ".join(tex_escape(c).replace("\x00", r"\textbf{").replace("\x01", "}") for c in cells) + r" \\"
+
+        return "\n".join([r"\begin{table}[t]", r"\centering",
+                          rf"\caption{{{tex_escape(self.title)}. {tex_escape(self.caption)}}}",
+                          rf"\label{{tab:{self.name}}}", rf"\begin{{tabular}}{{{cols}}}", r"\toprule",
+                          line([str(c) for c in self.display.columns]), r"\midrule", *map(line, rows),
+                          r"\bottomrule", r"\end{tabular}", r"\end{table}"]) + "\n"
+
+
+_TEX = [("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"), ("#", r"\#"), ("_", r"\_"),
+        ("{", r"\{"), ("}", r"\}"), ("~", r"\textasciitilde{}"), ("^", r"\textasciicircum{}"), ("`", ""),
+        ("±", r"$\pm$"), ("·", r"$\cdot$"), ("−", "$-$"), ("Δ", r"$\Delta$"), ("—", "--"), ("–", "--"),
+        ("→", r"$\rightarrow$"), ("<", "$<$"), (">", "$>$"), ("×", r"$\times$")]
+
+
+def tex_escape(text: str) -> str:
+    # Specials first, then the Unicode that expands into $...$ (which must not be escaped again).
+    for old, new in _TEX[:11]:
+        text = text.replace(old, new)
+    for old, new in _TEX[11:]:
+        text = text.replace(old, new)
+    return text
+
+
+# ------------------------------------------------------------------------------------------ tables
+def summary_table(data: ReportData) -> Table:
+    done = data.completed
+    metrics = [m for m in RESULT_METRICS if done[m].notna().any()]
+    disp, nums = [], []
+    for arm in data.arms:
+        runs = done[done["arm"] == arm]
+        row = {"Arm": arm, "n": str(len(runs))}
+        num = {"arm": arm, **{a: data.arm_axes[arm][a] for a in data.varying}, "n": len(runs)}
+        for m in metrics:
+            mean, std, n = stats(runs[m])
+            row[metric_label(m)] = fmt_score(mean, std, n, m, len(runs))
+            num.update({f"{m} mean": mean, f"{m} std": std, f"{m} n": n})
+        params = runs["num_parameters"].dropna()
+        row["Params"] = f"{int(params.median()):,}" if len(params) else DASH
+        num["num_parameters"] = float(params.median()) if len(params) else math.nan
+        disp.append(row)
+        nums.append(num)
+    numbers = pd.DataFrame(nums)
+    bold = set()
+    if len(data.arms) > 1:
+        for m in metrics:
+            col = numbers[f"{m} mean"]
+            if col.notna().any():
+                best = col.idxmax() if M.DIRECTIONS[m] == "maximize" else col.idxmin()
+                bold.add((int(best), metric_label(m)))
+    beams = sorted(int(b) for b in done["beam_size"].dropna().unique())
+    beam_text = f"beam {', '.join(map(str, beams))}" if beams else "the runs' decoding"
+    return Table("summary", "Test results per arm",
+                 f"Mean ± sample std over seeds of completed runs (n seeds), test set decoded with {beam_text}; "
+                 "best mean in bold. Params: median parameter count.", pd.DataFrame(disp), numbers, bold=bold)
+
+
+def beam_scores(data: ReportData) -> pd.DataFrame:
+    """Test scores of completed single models at every beam size evaluated (record's own + eval/)."""
+    done = data.completed
+    cols = ["arm", "run_dir", "seed", "beam_size", *RESULT_METRICS]
+    own = done[cols]
+    ev = data.evals[(data.evals["n_members"] == 1) & (data.evals["split"] == "test")].copy()
+    ev["run_dir"] = ev["member_runs"].map(lambda runs: runs[0] if runs else None)
+    ev = ev.drop(columns=["arm"], errors="ignore").merge(done[["run_dir", "arm", "seed"]], on="run_dir")
+    both = pd.concat([ev[[c for c in cols if c in ev]], own], ignore_index=True)
+    # An explicit evaluation wins over the record for the same beam (it is the newer measurement).
+    both = both.drop_duplicates(["run_dir", "beam_size"], keep="first").dropna(subset=["beam_size"])
+    return both.astype({"beam_size": int})
+
+
+def _lstm_words(data: ReportData, arm: str | None) -> tuple[str, str]:
+    """("reversed ", " (4 layers, peeky)") for an arm, as the paper's Table 1 words it."""
+    if arm is None:
+        return "", ""
+    axes = data.arm_axes[arm]
+    reverse = axes.get("data.reverse_source")
+    direction = "" if reverse is None else ("reversed " if reverse else "forward ")
+    extras = [axis_value_label(a, axes[a]) for a in data.varying if a != "data.reverse_source"]
+    return direction, f" ({', '.join(extras)})" if extras else ""
+
+
+def table1(data: ReportData) -> Table | None:
+    """Sutskever et al. (2014) Table 1: single forward/reversed LSTMs and ensembles of reversed LSTMs."""
+    if data.task != "translation":
+        return None
+    scores = beam_scores(data)
+    disp, nums = [], []
+
+    def add(method, runs, kind, arm, n_members, beam):
+        row, num = {"Method": method}, {"method": method, "kind": kind, "arm": arm, "n_members": n_members,
+                                        "beam_size": beam}
+        for m in (M.TEST_BLEU, M.TEST_BLEU_TOK):
+            mean, std, n = stats(runs[m])
+            row[metric_label(m)] = fmt_score(mean, std, n, m)
+            num.update({f"{m} mean": mean, f"{m} std": std, f"{m} n": n})
+        row["n"] = str(len(runs))
+        disp.append(row)
+        nums.append(num)
+
+    for arm in data.arms:
+        runs = scores[scores["arm"] == arm]
+        if len(runs):
+            beam = runs["beam_size"].max()
+            direction, extras = _lstm_words(data, arm)
+            add(f"Single {direction}LSTM{extras}, beam {beam}", runs[runs["beam_size"] == beam], "single", arm, 1, beam)
+    ens = data.evals[(data.evals["n_members"] > 1) & (data.evals["split"] == "test")].copy()
+    arm_of = dict(zip(data.runs["run_dir"], data.runs["arm"].astype(str)))
+
+    def common_arm(member_runs):  # an ensemble belongs to an arm only if all its members do
+        arms = {arm_of.get(r) for r in member_runs}
+        return arms.pop() if len(arms) == 1 else None
+
+    ens["arm"] = ens["member_runs"].map(common_arm)
+    for (arm, n_members, beam), runs in ens.groupby(["arm", "n_members", "beam_size"], dropna=False, sort=True):
+        arm = arm if isinstance(arm, str) else None
+        direction, extras = _lstm_words(data, arm)
+        add(f"Ensemble of {n_members} {direction}LSTMs{extras}, beam {beam}", runs, "ensemble", arm, n_members, beam)
+    if not disp:
+        return None
+    return Table("table1", "Table 1 layout (Sutskever et al., 2014): test BLEU",
+                 "Single models at the largest beam evaluated for the arm (mean ± std over seeds, n runs); "
+                 "ensembles as evaluated by s2s evaluate with several runs (n evaluations). BLEU is sacreBLEU on "
+                 "detokenized text, BLEU (tok) the paper-comparable score on tokenized text.",
+                 pd.DataFrame(disp), pd.DataFrame(nums))
+
+
+def beam_table(data: ReportData) -> Table | None:
+    scores = beam_scores(data)
+    beams = sorted(scores["beam_size"].unique())
+    if len(beams) < 2:
+        return None
+    metric = PRIMARY[data.task]
+    disp, nums = [], []
+    for arm in data.arms:
+        runs = scores[scores["arm"] == arm]
+        n_runs = runs["run_dir"].nunique()
+        row = {"Arm": arm, "n": str(n_runs)}
+        for beam in beams:
+            mean, std, n = stats(runs.loc[runs["beam_size"] == beam, metric])
+            row[f"Beam {beam}"] = fmt_score(mean, std, n, metric, n_runs)
+            nums.append({"arm": arm, "beam_size": beam, "metric": metric, "mean": mean, "std": std, "n": n})
+        disp.append(row)
+    return Table("beam", f"Test {metric_phrase(metric)} by beam size",
+                 f"Mean ± std over seeds of {metric}; beam sizes other than a run's own come from "
+                 "s2s evaluate RUN --beam K (eval/test_beamK/metrics.json).", pd.DataFrame(disp), pd.DataFrame(nums))
+
+
+# ---------------------------------------------------------------------------------- significance
+def exact_mcnemar(a: np.ndarray, b: np.ndarray) -> float:
+    """Two-sided p-value of the paired sign-flip (permutation) test on per-sentence 0/1 correctness.
+
+    Only discordant sentences can change under a flip, so the permutation distribution is exactly
+    Binomial(k, 1/2) over the k discordant pairs: the exact McNemar test, with no sampling noise.
+    """
+    a, b = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
+    wins, losses = int(np.sum(a & ~b)), int(np.sum(~a & b))
+    k, observed = wins + losses, abs(wins - losses)
+    if k == 0:
+        return 1.0
+    tail = sum(math.comb(k, x) for x in range(k + 1) if abs(2 * x - k) >= observed)
+    return min(1.0, tail / 2**k)  # Python ints: exact until the final division
+
+
+def _bleu_options(signature: str | None) -> dict:
+    """BLEU options matching the runs' recorded signature (tok, case), so p-values test the reported BLEU."""
+    fields = dict(part.split(":", 1) for part in (signature or "").split("|") if ":" in part)
+    return {"tokenize": fields.get("tok", "13a"), "lowercase": fields.get("case") == "lc"}
+
+
+def paired_bleu(hyps_a: list[str], hyps_b: list[str], refs: list[str],
+                signature: str | None) -> tuple[float, float, float]:
+    """(BLEU a, BLEU b, p) from sacreBLEU's paired bootstrap resampling (seed SACREBLEU_SEED, 12345)."""
+    from sacrebleu.metrics import BLEU
+    from sacrebleu.significance import PairedTest
+
+    opts = _bleu_options(signature)
+    if hyps_a == hyps_b:  # sacreBLEU's strict '>' would report p = 1/(n+1) for identical systems
+        score = BLEU(**opts).corpus_score(hyps_a, [refs]).score
+        return score, score, 1.0
+    test = PairedTest([("a", hyps_a), ("b", hyps_b)], {"BLEU": BLEU(**opts)}, references=[refs],
+                      test_type="bs", n_samples=BOOTSTRAP_SAMPLES)
+    _, results = test()
+    base, other = next(v for k, v in results.items() if k != "System")
+    return base.score, other.score, other.p_value
+
+
+def _test_files(run_dir: str) -> tuple[list[str], list[str]] | None:
+    hyp, ref = Path(run_dir) / "test.hyp.txt", Path(run_dir) / "test.ref.txt"
+    return (read_lines(hyp), read_lines(ref)) if hyp.is_file() and ref.is_file() else None
+
+
+def one_axis_pairs(data: ReportData) -> list[tuple[str, str, str]]:
+    """Arm pairs that differ in exactly one axis: each measures one ablation, all else equal."""
+    pairs = []
+    for i, a in enumerate(data.arms):
+        for b in data.arms[i + 1:]:
+            diff = [x for x in AXES if data.arm_axes[a][x] != data.arm_axes[b][x]]
+            if len(diff) == 1 and None not in (data.arm_axes[a][diff[0]], data.arm_axes[b][diff[0]]):
+                pairs.append((a, b, diff[0]))
+    return pairs
+
+
+def significance_table(data: ReportData) -> Table | None:
+    done = data.completed
+    metric = PRIMARY[data.task]
+    nums = []
+    for a, b, axis in one_axis_pairs(data):
+        runs_a = {s: r for s, r in zip(done.loc[done["arm"] == a, "seed"], done.loc[done["arm"] == a, "run_dir"])}
+        runs_b = {s: r for s, r in zip(done.loc[done["arm"] == b, "seed"], done.loc[done["arm"] == b, "run_dir"])}
+        for seed in sorted(set(runs_a) & set(runs_b), key=str):
+            fa, fb = _test_files(runs_a[seed]), _test_files(runs_b[seed])
+            if fa is None or fb is None or fa[1] != fb[1] or len(fa[0]) != len(fa[1]) or len(fb[0]) != len(fb[1]):
+                continue  # no files, or not the same test set: nothing to pair
+            (hyp_a, refs), (hyp_b, _) = fa, fb
+            if data.task == "addition":
+                ca = np.array([h == r for h, r in zip(hyp_a, refs)])
+                cb = np.array([h == r for h, r in zip(hyp_b, refs)])
+                sa, sb, p = ca.mean(), cb.mean(), exact_mcnemar(ca, cb)
+            else:
+                signature = done.loc[done["run_dir"] == runs_a[seed], "bleu_signature"].iloc[0]
+                sa, sb, p = paired_bleu(hyp_a, hyp_b, refs, signature)
+            nums.append({"axis": axis, "arm_a": a, "arm_b": b, "seed": seed, "score_a": sa, "score_b": sb,
+                         "delta": sb - sa, "p_value": p})
+    if not nums:
+        return None
+    numbers = pd.DataFrame(nums)
+    d = _DECIMALS.get(metric, 2)
+    disp = []
+    for (axis, a, b), g in numbers.groupby(["axis", "arm_a", "arm_b"], sort=False):
+        disp.append({"Axis": AXIS_NAMES[axis], "A": a, "B": b, "Δ (B − A)": f"{g['delta'].mean():+.{d}f}",
+                     "Seeds": str(len(g)), "p per seed": ", ".join(f"{p:.3f}" for p in g["p_value"]),
+                     f"p < {ALPHA}": f"{int((g['p_value'] < ALPHA).sum())}/{len(g)}"})
+    test = ("exact McNemar test (the exact paired permutation test) on per-sentence exact match"
+            if data.task == "addition" else
+            f"sacreBLEU paired bootstrap resampling ({BOOTSTRAP_SAMPLES} resamples) on the test set")
+    return Table("significance", f"Paired significance of {metric_phrase(metric)} between arms",
+                 f"Pairs of arms that differ in one axis, compared seed by seed on the same test sentences with "
+                 f"the {test}. Δ: mean over seeds of B − A; last column: seeds with p < {ALPHA}.",
+                 pd.DataFrame(disp), numbers, text_columns=3)
+
+
+# -------------------------------------------------------------------------------- health and runs
+_TRIAL_STATES = {"COMPLETE": "completed", "FAIL": "failed", "PRUNED": "pruned", "RUNNING": "running",
+                 "WAITING": "waiting"}
+
+
+def health_table(data: ReportData) -> Table:
+    """Run records by status next to Optuna trials by state (a study source), and the compute spent."""
+    records = data.runs["status"].value_counts()
+    trials = data.trials["state"].map(lambda s: _TRIAL_STATES.get(s, s.lower())).value_counts() \
+        if data.trials is not None else None
+    statuses = ["completed", "failed", "pruned", "interrupted", "running", "waiting"]
+    statuses += sorted((set(records.index) | set(trials.index if trials is not None else [])) - set(statuses))
+    rows = [("total", len(data.runs), None if trials is None else len(data.trials))]
+    rows += [(s, int(records.get(s, 0)), None if trials is None else int(trials.get(s, 0))) for s in statuses
+             if s in ("completed", "failed", "running") or records.get(s) or (trials is not None and trials.get(s))]
+    if trials is not None:
+        rows.append(("without a run record", None, int((~data.trials["has_record"]).sum())))
+    rows.append(("compute hours (sum of wall_time_s)", float(round(data.runs["wall_time_s"].fillna(0).sum() / 3600, 3)),
+                 None))
+    numbers = pd.DataFrame(rows, columns=["item", "records", "trials"])
+    disp = pd.DataFrame({"": numbers["item"],
+                         "Run records": [DASH if v is None else f"{v:.2f}" if isinstance(v, float) else str(v)
+                                         for _, v, _ in rows]})
+    if trials is not None:
+        disp["Optuna trials"] = [DASH if t is None else str(t) for _, _, t in rows]
+    return Table("health", "Sweep health", "Every record found, whatever its status; only completed runs "
+                 "enter the results. Compute counts failed runs too.", disp, numbers)
+
+
+def failures_table(data: ReportData) -> Table | None:
+    bad = data.runs[data.runs["status"].isin(["failed", "interrupted"])]
+    if bad.empty:
+        return None
+    disp = pd.DataFrame({"Run": bad["run_dir"].map(short_path), "Arm": bad["arm"].astype(str),
+                         "Seed": bad["seed"].astype(str),
+                         "Status": bad["status"], "Error": bad["error"].fillna("").astype(str)})
+    return Table("failures", "Failed and interrupted runs", "The error line each record holds.",
+                 disp.reset_index(drop=True), bad[["run_dir", "arm", "seed", "status", "error"]], text_columns=5)
+
+
+def runs_table(data: ReportData) -> Table:
+    metric = PRIMARY[data.task]
+    runs = data.runs
+    d = _DECIMALS.get(metric, 2)
+
+    def num(v, digits):
+        return DASH if v is None or pd.isna(v) else f"{v:.{digits}f}"
+
+    disp = pd.DataFrame({
+        "Run": runs["run_dir"].map(short_path), "Arm": runs["arm"].astype(str), "Seed": runs["seed"].astype(str),
+        "Status": runs["status"], metric_label(metric): [num(v, d) for v in runs[metric]],
+        "Perplexity": [num(v, 2) for v in runs[M.TEST_PPL]],
+        "Epochs": [DASH if pd.isna(v) else str(int(v)) for v in runs["epochs_completed"]],
+        "Minutes": [num(v / 60 if v is not None and not pd.isna(v) else None, 1) for v in runs["wall_time_s"]]})
+    scalar = [c for c in runs.columns if c not in ("config", "history", "analysis", "representations", "versions")]
+    return Table("runs", "Runs", "Every run record the report read (test scores at the run's own beam).",
+                 disp, runs[scalar], text_columns=4)
+
+
+def build_tables(data: ReportData) -> dict[str, Table]:
+    tables = [summary_table(data), table1(data), beam_table(data), significance_table(data),
+              health_table(data), failures_table(data), runs_table(data)]
+    return {t.name: t for t in tables if t is not None}
+
+
+def write_tables(tables: dict[str, Table], folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in [*folder.glob("*.md"), *folder.glob("*.tex"), *folder.glob("*.csv")]:
+        old.unlink()  # a table that no longer applies must not survive from an earlier report
+    for name, table in tables.items():
+        atomic_write_text(folder / f"{name}.md", f"**{table.title}.** {table.caption}\n\n{table.markdown()}\n")
+        atomic_write_text(folder / f"{name}.tex", table.latex())
+        atomic_write_text(folder / f"{name}.csv", table.data.to_csv(index=False))

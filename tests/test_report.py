@@ -1,0 +1,257 @@
+"""The report generator on hand-made run records (tests/fixtures/records, see make_fixtures.py).
+
+Table numbers are recomputed here straight from record.json / metrics.json / the text files, not
+through the report's own loading code, so a loader or aggregation bug shows up as a mismatch.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+import matplotlib.image
+import numpy as np
+import pandas as pd
+import pytest
+
+from s2s_lightning import metrics as M
+from s2s_lightning.errors import S2SError
+from s2s_lightning.report import (RunsSource, StudySource, WandbSource, add_report_parser, build_report, load,
+                                  main_report)
+from s2s_lightning.report_figures import arm_palette
+from s2s_lightning.report_tables import exact_mcnemar, paired_bleu, tex_escape
+
+RECORDS = Path(__file__).parent / "fixtures" / "records"
+ADDITION, TRANSLATION = RECORDS / "addition", RECORDS / "translation"
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("reports")
+    return {task: build_report(RECORDS / task, out / task, command=f"s2s report --runs {task} -o {task}").parent
+            for task in ("addition", "translation")}
+
+
+def records(folder: Path) -> list[dict]:
+    return [json.loads(p.read_text()) | {"dir": p.parent} for p in sorted(folder.glob("*/record.json"))]
+
+
+# ------------------------------------------------------------------------------------ tables
+@pytest.mark.parametrize("task", ["addition", "translation"])
+def test_summary_recomputed_from_records(reports, task):
+    table = pd.read_csv(reports[task] / "tables" / "summary.csv")
+    expected: dict[tuple, dict[str, list[float]]] = {}
+    for r in records(RECORDS / task):
+        if r["status"] == "completed":
+            key = (r["axes"]["data.reverse_source"], r["axes"]["train.teacher_forcing_ratio"])
+            for name, value in r["metrics"].items():
+                expected.setdefault(key, {}).setdefault(name, []).append(value)
+    assert len(table) == len(expected)
+    for row in table.to_dict("records"):
+        tf = row.get("train.teacher_forcing_ratio", 1.0)  # a column only where the axis varies
+        values = expected[(row["data.reverse_source"], tf)]
+        metrics = ([M.TEST_EXACT_MATCH, M.TEST_PPL] if task == "addition"
+                   else [M.TEST_BLEU, M.TEST_BLEU_TOK, M.TEST_CHRF])
+        for name in metrics:
+            assert row[f"{name} n"] == len(values[name]) == row["n"]
+            assert row[f"{name} mean"] == pytest.approx(statistics.mean(values[name]))
+            assert row[f"{name} std"] == pytest.approx(statistics.stdev(values[name]))
+
+
+def test_arms_are_named_by_varying_axes_and_ordered(reports):
+    table = pd.read_csv(reports["addition"] / "tables" / "summary.csv")
+    assert list(table["arm"]) == ["forward · tf=1.0", "reversed · tf=0.5", "reversed · tf=1.0"]
+    # Order and labels do not depend on the order the records are given in.
+    shuffled = load(RunsSource(tuple(sorted(ADDITION.iterdir(), reverse=True))))
+    assert shuffled.arms == list(table["arm"])
+    assert pd.read_csv(reports["translation"] / "tables" / "summary.csv")["arm"].tolist() == ["forward", "reversed"]
+
+
+def test_beam_table_from_eval_folders(reports):
+    beam = pd.read_csv(reports["addition"] / "tables" / "beam.csv")
+    for arm_dir, arm in [("fwd-tf1", "forward · tf=1.0"), ("rev-tf0.5", "reversed · tf=0.5")]:
+        scores = [json.loads((ADDITION / f"{arm_dir}-s{s}" / "eval" / "test_beam3" / "metrics.json").read_text())
+                  ["metrics"][M.TEST_EXACT_MATCH] for s in range(3)]
+        row = beam[(beam["arm"] == arm) & (beam["beam_size"] == 3)].iloc[0]
+        assert (row["n"], row["mean"]) == (3, pytest.approx(statistics.mean(scores)))
+    assert sorted(beam["beam_size"].unique()) == [1, 3]
+
+
+def test_table1_singles_at_largest_beam_and_ensemble(reports):
+    t1 = pd.read_csv(reports["translation"] / "tables" / "table1.csv")
+    assert list(t1["method"]) == ["Single forward LSTM, beam 12", "Single reversed LSTM, beam 12",
+                                  "Ensemble of 2 reversed LSTMs, beam 12"]
+    rev12 = [json.loads((TRANSLATION / f"rev-s{s}" / "eval" / "test_beam12" / "metrics.json").read_text())
+             ["metrics"][M.TEST_BLEU] for s in range(2)]
+    assert t1.loc[1, f"{M.TEST_BLEU} mean"] == pytest.approx(statistics.mean(rev12))
+    ensemble = json.loads((TRANSLATION / "ensemble-rev-beam12" / "metrics.json").read_text())
+    assert t1.loc[2, f"{M.TEST_BLEU} mean"] == pytest.approx(ensemble["metrics"][M.TEST_BLEU])
+    assert not (reports["addition"] / "tables" / "table1.csv").exists()  # Table 1 is about translation
+
+
+def test_significance_scores_come_from_the_text_files(reports):
+    sig = pd.read_csv(reports["addition"] / "tables" / "significance.csv")
+    # Only one-axis contrasts: reversal (tf 1.0) and teacher forcing (reversed); 3 seeds each.
+    assert sorted(sig["axis"].unique()) == ["data.reverse_source", "train.teacher_forcing_ratio"]
+    assert len(sig) == 6
+    row = sig[(sig["axis"] == "data.reverse_source") & (sig["seed"] == 0)].iloc[0]
+    for arm_dir, column in [("fwd-tf1-s0", "score_a"), ("rev-tf1-s0", "score_b")]:
+        hyp = (ADDITION / arm_dir / "test.hyp.txt").read_text().splitlines()
+        ref = (ADDITION / arm_dir / "test.ref.txt").read_text().splitlines()
+        assert row[column] == pytest.approx(np.mean([h == r for h, r in zip(hyp, ref)]))
+    assert sig["p_value"].between(0, 1).all()
+    bleu = pd.read_csv(reports["translation"] / "tables" / "significance.csv")
+    assert len(bleu) == 2 and (bleu["delta"] > 10).all() and (bleu["p_value"] < 0.05).all()
+
+
+def test_exact_mcnemar_known_values():
+    a = np.ones(10, dtype=bool)
+    assert exact_mcnemar(a, ~a) == pytest.approx(2 / 2**10)  # 10 discordant pairs, all one way
+    assert exact_mcnemar(a, a) == 1.0
+    assert exact_mcnemar(np.r_[a[:5], ~a[:5]], np.r_[~a[:5], a[:5]]) == 1.0  # 5 wins, 5 losses
+    # 8 wins, 2 losses: P(|2X - 10| >= 6) for X ~ Bin(10, 1/2) = 2 * (1 + 10 + 45) / 1024
+    assert exact_mcnemar(np.r_[a[:8], ~a[:2]], np.r_[~a[:8], a[:2]]) == pytest.approx(112 / 1024)
+
+
+def test_paired_bleu_identical_systems_are_not_significant():
+    refs = ["a dog runs .", "two children play in the park ."]
+    assert paired_bleu(refs, refs, refs, None)[2] == 1.0
+
+
+def test_sweep_health_counts_every_status(reports):
+    health = pd.read_csv(reports["addition"] / "tables" / "health.csv").set_index("item")["records"]
+    walls = [r["wall_time_s"] for r in records(ADDITION)]
+    assert (health["total"], health["completed"], health["failed"], health["running"]) == (10, 9, 1, 0)
+    assert health["compute hours (sum of wall_time_s)"] == pytest.approx(sum(walls) / 3600, abs=1e-3)
+    running = pd.read_csv(reports["translation"] / "tables" / "health.csv").set_index("item")["records"]
+    assert running["running"] == 1
+    runs = pd.read_csv(reports["translation"] / "tables" / "summary.csv")
+    assert runs["n"].tolist() == [2, 2]  # the running run is in health, not in the results
+
+
+def test_latex_and_markdown_escaping():
+    assert tex_escape("a_b & 5% ± x") == r"a\_b \& 5\% $\pm$ x"
+    from s2s_lightning.report_tables import Table
+
+    t = Table("t", "T", "c", pd.DataFrame({"A": ["x|y"], "B": ["1"]}), pd.DataFrame())
+    assert t.markdown().splitlines() == ["| A    | B |", "|:-----|--:|", "| x\\|y | 1 |"]
+
+
+# ----------------------------------------------------------------------------------- figures
+EXPECTED_FIGURES = {
+    "addition": {"test_exact_match", "val_curves", "by_length", "teacher_forcing"},
+    "translation": {"test_bleu", "val_curves", "by_length", "by_frequency", "representations"},
+}
+
+
+@pytest.mark.parametrize("task", ["addition", "translation"])
+def test_figures_are_real_plots(reports, task):
+    folder = reports[task] / "figures"
+    assert {p.stem for p in folder.glob("*.png")} == EXPECTED_FIGURES[task]
+    for name in EXPECTED_FIGURES[task]:
+        image = matplotlib.image.imread(folder / f"{name}.png")  # [H, W, 4] floats in 0..1
+        assert image.shape[0] > 300 and image.shape[1] > 600
+        rgb = (image[..., :3] * 255).astype(np.uint32)
+        colours = np.unique(rgb[..., 0] << 16 | rgb[..., 1] << 8 | rgb[..., 2])
+        assert len(colours) > 50  # not blank, not one colour: lines, text and bands were drawn
+        pdf = (folder / f"{name}.pdf").read_bytes()
+        assert pdf.startswith(b"%PDF") and len(pdf) > 5000
+
+
+def test_palette_is_one_colour_per_arm_in_order():
+    palette = arm_palette(["a", "b", "c"])
+    assert list(palette) == ["a", "b", "c"] and len(set(palette.values())) == 3
+    assert len(set(arm_palette([str(i) for i in range(14)]).values())) == 14
+
+
+# ------------------------------------------------------------------------------------ README
+def test_readme_ties_it_together(reports):
+    readme = (reports["translation"] / "README.md").read_text()
+    assert "s2s report --runs translation -o translation" in readme
+    assert "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0" in readme
+    assert "| Single reversed LSTM, beam 12" in readme and "5 records, 4 completed" in readme
+    for link in [line.split("](")[1].split(")")[0] for line in readme.splitlines() if line.startswith("![")]:
+        assert (reports["translation"] / link).is_file()
+    assert "Exact match" in (reports["addition"] / "README.md").read_text()
+
+
+# ------------------------------------------------------------------------------------ sources
+def make_study(tmp_path: Path, kind: str) -> StudySource:
+    import optuna
+
+    if kind == "sqlite":
+        storage_url = f"sqlite:///{tmp_path / 'optuna.db'}"
+        storage = storage_url
+    else:
+        storage_url = str(tmp_path / "journal.log")
+        storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(storage_url))
+    study = optuna.create_study(study_name="addition", storage=storage, direction="maximize")
+    for r in records(ADDITION):
+        state = optuna.trial.TrialState.COMPLETE if r["status"] == "completed" else optuna.trial.TrialState.FAIL
+        study.add_trial(optuna.trial.create_trial(state=state, value=r["metrics"].get(M.TEST_EXACT_MATCH),
+                                                  user_attrs={"run_dir": str(r["dir"])}))
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.PRUNED))
+    study.ask()  # left running
+    return StudySource("addition", storage_url)
+
+
+def test_study_source_matches_runs_source(reports, tmp_path):
+    readme = build_report(make_study(tmp_path, "sqlite"), tmp_path / "report")
+    trials = pd.read_csv(tmp_path / "report" / "tables" / "health.csv").set_index("item")["trials"]
+    assert trials[["total", "completed", "failed", "pruned", "running", "without a run record"]].tolist() == \
+        [12, 9, 1, 1, 1, 2]
+    from_study = pd.read_csv(tmp_path / "report" / "tables" / "summary.csv")
+    from_runs = pd.read_csv(reports["addition"] / "tables" / "summary.csv")
+    pd.testing.assert_frame_equal(from_study, from_runs)
+    assert "Optuna study 'addition'" in readme.read_text()
+
+
+def test_journal_storage_study(tmp_path):
+    data = load(make_study(tmp_path, "journal"))
+    assert len(data.completed) == 9 and data.trials["state"].value_counts()["COMPLETE"] == 9
+
+
+def test_ensemble_dir_given_directly_finds_its_members():
+    data = load(RunsSource((TRANSLATION / "rev-s0", TRANSLATION / "rev-s1", TRANSLATION / "ensemble-rev-beam12")))
+    ensemble = data.evals[data.evals["n_members"] == 2].iloc[0]
+    assert [Path(r).name for r in ensemble["member_runs"]] == ["rev-s0", "rev-s1"]
+
+
+# ------------------------------------------------------------------------------------- errors
+def test_input_errors_are_one_line_s2s_errors(tmp_path, monkeypatch):
+    with pytest.raises(S2SError, match="no run records found"):
+        load(RunsSource((tmp_path,)))
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "record.json").write_text("{not json")
+    with pytest.raises(S2SError, match="not valid JSON"):
+        load(RunsSource((bad,)))
+    with pytest.raises(S2SError, match="mix tasks"):
+        load(RunsSource((ADDITION, TRANSLATION)))
+    with pytest.raises(S2SError, match="does not exist"):
+        load(StudySource("addition", f"sqlite:///{tmp_path / 'missing.db'}"))
+    with pytest.raises(S2SError, match="ENTITY/PROJECT"):
+        load(WandbSource("just-a-project"))
+    import wandb
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("Max retries exceeded\nmore detail")
+
+    monkeypatch.setattr(wandb, "Api", offline)
+    with pytest.raises(S2SError, match=r"needs network and `wandb login`\): Max retries exceeded$"):
+        load(WandbSource("me/s2s-lightning/addition"))
+
+
+def test_cli_entry(tmp_path, capsys):
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="s2s")
+    add_report_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["report", "--study", "addition", "--storage", "x.db", "-o", "out"])
+    assert args.func.__name__ == "run_report" and args.runs is None
+    assert main_report(["--runs", str(tmp_path / "nowhere"), "-o", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err == f"error: {tmp_path / 'nowhere'} does not exist\n"
+    assert main_report(["--study", "addition", "-o", str(tmp_path / "out")]) == 2  # no --storage
+    assert main_report(["--runs", str(TRANSLATION / "fwd-s0"), "-o", str(tmp_path / "one")]) == 0
+    assert "s2s report --runs" in (tmp_path / "one" / "README.md").read_text()
