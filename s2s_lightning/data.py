@@ -329,11 +329,23 @@ class BucketBatchSampler(Sampler[list[int]]):
         rng.shuffle(batches)
         return batches
 
+    @staticmethod
+    def _rank_world() -> tuple[int, int]:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            return torch.distributed.get_rank(), torch.distributed.get_world_size()
+        return 0, 1
+
     def __iter__(self) -> Iterator[list[int]]:
-        return iter(self._batches())
+        # Under DDP every rank draws the same batches (same seed) and keeps its own share, all of
+        # equal count so no rank waits at a collective for a batch the others do not have.
+        rank, world = self._rank_world()
+        batches = self._batches()
+        per_rank = len(batches) // world if world > 1 else len(batches)
+        return iter(batches[rank::world][:per_rank])
 
     def __len__(self) -> int:
-        return (len(self.lengths) + self.batch_size - 1) // self.batch_size
+        total = (len(self.lengths) + self.batch_size - 1) // self.batch_size
+        return total // self._rank_world()[1]
 
 
 @dataclass

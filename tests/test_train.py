@@ -130,3 +130,35 @@ def test_unwritable_run_dir_fails_before_work(tmp_path):
     blocker.write_text("x")
     out = s2s("train", "--run-dir", str(blocker / "run"), *overrides(TINY))
     assert out.returncode == 2 and "not writable" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_ddp_metrics_equal_single_process_recomputation(tmp_path):
+    """Two CPU ranks (ddp_spawn in a subprocess): perplexity sums NLL and tokens across ranks, so the
+    recorded test perplexity equals recomputing it in one process from the best checkpoint."""
+    import math
+
+    import torch
+
+    from s2s_lightning.checkpoint import load_into
+    from s2s_lightning.config import load_config
+    from s2s_lightning.data import DataBundle, load_vocabs
+    from s2s_lightning.model import Seq2Seq
+    from s2s_lightning.system import masked_nll
+
+    ddp = {**TINY, "data.addition.train_size": 256, "train.strategy": "ddp_spawn", "train.devices": 2,
+           "train.accelerator": "cpu"}
+    out = s2s("train", "--run-dir", str(tmp_path), *overrides(ddp), timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    record = json.loads((tmp_path / "record.json").read_text())
+    cfg = load_config(tmp_path / "config.yaml")
+    bundle = DataBundle(cfg, *load_vocabs(tmp_path))
+    model = Seq2Seq(len(bundle.src_vocab), len(bundle.tgt_vocab), cfg.model).eval()
+    load_into(model, tmp_path / "checkpoints" / "best.ckpt")
+    nll = tokens = 0.0
+    with torch.no_grad():
+        for batch in bundle.loader("test"):
+            n, t, _ = masked_nll(model(batch.src, batch.src_len, batch.tgt_in), batch.tgt_out)
+            nll, tokens = nll + float(n), tokens + float(t)
+    assert record["metrics"][M.TEST_PPL] == pytest.approx(math.exp(nll / tokens), rel=1e-4)
+    rows = list(csv.DictReader(open(tmp_path / "history.csv")))
+    assert int(rows[0]["step"]) == 4  # 256 examples / 32 per batch / 2 ranks
