@@ -25,6 +25,8 @@ from .records import ANALYSIS_FILE, CONFIG_FILE, HISTORY_FILE, RECORD_FILE, atom
 from .report_figures import arm_palette, build_figures
 from .report_tables import AXIS_NAMES, PRIMARY, axis_value_label, build_tables, metric_label, write_tables
 
+# The sweep's default storage (`s2s sweep` without --storage, under --runs-dir runs).
+DEFAULT_STORAGE = "runs/optuna/studies.journal"
 EVAL_FILE = "metrics.json"  # written by `s2s evaluate` into RUN/eval/test_beam{K}/ or --out DIR
 REPRESENTATIONS_FILE = "representations.json"
 
@@ -198,7 +200,11 @@ def eval_rows(eval_dirs: list[Path], runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def load_study(name: str, storage: str) -> tuple[list[Path], pd.DataFrame]:
-    """Run directories named by the trials' `run_dir` user attribute, and every trial's state."""
+    """Run directories of the study's trials (user attr `run_dir`), and every trial's state.
+
+    A sweep keeps its grid trials (arm x seed) in study NAME and any nuisance tuning in per-arm studies
+    `NAME/<arm>`. Only the grid runs are results; tuning trials count in sweep health and compute.
+    """
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -206,21 +212,24 @@ def load_study(name: str, storage: str) -> tuple[list[Path], pd.DataFrame]:
         if storage.startswith("sqlite:///") and not Path(storage.removeprefix("sqlite:///")).is_file():
             raise S2SError(f"storage {storage} does not exist")  # sqlite would silently create it
         backend: Any = storage
-    else:  # a path: Optuna's journal file (JournalFileBackend), the storage for NFS-shared sweeps
+    else:  # a path: Optuna's journal file (JournalFileBackend), the sweep's default storage
         if not Path(storage).is_file():
             raise S2SError(f"storage {storage} is neither a database URL nor an existing journal file")
         backend = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(storage))
-    try:
-        study = optuna.load_study(study_name=name, storage=backend)
-    except KeyError:
-        raise S2SError(f"no study named '{name}' in {storage}") from None
+    names = optuna.get_all_study_names(storage=backend)
+    if name not in names:
+        raise S2SError(f"no study named '{name}' in {storage} (it has: {', '.join(sorted(names)) or 'none'})")
     rows = []
-    for t in study.get_trials(deepcopy=False):
-        run_dir = t.user_attrs.get("run_dir")
-        has_record = bool(run_dir) and (Path(run_dir) / RECORD_FILE).is_file()
-        rows.append({"number": t.number, "state": t.state.name, "run_dir": run_dir, "has_record": has_record})
-    trials = pd.DataFrame(rows, columns=["number", "state", "run_dir", "has_record"])
-    return [Path(r["run_dir"]) for r in rows if r["has_record"]], trials
+    for study_name in [name, *sorted(n for n in names if n.startswith(f"{name}/"))]:
+        for t in optuna.load_study(study_name=study_name, storage=backend).get_trials(deepcopy=False):
+            run_dir = t.user_attrs.get("run_dir")
+            record = Path(run_dir) / RECORD_FILE if run_dir else None
+            has_record = record is not None and record.is_file()
+            rows.append({"study": study_name, "tuning": study_name != name, "number": t.number,
+                         "state": t.state.name, "run_dir": run_dir, "has_record": has_record,
+                         "wall_time_s": _float(read_json(record).get("wall_time_s")) if has_record else None})
+    trials = pd.DataFrame(rows, columns=["study", "tuning", "number", "state", "run_dir", "has_record", "wall_time_s"])
+    return [Path(r["run_dir"]) for r in rows if r["has_record"] and not r["tuning"]], trials
 
 
 _WANDB_STATUS = {"finished": "completed", "crashed": "failed", "failed": "failed", "killed": "interrupted",
@@ -416,7 +425,8 @@ def add_report_parser(subparsers: Any) -> argparse.ArgumentParser:
     src.add_argument("--study", metavar="NAME", help="an Optuna study whose trials carry the user attr run_dir")
     src.add_argument("--wandb", metavar="ENTITY/PROJECT[/GROUP]", help="W&B runs (needs network)")
     p.add_argument("--storage", metavar="URL",
-                   help="storage of --study: a database URL (sqlite:///runs/optuna.db) or a journal file path")
+                   help="storage of --study: a journal file path or a database URL such as sqlite:///runs/optuna.db "
+                        f"(default: the sweep's {DEFAULT_STORAGE})")
     p.add_argument("-o", "--out", type=Path, required=True, metavar="DIR", help="report folder, e.g. reports/NAME")
     p.add_argument("--title", help="README title (default: 'Report: NAME')")
     p.set_defaults(func=run_report)
@@ -427,9 +437,7 @@ def source_from_args(args: argparse.Namespace) -> Source:
     if args.storage and not args.study:
         raise S2SError("--storage goes with --study")
     if args.study:
-        if not args.storage:
-            raise S2SError("--study needs --storage URL (the storage the sweep wrote to)")
-        return StudySource(args.study, args.storage)
+        return StudySource(args.study, args.storage or DEFAULT_STORAGE)
     if args.wandb:
         return WandbSource(args.wandb)
     return RunsSource(tuple(args.runs))
@@ -438,7 +446,7 @@ def source_from_args(args: argparse.Namespace) -> Source:
 def command_line(args: argparse.Namespace) -> str:
     """The report command, spelled canonically, for the README."""
     if args.study:
-        words = ["--study", args.study, "--storage", args.storage]
+        words = ["--study", args.study, "--storage", args.storage or DEFAULT_STORAGE]
     elif args.wandb:
         words = ["--wandb", args.wandb]
     else:

@@ -365,27 +365,34 @@ _TRIAL_STATES = {"COMPLETE": "completed", "FAIL": "failed", "PRUNED": "pruned", 
 
 
 def health_table(data: ReportData) -> Table:
-    """Run records by status next to Optuna trials by state (a study source), and the compute spent."""
-    records = data.runs["status"].value_counts()
-    trials = data.trials["state"].map(lambda s: _TRIAL_STATES.get(s, s.lower())).value_counts() \
-        if data.trials is not None else None
+    """Run records by status, next to Optuna trials by state (grid and tuning) for a study source."""
+    columns = {"Run records": (data.runs["status"], data.runs["wall_time_s"])}
+    if data.trials is not None:
+        for title, part in [("Optuna trials", data.trials[~data.trials["tuning"]]),
+                            ("Tuning trials", data.trials[data.trials["tuning"]])]:
+            if title == "Optuna trials" or len(part):
+                states = part["state"].map(lambda s: _TRIAL_STATES.get(s, s.lower()))
+                walls = part["wall_time_s"] if title == "Tuning trials" else None  # grid runs: in Run records
+                columns[title] = (states, walls, int((~part["has_record"]).sum()))
     statuses = ["completed", "failed", "pruned", "interrupted", "running", "waiting"]
-    statuses += sorted((set(records.index) | set(trials.index if trials is not None else [])) - set(statuses))
-    rows = [("total", len(data.runs), None if trials is None else len(data.trials))]
-    rows += [(s, int(records.get(s, 0)), None if trials is None else int(trials.get(s, 0))) for s in statuses
-             if s in ("completed", "failed", "running") or records.get(s) or (trials is not None and trials.get(s))]
-    if trials is not None:
-        rows.append(("without a run record", None, int((~data.trials["has_record"]).sum())))
-    rows.append(("compute hours (sum of wall_time_s)", float(round(data.runs["wall_time_s"].fillna(0).sum() / 3600, 3)),
-                 None))
-    numbers = pd.DataFrame(rows, columns=["item", "records", "trials"])
-    disp = pd.DataFrame({"": numbers["item"],
-                         "Run records": [DASH if v is None else f"{v:.2f}" if isinstance(v, float) else str(v)
-                                         for _, v, _ in rows]})
-    if trials is not None:
-        disp["Optuna trials"] = [DASH if t is None else str(t) for _, _, t in rows]
-    return Table("health", "Sweep health", "Every record found, whatever its status; only completed runs "
-                 "enter the results. Compute counts failed runs too.", disp, numbers)
+    seen = set().union(*(set(c[0]) for c in columns.values()))
+    statuses = [s for s in statuses if s in ("completed", "failed", "running") or s in seen]
+    statuses += sorted(seen - set(statuses))
+    items = ["total", *statuses]
+    if data.trials is not None:
+        items.append("without a run record")
+    items.append("compute hours (sum of wall_time_s)")
+    values = {}
+    for title, (states, walls, *missing) in columns.items():
+        counts = states.value_counts()
+        hours = None if walls is None else float(round(walls.fillna(0).sum() / 3600, 3))
+        unrecorded = [missing[0] if missing else None] if data.trials is not None else []
+        values[title] = [len(states), *(int(counts.get(s, 0)) for s in statuses), *unrecorded, hours]
+    disp = pd.DataFrame({"": items, **{title: [DASH if v is None else f"{v:.2f}" if isinstance(v, float) else str(v)
+                                               for v in column] for title, column in values.items()}})
+    numbers = pd.DataFrame({"item": items, **values})
+    return Table("health", "Sweep health", "Every record and trial found, whatever its status; only completed "
+                 "runs of the study's grid enter the results. Compute counts failed runs too.", disp, numbers)
 
 
 def failures_table(data: ReportData) -> Table | None:

@@ -120,11 +120,11 @@ def test_paired_bleu_identical_systems_are_not_significant():
 
 
 def test_sweep_health_counts_every_status(reports):
-    health = pd.read_csv(reports["addition"] / "tables" / "health.csv").set_index("item")["records"]
+    health = pd.read_csv(reports["addition"] / "tables" / "health.csv").set_index("item")["Run records"]
     walls = [r["wall_time_s"] for r in records(ADDITION)]
     assert (health["total"], health["completed"], health["failed"], health["running"]) == (10, 9, 1, 0)
     assert health["compute hours (sum of wall_time_s)"] == pytest.approx(sum(walls) / 3600, abs=1e-3)
-    running = pd.read_csv(reports["translation"] / "tables" / "health.csv").set_index("item")["records"]
+    running = pd.read_csv(reports["translation"] / "tables" / "health.csv").set_index("item")["Run records"]
     assert running["running"] == 1
     runs = pd.read_csv(reports["translation"] / "tables" / "summary.csv")
     assert runs["n"].tolist() == [2, 2]  # the running run is in health, not in the results
@@ -193,14 +193,23 @@ def make_study(tmp_path: Path, kind: str) -> StudySource:
                                                   user_attrs={"run_dir": str(r["dir"])}))
     study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.PRUNED))
     study.ask()  # left running
+    # A per-arm nuisance-tuning study, as `s2s sweep` makes: in sweep health, never in the results.
+    tuning = optuna.create_study(study_name="addition/reversed · tf=1.0", storage=storage)
+    tuning.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.COMPLETE, value=0.5,
+                                               user_attrs={"run_dir": str(ADDITION / "rev-tf1-s0")}))
+    tuning.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.PRUNED))
     return StudySource("addition", storage_url)
 
 
 def test_study_source_matches_runs_source(reports, tmp_path):
     readme = build_report(make_study(tmp_path, "sqlite"), tmp_path / "report")
-    trials = pd.read_csv(tmp_path / "report" / "tables" / "health.csv").set_index("item")["trials"]
-    assert trials[["total", "completed", "failed", "pruned", "running", "without a run record"]].tolist() == \
-        [12, 9, 1, 1, 1, 2]
+    health = pd.read_csv(tmp_path / "report" / "tables" / "health.csv").set_index("item")
+    rows = ["total", "completed", "failed", "pruned", "running", "without a run record"]
+    assert health.loc[rows, "Optuna trials"].tolist() == [12, 9, 1, 1, 1, 2]
+    assert health.loc[rows, "Tuning trials"].tolist() == [2, 1, 0, 1, 0, 1]
+    tuning_wall = json.loads((ADDITION / "rev-tf1-s0" / "record.json").read_text())["wall_time_s"]
+    assert health.loc["compute hours (sum of wall_time_s)", "Tuning trials"] == pytest.approx(tuning_wall / 3600,
+                                                                                               abs=1e-3)
     from_study = pd.read_csv(tmp_path / "report" / "tables" / "summary.csv")
     from_runs = pd.read_csv(reports["addition"] / "tables" / "summary.csv")
     pd.testing.assert_frame_equal(from_study, from_runs)
@@ -209,7 +218,9 @@ def test_study_source_matches_runs_source(reports, tmp_path):
 
 def test_journal_storage_study(tmp_path):
     data = load(make_study(tmp_path, "journal"))
-    assert len(data.completed) == 9 and data.trials["state"].value_counts()["COMPLETE"] == 9
+    grid = data.trials[~data.trials["tuning"]]
+    assert len(data.completed) == 9 and (grid["state"] == "COMPLETE").sum() == 9
+    assert data.trials.loc[data.trials["tuning"], "study"].unique().tolist() == ["addition/reversed · tf=1.0"]
 
 
 def test_ensemble_dir_given_directly_finds_its_members():
@@ -252,6 +263,8 @@ def test_cli_entry(tmp_path, capsys):
     assert args.func.__name__ == "run_report" and args.runs is None
     assert main_report(["--runs", str(tmp_path / "nowhere"), "-o", str(tmp_path / "out")]) == 2
     assert capsys.readouterr().err == f"error: {tmp_path / 'nowhere'} does not exist\n"
-    assert main_report(["--study", "addition", "-o", str(tmp_path / "out")]) == 2  # no --storage
+    # Without --storage, the sweep's default journal (runs/optuna/studies.journal) is read.
+    assert main_report(["--study", "addition", "-o", str(tmp_path / "out")]) == 2
+    assert "runs/optuna/studies.journal" in capsys.readouterr().err
     assert main_report(["--runs", str(TRANSLATION / "fwd-s0"), "-o", str(tmp_path / "one")]) == 0
     assert "s2s report --runs" in (tmp_path / "one" / "README.md").read_text()
