@@ -1,0 +1,345 @@
+"""Ablation files: the schema, its validation, and the expansion into arms x seeds.
+
+An ablation file (`ablations/*.yaml`) states one study the way Google's tuning playbook frames it:
+
+  base        a nested config (the recipe), validated with config.build_config
+  scientific  `dotted.key: [values]`; the grid is their cartesian product, one *arm* per point
+  nuisance    a search space tuned with the same trial budget for every arm (optional)
+  fixed       dotted overrides held constant (the caveats on every conclusion)
+  seeds       every arm is trained once per seed with its best nuisance values
+  objective   {metric, direction}: a metric the task logs (metrics.py); direction from DIRECTIONS
+  budgets     named sizes (`quick` for CPU demos/CI, `full` for the real study): overrides, the
+              nuisance trials per arm and, optionally, fewer seeds
+
+`expand(ablation, budget)` turns a file into a `Plan`, and `Plan.overrides(arm, seed, nuisance)` is
+the one flat `key: value` mapping both the Optuna workers and W&B agents pass to `s2s train`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from . import metrics as M
+from .config import AXES, Config, build_config, read_yaml
+from .errors import S2SError
+
+FULL = "full"  # the default budget; every other budget suffixes the study name (`addition-quick`)
+SEED = "seed"  # the Optuna param and W&B parameter that holds the seed
+PER_TRIAL_KEYS = ("seed", "tracking.group", "tracking.name")  # set by the sweep, never by the file
+Scalar = Union[bool, int, float, str]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SearchDim(_Strict):
+    """One nuisance hyperparameter: `{type: log_uniform, low: 1.0e-4, high: 1.0e-2}`."""
+
+    type: Literal["uniform", "log_uniform", "int", "log_int", "categorical"]
+    low: Optional[float] = None
+    high: Optional[float] = None
+    values: Optional[list[Scalar]] = None
+
+
+class Pruner(_Strict):
+    """Stops weak nuisance trials early; the seeds of the scientific grid are never pruned."""
+
+    type: Literal["none", "median", "hyperband"] = "median"
+    startup_trials: int = Field(3, ge=0)  # median: finished trials of the arm before pruning starts
+    warmup_epochs: int = Field(1, ge=0)  # median: epochs a trial always gets
+    min_epochs: int = Field(1, ge=1)  # hyperband: the smallest budget of a bracket
+    reduction_factor: int = Field(3, ge=2)  # hyperband
+
+
+class Nuisance(_Strict):
+    space: dict[str, SearchDim] = {}
+    # tpe learns from the arm's own finished trials; random draws the same points for every arm.
+    sampler: Literal["tpe", "random"] = "tpe"
+    pruner: Pruner = Pruner()
+    # Tuning trials train with this seed, disjoint from `seeds`, so the reported runs are fresh draws
+    # and not the lucky seed that won the tuning.
+    seed: int = 1000
+
+
+class Objective(_Strict):
+    metric: str
+    direction: Optional[Literal["minimize", "maximize"]] = None
+
+
+class Budget(_Strict):
+    overrides: dict[str, Any] = {}
+    nuisance_trials: int = Field(0, ge=0)  # per arm
+    seeds: Optional[list[int]] = None  # default: the file's `seeds`
+
+
+class AblationFile(_Strict):
+    description: str = ""
+    base: dict[str, Any] = {}
+    scientific: dict[str, list[Scalar]]
+    nuisance: Nuisance = Nuisance()
+    fixed: dict[str, Any] = {}
+    seeds: list[int] = [0]
+    objective: Objective
+    budgets: dict[str, Budget] = {FULL: Budget()}
+
+    @field_validator("seeds")
+    @classmethod
+    def _unique_seeds(cls, seeds: list[int]) -> list[int]:
+        if not seeds or len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds must be a non-empty list of distinct integers (got {seeds})")
+        return seeds
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One point of the scientific grid: its name (`L1-rev-peeky-tf1`) and axis values."""
+
+    name: str
+    values: dict[str, Any]
+
+
+@dataclass
+class Ablation:
+    path: Path
+    name: str  # the file stem: `addition`
+    spec: AblationFile
+
+
+@dataclass
+class Plan:
+    """An ablation at one budget: everything a sweep enqueues and runs."""
+
+    ablation: Ablation
+    budget: str
+    study: str  # `addition` for the full budget, `addition-quick` otherwise
+    arms: list[Arm]
+    seeds: list[int]
+    constants: dict[str, Any]  # flat overrides shared by every trial: base + fixed + budget
+    nuisance: dict[str, SearchDim]
+    nuisance_trials: int  # per arm
+    objective: str
+    direction: str
+    tuning_metric: str  # a val/ metric: selects nuisance values and feeds the pruner
+    tuning_direction: str
+
+    @property
+    def axes(self) -> list[str]:
+        return list(self.ablation.spec.scientific)
+
+    def arm(self, name: str) -> Arm:
+        return next(a for a in self.arms if a.name == name)
+
+    def overrides(self, arm: Arm, seed: int, nuisance: dict[str, Any] | None = None,
+                  name: str | None = None, group: str | None = None) -> dict[str, Any]:
+        """The flat `s2s train` overrides of one trial (the same for Optuna and W&B agents)."""
+        out = dict(self.constants)
+        out.update(arm.values)
+        out.update(nuisance or {})
+        out[SEED] = seed
+        out["tracking.group"] = group or self.study  # one W&B group per study
+        if name is not None:
+            out["tracking.name"] = name
+        return out
+
+    def fingerprint(self) -> dict:
+        """What a study is made of; a study created from a different version of the file is refused."""
+        return {"constants": self.constants, "axes": {a: self.ablation.spec.scientific[a] for a in self.axes},
+                "seeds": self.seeds, "nuisance": {k: v.model_dump() for k, v in self.nuisance.items()},
+                "tuning_seed": self.ablation.spec.nuisance.seed, "objective": self.objective}
+
+
+def format_overrides(overrides: dict[str, Any]) -> list[str]:
+    """`key=value` arguments formatted exactly as a W&B agent formats `${args_no_hyphens}`."""
+    return [f"{k}={'null' if v is None else v}" for k, v in overrides.items()]
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, dotted + "."))
+        else:
+            out[dotted] = value
+    return out
+
+
+_TOKEN = {"model.num_layers": "L", "train.teacher_forcing_ratio": "tf"}
+
+
+def arm_name(cfg: Config, axes: list[str]) -> str:
+    """The name train.py records (`L1-rev-peeky-tf1`), plus a token per scientific axis outside AXES."""
+    name = (f"L{cfg.model.num_layers}-{'rev' if cfg.data.reverse_source else 'fwd'}-"
+            f"{'peeky' if cfg.model.peeky else 'plain'}-tf{cfg.train.teacher_forcing_ratio:g}")
+    for axis in axes:
+        if axis not in AXES:
+            value = cfg.get(axis)
+            value = f"{value:g}" if isinstance(value, float) else str(value)
+            name += f"-{axis.rsplit('.', 1)[-1]}{value}"
+    return re.sub(r"[^A-Za-z0-9_.=+-]", "_", name)  # a folder and W&B run name
+
+
+def tuning_metric(objective: str) -> str:
+    """The validation metric that stands in for `objective` while tuning and pruning.
+
+    Nuisance values are chosen on validation data, never on the test metric the arms are compared by.
+    """
+    if objective.startswith("val/"):
+        return objective
+    if objective in (M.TEST_BLEU, M.TEST_BLEU_TOK, M.TEST_CHRF):
+        return M.VAL_BLEU
+    return "val/" + objective.split("/", 1)[1]
+
+
+def _format_error(err: ValidationError) -> str:
+    first = err.errors()[0]
+    key = ".".join(str(p) for p in first["loc"])
+    if first["type"] == "extra_forbidden":
+        return f"unknown key '{key}'"
+    if first["type"] == "missing":
+        return f"missing key '{key}'"
+    return f"'{key}': {first['msg'].removeprefix('Value error, ')}"
+
+
+def load_ablation(path: str | Path) -> Ablation:
+    """Read and validate an ablation file; every problem is a one-line S2SError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise S2SError(f"ablation file not found: {path}")
+    raw = read_yaml(path)  # malformed YAML -> "malformed YAML in PATH at line L, column C: ..."
+    try:
+        spec = AblationFile.model_validate(raw)
+    except ValidationError as err:
+        raise S2SError(f"{path}: {_format_error(err)}") from None
+    ablation = Ablation(path=path, name=path.stem, spec=spec)
+    for budget in spec.budgets:
+        expand(ablation, budget)  # validates every arm of every budget
+    return ablation
+
+
+def _build(path: Path, where: str, base: dict, overrides: dict) -> Config:
+    try:
+        return build_config(base, overrides)
+    except S2SError as exc:
+        raise S2SError(f"{path}: {where}: {exc}") from None
+
+
+def _check_search_dim(path: Path, key: str, dim: SearchDim, base: dict, constants: dict) -> None:
+    where = f"nuisance '{key}'"
+    if dim.type == "categorical":
+        if not dim.values:
+            raise S2SError(f"{path}: {where}: categorical needs a non-empty `values` list")
+        points = dim.values
+    else:
+        if dim.low is None or dim.high is None or not dim.low < dim.high:
+            raise S2SError(f"{path}: {where}: {dim.type} needs low < high (got low={dim.low}, high={dim.high})")
+        if dim.type.startswith("log") and dim.low <= 0:
+            raise S2SError(f"{path}: {where}: {dim.type} needs low > 0 (got {dim.low})")
+        if dim.type.endswith("int") and not (float(dim.low).is_integer() and float(dim.high).is_integer()):
+            raise S2SError(f"{path}: {where}: {dim.type} needs integer bounds")
+        points = [dim.low, dim.high]
+    for value in points:
+        _build(path, where, base, {**constants, key: value})
+
+
+def _normalise(cfg: Config, keys: list[str]) -> dict[str, Any]:
+    """The validated, JSON-typed value of each key (`"1e-3"` -> 0.001, `1` -> 1.0 for floats)."""
+    dumped = cfg.to_dict()
+    out = {}
+    for key in keys:
+        node: Any = dumped
+        for part in key.split("."):
+            node = node[part]
+        out[key] = node
+    return out
+
+
+def expand(ablation: Ablation, budget: str = FULL) -> Plan:
+    """The arms, seeds and constant overrides of `ablation` at `budget`, all validated."""
+    spec, path = ablation.spec, ablation.path
+    if budget not in spec.budgets:
+        raise S2SError(f"{path}: unknown budget '{budget}' (available: {', '.join(spec.budgets)})")
+    b = spec.budgets[budget]
+    _build(path, "base", spec.base, {})
+    fixed = flatten(spec.fixed)
+    _build(path, "fixed", spec.base, fixed)
+    budget_overrides = flatten(b.overrides)
+    written = {**flatten(spec.base), **fixed, **budget_overrides}
+    resolved = _build(path, f"budget '{budget}'", spec.base, {**fixed, **budget_overrides})
+    constants = _normalise(resolved, list(written))
+
+    for key in PER_TRIAL_KEYS:
+        if key in constants:
+            raise S2SError(f"{path}: '{key}' is set per trial by the sweep; remove it from base/fixed/budgets")
+    if not spec.scientific:
+        raise S2SError(f"{path}: empty grid: `scientific` names no axis")
+    for axis, values in spec.scientific.items():
+        if not values:
+            raise S2SError(f"{path}: empty grid: scientific axis '{axis}' has no values")
+        if axis == SEED:
+            raise S2SError(f"{path}: 'seed' is not a scientific axis; list seeds under `seeds`")
+        if axis in constants:
+            raise S2SError(f"{path}: '{axis}' is both a scientific axis and a fixed value (base/fixed/budget)")
+        if axis in spec.nuisance.space:
+            raise S2SError(f"{path}: '{axis}' is both a scientific axis and a nuisance hyperparameter")
+        if len(set(map(repr, values))) != len(values):
+            raise S2SError(f"{path}: scientific axis '{axis}' repeats a value ({values})")
+        for value in values:
+            _build(path, f"scientific axis '{axis}'", spec.base, {**constants, axis: value})
+
+    for key, dim in spec.nuisance.space.items():
+        # `base` may hold the untuned value (used when a budget tunes nothing, and by W&B grids).
+        if key in fixed or key in budget_overrides or key in PER_TRIAL_KEYS:
+            raise S2SError(f"{path}: nuisance '{key}' is also set in fixed/budgets or per trial")
+        _check_search_dim(path, key, dim, spec.base, constants)
+    if b.nuisance_trials and not spec.nuisance.space:
+        raise S2SError(f"{path}: budget '{budget}' asks for {b.nuisance_trials} nuisance trials per arm "
+                       "but nuisance.space is empty")
+
+    seeds = b.seeds if b.seeds is not None else spec.seeds
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise S2SError(f"{path}: budget '{budget}': seeds must be a non-empty list of distinct integers")
+    if b.nuisance_trials and spec.nuisance.seed in seeds:
+        raise S2SError(f"{path}: nuisance.seed {spec.nuisance.seed} is one of the seeds; tuning needs its own")
+
+    axes = list(spec.scientific)
+    arms: list[Arm] = []
+    for point in itertools.product(*spec.scientific.values()):
+        cfg = _build(path, "scientific grid", spec.base, {**constants, **dict(zip(axes, point))})
+        arms.append(Arm(arm_name(cfg, axes), _normalise(cfg, axes)))
+        _check_objective(path, spec.objective, cfg, bool(b.nuisance_trials))
+    names = [a.name for a in arms]
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise S2SError(f"{path}: two arms share the name '{dup}'; scientific values must differ visibly")
+
+    metric = spec.objective.metric
+    tuning = tuning_metric(metric)
+    return Plan(ablation=ablation, budget=budget, study=ablation.name if budget == FULL else f"{ablation.name}-{budget}",
+                arms=arms, seeds=list(seeds), constants=constants, nuisance=dict(spec.nuisance.space),
+                nuisance_trials=b.nuisance_trials if spec.nuisance.space else 0, objective=metric,
+                direction=M.DIRECTIONS[metric], tuning_metric=tuning, tuning_direction=M.DIRECTIONS[tuning])
+
+
+def _check_objective(path: Path, objective: Objective, cfg: Config, tuned: bool) -> None:
+    metric, task = objective.metric, M.task_of(cfg.data.name)
+    if metric not in M.DIRECTIONS:
+        raise S2SError(f"{path}: objective '{metric}' is not an optimisable metric "
+                       f"(allowed: {', '.join(sorted(M.DIRECTIONS))})")
+    if metric not in M.TASK_METRICS[task]:
+        logged = sorted(m for m in M.TASK_METRICS[task] if m in M.DIRECTIONS)
+        raise S2SError(f"{path}: objective '{metric}' is never logged for the {task} task "
+                       f"(data.name={cfg.data.name}; logged: {', '.join(logged)})")
+    if objective.direction and objective.direction != M.DIRECTIONS[metric]:
+        raise S2SError(f"{path}: objective '{metric}' is to be {M.DIRECTIONS[metric]}d, "
+                       f"not {objective.direction}d")
+    tuning = tuning_metric(metric)
+    if tuned and tuning in (M.VAL_EXACT_MATCH, M.VAL_BLEU) and not cfg.eval.val_task_metric:
+        raise S2SError(f"{path}: nuisance tuning on '{tuning}' needs eval.val_task_metric=true")

@@ -1,0 +1,310 @@
+"""`s2s sweep run|worker|status|wandb` and `s2s dashboard`: an ablation file as an Optuna study.
+
+`s2s sweep run ABLATION` is the coordinator: it opens (or resumes) the study named after the file
+(`addition`, or `addition-quick` for a budget other than `full`), enqueues every missing tuning slot
+and grid point x seed (studies.reconcile), then runs N worker processes (sweep_worker) that each
+claim trials until none is waiting. It supervises them: a worker that dies (kill -9) has its trial
+failed as stale, re-enqueued and resumed from the run's last checkpoint by a fresh worker. Running it
+again starts only what is missing, so a finished study starts nothing. More nodes can join a shared
+RDB study with `s2s sweep worker`.
+
+Run directories: `<runs-dir>/<study>/<arm>/seed<k>` (grid) and `<runs-dir>/<study>/<arm>/tune-t<n>`
+(nuisance trials); W&B runs are grouped by study and named `<arm>-seed<k>`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import multiprocessing
+import os
+import signal
+import statistics
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+from optuna.trial import TrialState
+
+from .ablation import FULL, Plan, expand, load_ablation
+from .errors import S2SError
+from .studies import (RAN_IN, SLOT, grid_key, is_stale, open_storage, open_studies, reconcile, storage_label)
+
+RECONCILE_S = 30.0  # how often the coordinator looks for trials whose worker died elsewhere
+MAX_ROUNDS = 3  # worker rounds per `sweep run`; later rounds only retry trials whose worker died
+
+
+def parse_gpus(spec: str | None, workers: int | None) -> tuple[int, list[str | None]]:
+    """(workers, CUDA_VISIBLE_DEVICES per worker). GPUs are split evenly: one trial per GPU group."""
+    if spec is None:
+        n = 1 if workers is None else workers
+        if n < 1:
+            raise S2SError(f"--workers must be at least 1 (got {n})")
+        return n, [None] * n
+    if spec == "all":
+        import torch
+
+        ids = [str(i) for i in range(torch.cuda.device_count())]
+        if not ids:
+            raise S2SError("--gpus all: no CUDA device is visible")
+    else:
+        ids = [g.strip() for g in spec.split(",") if g.strip()]
+        if not ids or not all(g.isdigit() for g in ids) or len(set(ids)) != len(ids):
+            raise S2SError(f"--gpus takes distinct GPU indices like 0,1,3 or 'all' (got '{spec}')")
+    n = len(ids) if workers is None else workers
+    if n < 1 or len(ids) % n:
+        raise S2SError(f"--workers {n} cannot split {len(ids)} GPUs evenly; one trial per GPU (or GPU group)")
+    size = len(ids) // n
+    return n, [",".join(ids[i * size:(i + 1) * size]) for i in range(n)]
+
+
+@contextmanager
+def coordinator_lock(runs_dir: Path, study: str):
+    """One `sweep run` per study and node; the kernel drops the lock when its holder dies (kill -9)."""
+    path = Path(runs_dir) / "optuna" / f"{study}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            raise S2SError(f"study '{study}' is already being run (pid {f.read().strip() or '?'}); "
+                           "to add workers on another node use `s2s sweep worker`") from None
+        f.truncate(0)
+        f.write(str(os.getpid()))
+        f.flush()
+        yield
+
+
+def _waiting(main, tuning) -> bool:
+    return any(s.get_trials(deepcopy=False, states=(TrialState.WAITING,)) for s in [main, *tuning.values()])
+
+
+def run_sweep(ablation: str | Path, budget: str = FULL, storage: str | None = None, workers: int | None = None,
+              gpus: str | None = None, runs_dir: str | Path = "runs", train_command: list[str] | None = None,
+              poll_s: float = 1.0) -> dict:
+    """Run every missing trial of the ablation at `budget`; returns {"started": n, "status": rows}
+    where `started` counts the trials this invocation ran (0 when the study was already complete)."""
+    from .sweep_worker import worker_process
+
+    plan = expand(load_ablation(ablation), budget)
+    n, gpu_groups = parse_gpus(gpus, workers)
+    runs_dir = Path(runs_dir)
+    store = open_storage(storage, runs_dir)  # an unreachable storage fails here, before any work
+    threads = max(1, (os.cpu_count() or 1) // n)
+    run_id = uuid.uuid4().hex[:12]
+    ctx = multiprocessing.get_context("spawn")  # no inherited storage connections or locks
+
+    def spawn(i: int):
+        p = ctx.Process(target=worker_process, name=f"w{i}", args=(
+            str(plan.ablation.path), budget, storage, str(runs_dir), run_id, gpu_groups[i], threads,
+            train_command, poll_s, f"w{i}"))
+        p.start()
+        return p
+
+    with coordinator_lock(runs_dir, plan.study):
+        main, tuning = open_studies(store, plan, create=True)
+        print(f"study {plan.study}: {len(plan.arms)} arms x {len(plan.seeds)} seeds"
+              + (f", {plan.nuisance_trials} nuisance trials per arm" if plan.nuisance_trials else "")
+              + f"; storage {storage_label(storage, runs_dir)}; {n} worker(s)", flush=True)
+        previous = signal.signal(signal.SIGTERM, signal.default_int_handler)  # kill PID: stop workers cleanly
+        procs: dict[int, multiprocessing.Process] = {}
+        try:
+            for _ in range(MAX_ROUNDS):
+                added = reconcile(store, plan, main, tuning, run_id)
+                if not _waiting(main, tuning):
+                    break
+                print(f"enqueued {added} trial(s)" if added else "resuming enqueued trials", flush=True)
+                procs = {i: spawn(i) for i in range(n)}
+                last, broken = time.monotonic(), []
+                while procs:
+                    time.sleep(poll_s)
+                    for i, p in list(procs.items()):
+                        if p.is_alive():
+                            continue
+                        del procs[i]
+                        if p.exitcode is not None and p.exitcode < 0:  # killed: its trial goes stale
+                            print(f"worker w{i} died (signal {-p.exitcode}); retrying its trial", flush=True)
+                            reconcile(store, plan, main, tuning, run_id)
+                            procs[i] = spawn(i)
+                        elif p.exitcode:  # a bug or a broken environment, not a trial's failure
+                            broken.append(f"w{i} exit code {p.exitcode}")
+                    if time.monotonic() - last > RECONCILE_S:
+                        reconcile(store, plan, main, tuning, run_id)
+                        last = time.monotonic()
+                if broken:
+                    raise S2SError(f"sweep workers failed ({', '.join(broken)}); see their errors above. "
+                                   "Finished trials are kept; rerun to continue")
+        except KeyboardInterrupt:
+            for p in procs.values():
+                p.terminate()
+            for p in procs.values():
+                p.join(30)
+                if p.is_alive():
+                    p.kill()
+            raise
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        started = sum(t.user_attrs.get(RAN_IN) == run_id for s in [main, *tuning.values()] for t in s.trials)
+        rows = status_rows(plan, main, tuning)
+    print(format_status(plan, rows, storage_label(storage, runs_dir)), flush=True)
+    return {"started": started, "status": rows}
+
+
+def status_rows(plan: Plan, main, tuning: dict) -> list[dict]:
+    """One row per arm: its tuning progress and, per seed, the state and objective value."""
+    order = {TrialState.COMPLETE: 0, TrialState.RUNNING: 1, TrialState.WAITING: 2, TrialState.FAIL: 3,
+             TrialState.PRUNED: 4}
+    trials = main.get_trials(deepcopy=False) if main is not None else []
+    rows = []
+    for arm in plan.arms:
+        row: dict = {"arm": arm.name, "seeds": {}}
+        for seed in plan.seeds:
+            attempts = sorted((t for t in trials if grid_key(t) == (arm.name, seed)), key=lambda t: order[t.state])
+            t = attempts[0] if attempts else None
+            state = "-" if t is None else "stale" if is_stale(t) else {
+                TrialState.COMPLETE: "done", TrialState.RUNNING: "running", TrialState.WAITING: "waiting",
+                TrialState.FAIL: "failed", TrialState.PRUNED: "pruned"}[t.state]
+            row["seeds"][seed] = {"state": state, "value": t.value if state == "done" else None,
+                                  "trial": None if t is None else t.number}
+        if arm.name in tuning:
+            tt = [t for t in tuning[arm.name].get_trials(deepcopy=False) if t.user_attrs.get(SLOT) is not None]
+            done = [t for t in tt if t.state == TrialState.COMPLETE]
+            pick = max if plan.tuning_direction == "maximize" else min
+            row["tuning"] = {"done": len(done), "pruned": sum(t.state == TrialState.PRUNED for t in tt),
+                             "failed": sum(t.state == TrialState.FAIL for t in tt),
+                             "running": sum(t.state == TrialState.RUNNING for t in tt),
+                             "best": pick(t.value for t in done) if done else None}
+        rows.append(row)
+    return rows
+
+
+def format_status(plan: Plan, rows: list[dict], storage: str) -> str:
+    head = [f"study {plan.study}: objective {plan.objective} ({plan.direction}); storage {storage}"]
+    cols = ["arm"] + (["tuning"] if plan.nuisance_trials else []) + [f"seed{s}" for s in plan.seeds] + ["mean", "sd"]
+    table = []
+    counts: dict[str, int] = {}
+    for row in rows:
+        line = [row["arm"]]
+        if plan.nuisance_trials:
+            t = row.get("tuning") or {"done": 0, "pruned": 0, "failed": 0, "running": 0, "best": None}
+            finished = t["done"] + t["pruned"] + t["failed"]
+            line.append(f"{finished}/{plan.nuisance_trials}" + (f" {t['pruned']}p" if t["pruned"] else "")
+                        + (f" {t['failed']}f" if t["failed"] else "")
+                        + (f" best {t['best']:.4g}" if t["best"] is not None else ""))
+        values = []
+        for seed in plan.seeds:
+            cell = row["seeds"][seed]
+            counts[cell["state"]] = counts.get(cell["state"], 0) + 1
+            line.append(f"{cell['state']} {cell['value']:.4g}" if cell["value"] is not None else cell["state"])
+            if cell["value"] is not None:
+                values.append(cell["value"])
+        line.append(f"{statistics.mean(values):.4g}" if values else "")
+        line.append(f"{statistics.stdev(values):.2g}" if len(values) > 1 else "")
+        table.append(line)
+    widths = [max(len(str(r[i])) for r in [cols] + table) for i in range(len(cols))]
+    lines = ["  ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip() for r in [cols] + table]
+    total = len(rows) * len(plan.seeds)
+    summary = ", ".join(f"{counts[k]} {'not started' if k == '-' else k}" for k in
+                        ("done", "running", "waiting", "failed", "stale", "-") if counts.get(k))
+    return "\n".join(head + lines + [f"grid: {total} points ({len(rows)} arms x {len(plan.seeds)} seeds): {summary}"])
+
+
+def sweep_status(ablation: str | Path, budget: str = FULL, storage: str | None = None,
+                 runs_dir: str | Path = "runs") -> str:
+    plan = expand(load_ablation(ablation), budget)
+    store = open_storage(storage, runs_dir)
+    main, tuning = open_studies(store, plan, create=False)
+    text = format_status(plan, status_rows(plan, main, tuning), storage_label(storage, runs_dir))
+    return text if main is not None else text + f"\n(study {plan.study} not started)"
+
+
+# --- command line ----------------------------------------------------------------------------------
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    out = run_sweep(args.ablation, args.budget, args.storage, args.workers, args.gpus, args.runs_dir)
+    missing = sum(c["state"] != "done" for r in out["status"] for c in r["seeds"].values())
+    return 0 if not missing else 1
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from .sweep_worker import work
+
+    plan = expand(load_ablation(args.ablation), args.budget)
+    store = open_storage(args.storage, args.runs_dir)
+    n = work(plan, store, Path(args.runs_dir), uuid.uuid4().hex[:12], args.gpus)
+    print(f"worker ran {n} trial(s); nothing left waiting in study {plan.study}")
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    print(sweep_status(args.ablation, args.budget, args.storage, args.runs_dir))
+    return 0
+
+
+def _cmd_wandb(args: argparse.Namespace) -> int:
+    from .wandb_sweep import render_sweep
+
+    text = render_sweep(expand(load_ablation(args.ablation), args.budget))
+    if args.output:
+        from .records import atomic_write_text
+
+        atomic_write_text(Path(args.output), text)
+        print(f"wrote {args.output}; start it with: wandb sweep {args.output}")
+    else:
+        print(text, end="")
+    return 0
+
+
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    import optuna_dashboard
+
+    store = open_storage(args.storage, args.runs_dir)
+    print(f"optuna-dashboard for {storage_label(args.storage, args.runs_dir)} on http://127.0.0.1:{args.port}/")
+    optuna_dashboard.run_server(store, host="127.0.0.1", port=args.port)
+    return 0
+
+
+def _common(p: argparse.ArgumentParser, storage: bool = True) -> None:
+    p.add_argument("ablation", help="ablation file, e.g. ablations/addition.yaml")
+    p.add_argument("--budget", default=FULL, help="a budget named in the file (default: full)")
+    if storage:
+        p.add_argument("--storage", help="Optuna storage: a journal file path or sqlite:///, postgresql://... "
+                                         "URL (default: RUNS_DIR/optuna/studies.journal)")
+        p.add_argument("--runs-dir", default="runs", help="where run directories go (default: runs)")
+
+
+def add_sweep_parsers(sub) -> None:
+    """Add `sweep` (run, worker, status, wandb) and `dashboard` to the `s2s` sub-command parsers."""
+    p = sub.add_parser("sweep", help="run an ablation file as an Optuna study, or export it as a W&B sweep")
+    actions = p.add_subparsers(dest="sweep_command", required=True, metavar="ACTION")
+
+    r = actions.add_parser("run", help="create or resume the study and run every missing trial")
+    _common(r)
+    r.add_argument("--workers", type=int, help="worker processes (default: 1, or one per GPU with --gpus)")
+    r.add_argument("--gpus", help="GPU indices to spread trials over, e.g. 0,1,2,3, or 'all'")
+    r.set_defaults(func=_cmd_run)
+
+    w = actions.add_parser("worker", help="join a running study (e.g. from another node) until nothing waits")
+    _common(w)
+    w.add_argument("--gpus", help="CUDA_VISIBLE_DEVICES for this worker's trials, e.g. 0 or 0,1")
+    w.set_defaults(func=_cmd_worker)
+
+    s = actions.add_parser("status", help="arms x seeds: done / running / failed, with objective values")
+    _common(s)
+    s.set_defaults(func=_cmd_status)
+
+    x = actions.add_parser("wandb", help="write the scientific grid x seeds as a W&B sweep config")
+    _common(x, storage=False)
+    x.add_argument("-o", "--output", help="output file, e.g. sweeps/addition.yaml (default: stdout)")
+    x.set_defaults(func=_cmd_wandb)
+
+    d = sub.add_parser("dashboard", help="serve optuna-dashboard for the studies on 127.0.0.1")
+    d.add_argument("--storage", help="Optuna storage (default: RUNS_DIR/optuna/studies.journal)")
+    d.add_argument("--runs-dir", default="runs")
+    d.add_argument("--port", type=int, default=8080)
+    d.set_defaults(func=_cmd_dashboard)
+
+
+

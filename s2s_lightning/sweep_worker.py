@@ -1,0 +1,338 @@
+"""A sweep worker: claims trials of one plan and runs each as its own `s2s train` subprocess.
+
+A subprocess per trial means a crash kills one trial, not the sweep; DDP inside a trial works (a
+fresh process); and it is the same command line a W&B agent runs. While it trains, the worker polls
+the run's history.csv, reports the tuning metric per epoch (so optuna-dashboard plots learning curves
+and the arm's pruner can stop a weak nuisance trial) and writes a heartbeat. Grid trials are never
+pruned. The subprocess dies with its worker (PR_SET_PDEATHSIG), so a killed worker leaves no orphan
+writing into a run directory that a retry is about to reuse.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from .ablation import SEED, Plan, SearchDim, expand, format_overrides, load_ablation
+from .config import build_config
+from .records import CHECKPOINT_DIR, HISTORY_FILE, RECORD_FILE, read_json, write_json
+from .studies import (ARM, GRID, SLOT, HEARTBEAT, HEARTBEAT_S, KIND, RAN_IN, TUNE, WORKER, claim, grid_key,
+                      open_storage, open_studies, retryable, tuning_ready, tuning_study_name, worker_identity)
+
+TRAIN_COMMAND = [sys.executable, "-m", "s2s_lightning", "train"]
+LOG_FILE = "train.log"  # the trial's stdout and stderr, in its run directory
+
+
+class Interrupted(Exception):
+    """SIGINT/SIGTERM reached the worker: stop the trial, leave it to be resumed."""
+
+
+def _raise_interrupted(signum, frame):  # noqa: ARG001 - signal handler signature
+    # Further signals must not break the clean-up that follows.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Interrupted()
+
+
+def _die_with_parent(sig: int = signal.SIGKILL) -> None:
+    """Linux: deliver `sig` to this process when its parent dies; a no-op elsewhere."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(sig))  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        pass
+
+
+def _sampler(plan: Plan, slot: int):
+    """A fresh sampler for tuning slot `slot`, seeded by study and slot: every arm draws the same
+    random (and TPE start-up) points, and a rerun draws the same points given the same history."""
+    import zlib
+
+    seed = zlib.crc32(f"{plan.study}:{slot}".encode())
+    if plan.ablation.spec.nuisance.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    startup = max(1, min(10, plan.nuisance_trials // 2))
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, constant_liar=True)
+
+
+def _pruner(plan: Plan):
+    p = plan.ablation.spec.nuisance.pruner
+    if p.type == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=p.startup_trials, n_warmup_steps=p.warmup_epochs)
+    if p.type == "hyperband":
+        max_epochs = build_config({}, plan.constants).train.max_epochs
+        return optuna.pruners.HyperbandPruner(min_resource=p.min_epochs, max_resource=max_epochs,
+                                              reduction_factor=p.reduction_factor)
+    return optuna.pruners.NopPruner()
+
+
+def _suggest(trial: optuna.Trial, key: str, dim: SearchDim) -> Any:
+    if dim.type == "categorical":
+        return trial.suggest_categorical(key, dim.values)
+    if dim.type in ("int", "log_int"):
+        return trial.suggest_int(key, int(dim.low), int(dim.high), log=dim.type == "log_int")
+    return trial.suggest_float(key, dim.low, dim.high, log=dim.type == "log_uniform")
+
+
+def seed_choices(plan: Plan) -> list[int]:
+    """The `seed` param's categorical choices; fixed for the study's lifetime (Optuna requires it)."""
+    return list(dict.fromkeys(plan.seeds + [plan.ablation.spec.nuisance.seed]))
+
+
+def _read_history(path: Path) -> list[dict]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return list(csv.DictReader(f))
+    except OSError:
+        return []
+
+
+def _float(value: Any) -> float | None:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Kill the trial's process group at once: Lightning saves nothing on a signal that last.ckpt lacks,
+    and a graceful stop would run the whole test evaluation first."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    proc.wait()
+
+
+def _close_record(run_dir: Path, why: str) -> None:
+    """A killed `s2s train` cannot write its final status; say what happened so readers never see 'running'."""
+    path = run_dir / RECORD_FILE
+    if path.is_file():
+        record = read_json(path)
+        if record.get("status") == "running":
+            record.update(status="interrupted", error=why)
+            write_json(path, record)
+
+
+def _prepare_run_dir(run_dir: Path, previous: list[FrozenTrial], number: int) -> bool:
+    """Resume (True) from the last checkpoint of an attempt whose worker died; else start clean."""
+    if not (run_dir / RECORD_FILE).exists():
+        if run_dir.exists():
+            shutil.rmtree(run_dir)
+        return False
+    last_attempt = max(previous, key=lambda t: t.number, default=None)
+    if last_attempt is not None and retryable(last_attempt) and (run_dir / CHECKPOINT_DIR / "last.ckpt").is_file():
+        return True
+    # A real failure is kept for inspection, out of the way of `<arm>/seed*/` globs.
+    attic = run_dir.parent.parent / ".attempts" / f"{run_dir.parent.name}-{run_dir.name}-before-trial{number}"
+    attic.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(run_dir), str(attic))
+    return False
+
+
+class TrialRunner:
+    """Runs claimed trials of one plan; one instance per worker process."""
+
+    def __init__(self, plan: Plan, storage, main: optuna.Study, tuning: dict[str, optuna.Study], runs_dir: Path,
+                 run_id: str, gpus: str | None = None, threads: int | None = None,
+                 train_command: list[str] | None = None, poll_s: float = 1.0, tag: str = "w0"):
+        self.plan, self.storage, self.main, self.tuning = plan, storage, main, tuning
+        self.runs_dir, self.run_id, self.gpus, self.threads = Path(runs_dir), run_id, gpus, threads
+        self.train_command = list(train_command or TRAIN_COMMAND)
+        self.poll_s, self.tag = poll_s, tag
+
+    def log(self, text: str) -> None:
+        print(f"[{self.tag}] {text}", flush=True)
+
+    def _env(self, study_name: str, number: int) -> dict:
+        env = dict(os.environ, S2S_STUDY=study_name, S2S_TRIAL_NUMBER=str(number), PYTHONUNBUFFERED="1")
+        if self.gpus is not None:
+            env["CUDA_VISIBLE_DEVICES"] = self.gpus
+        if self.threads and "OMP_NUM_THREADS" not in os.environ:
+            env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(self.threads)  # no oversubscription
+        return env
+
+    def run(self, study: optuna.Study, frozen: FrozenTrial) -> TrialState:
+        plan, kind = self.plan, frozen.user_attrs[KIND]
+        arm = plan.arm(frozen.user_attrs[ARM])
+        tid = frozen._trial_id
+        self.storage.set_trial_user_attr(tid, WORKER, worker_identity())
+        self.storage.set_trial_user_attr(tid, HEARTBEAT, time.time())
+        self.storage.set_trial_user_attr(tid, RAN_IN, self.run_id)
+        if kind == GRID:
+            state = self._check_grid(study, frozen, arm.name)
+            if state is not None:
+                return state
+        trial = optuna.Trial(study, tid)  # after any fixed params are set: Trial reads them once
+        if kind == TUNE:
+            nuisance = {k: _suggest(trial, k, dim) for k, dim in plan.nuisance.items()}
+            seed = plan.ablation.spec.nuisance.seed
+            run_dir = self.runs_dir / plan.study / arm.name / f"tune-t{frozen.number}"
+            name, group, previous = f"{arm.name}-tune-t{frozen.number}", f"{plan.study}-tuning", []
+        else:
+            for axis in plan.axes:
+                trial.suggest_categorical(axis, list(dict.fromkeys(a.values[axis] for a in plan.arms)))
+            seed = trial.suggest_categorical(SEED, seed_choices(plan))
+            nuisance = {k: _suggest(trial, k, dim) for k, dim in plan.nuisance.items()} if self.tuning else {}
+            run_dir = self.runs_dir / plan.study / arm.name / f"seed{seed}"
+            name, group = f"{arm.name}-seed{seed}", plan.study
+            previous = [t for t in study.get_trials(deepcopy=False)
+                        if grid_key(t) == (arm.name, seed) and t.number != frozen.number]
+        overrides = plan.overrides(arm, seed, nuisance, name=name, group=group)
+        resume = _prepare_run_dir(run_dir, previous, frozen.number)
+        cmd = self.train_command + ["--run-dir", str(run_dir)] + (["--resume"] if resume else []) \
+            + format_overrides(overrides)
+        trial.set_user_attr("run_dir", str(run_dir))
+        trial.set_user_attr("resumed", resume)
+        self.log(f"{study.study_name} trial {frozen.number} {name}: {'resumed' if resume else 'started'}")
+        max_epochs = build_config({}, overrides).train.max_epochs
+        return self._train(study, trial, kind, cmd, run_dir, name, max_epochs)
+
+    def _check_grid(self, study: optuna.Study, frozen: FrozenTrial, arm: str) -> TrialState | None:
+        """Refuse duplicates; give the trial its arm's best nuisance values (as fixed params)."""
+        done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                if grid_key(t) == grid_key(frozen)]
+        if done:  # two coordinators enqueued the same point: the first result stands
+            self.storage.set_trial_user_attr(frozen._trial_id, "duplicate_of", done[0].number)
+            study.tell(frozen.number, state=TrialState.FAIL)
+            return TrialState.FAIL
+        if not self.tuning:
+            return None
+        _, best = tuning_ready(self.tuning.get(arm))
+        if best is None:
+            self.storage.set_trial_user_attr(frozen._trial_id, "error", f"arm {arm}: no tuning trial completed")
+            study.tell(frozen.number, state=TrialState.FAIL)
+            return TrialState.FAIL
+        fixed = {**frozen.system_attrs.get("fixed_params", {}), **best.params}
+        self.storage.set_trial_system_attr(frozen._trial_id, "fixed_params", fixed)
+        self.storage.set_trial_user_attr(frozen._trial_id, "tuned_by",
+                                         f"{tuning_study_name(self.plan, arm)}#{best.number}")
+        return None
+
+    def _train(self, study: optuna.Study, trial: optuna.Trial, kind: str, cmd: list[str], run_dir: Path,
+               name: str, max_epochs: int) -> TrialState:
+        plan, start = self.plan, time.perf_counter()
+        run_dir.mkdir(parents=True, exist_ok=True)
+        reported: set[int] = set()
+        pruned_at = None
+        last_beat = time.time()
+        with open(run_dir / LOG_FILE, "ab") as log:
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    env=self._env(study.study_name, trial.number), start_new_session=True,
+                                    preexec_fn=_die_with_parent)
+            try:
+                while True:
+                    finished = proc.poll() is not None
+                    for row in _read_history(run_dir / HISTORY_FILE):
+                        epoch, value = int(float(row["epoch"])), _float(row.get(plan.tuning_metric))
+                        if epoch not in reported and value is not None:
+                            trial.report(value, epoch)
+                            reported.add(epoch)
+                            # The last epoch is a finished result (it informs TPE); stopping it saves nothing.
+                            if kind == TUNE and not finished and epoch < max_epochs - 1 and trial.should_prune():
+                                pruned_at = epoch
+                    if finished:
+                        break
+                    if pruned_at is not None:
+                        _stop(proc)
+                        _close_record(run_dir, f"pruned by the sweep after epoch {pruned_at}")
+                        break
+                    if time.time() - last_beat > HEARTBEAT_S:
+                        trial.set_user_attr(HEARTBEAT, time.time())
+                        last_beat = time.time()
+                    time.sleep(self.poll_s)
+            except Interrupted:
+                _stop(proc)
+                _close_record(run_dir, "interrupted by the sweep")
+                trial.set_user_attr("interrupted", True)
+                study.tell(trial, state=TrialState.FAIL)
+                self.log(f"{study.study_name} trial {trial.number} {name}: interrupted")
+                raise
+        return self._finish(study, trial, kind, proc.returncode, run_dir, name, pruned_at, time.perf_counter() - start)
+
+    def _finish(self, study, trial, kind, returncode, run_dir, name, pruned_at, wall) -> TrialState:
+        plan = self.plan
+        record = read_json(run_dir / RECORD_FILE) if (run_dir / RECORD_FILE).is_file() else {}
+        metrics = record.get("metrics") or {}
+        for key, value in metrics.items():
+            trial.set_user_attr(key, value)
+        trial.set_user_attr("wandb_id", (record.get("wandb") or {}).get("id"))
+        trial.set_user_attr("exit_code", returncode)
+        trial.set_user_attr("wall_time_s", round(wall, 1))
+        metric = plan.tuning_metric if kind == TUNE else plan.objective
+        value = _float(metrics.get(metric))
+        try:
+            if pruned_at is not None:
+                study.tell(trial, state=TrialState.PRUNED)
+                self.log(f"{study.study_name} trial {trial.number} {name}: pruned after epoch {pruned_at}")
+                return TrialState.PRUNED
+            if returncode == 0 and record.get("status") == "completed" and value is not None:
+                study.tell(trial, value)
+                self.log(f"{study.study_name} trial {trial.number} {name}: {metric}={value:.4g} ({wall:.0f} s)")
+                return TrialState.COMPLETE
+            error = record.get("error") or (f"{metric} missing from the record" if returncode == 0 else None) \
+                or _last_line(run_dir / LOG_FILE) or f"exit code {returncode}"
+            trial.set_user_attr("error", str(error)[:500])
+            study.tell(trial, state=TrialState.FAIL)
+            self.log(f"{study.study_name} trial {trial.number} {name}: FAILED ({str(error)[:200]}); log {run_dir / LOG_FILE}")
+            return TrialState.FAIL
+        except (ValueError, RuntimeError) as exc:  # failed as stale meanwhile: a retry owns the key now
+            self.log(f"{study.study_name} trial {trial.number} {name}: result not stored ({exc})")
+            return TrialState.FAIL
+
+
+def _last_line(path: Path) -> str | None:
+    try:
+        lines = [ln for ln in path.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return None
+    return lines[-1].strip() if lines else None
+
+
+def work(plan: Plan, storage, runs_dir: Path, run_id: str, gpus: str | None = None, threads: int | None = None,
+         train_command: list[str] | None = None, poll_s: float = 1.0, tag: str = "w0") -> int:
+    """Claim and run trials until nothing is waiting; returns how many trials this worker ran."""
+    main, tuning = open_studies(storage, plan, create=False, pruner=_pruner(plan))
+    if main is None:
+        return 0
+    runner = TrialRunner(plan, storage, main, tuning, runs_dir, run_id, gpus, threads, train_command, poll_s, tag)
+    ran = 0
+    while True:
+        study, frozen, waiting = claim(storage, plan, main, tuning)
+        if study is None:
+            if not waiting:
+                return ran
+            time.sleep(poll_s)  # grid trials wait for their arm's tuning, running elsewhere
+            continue
+        if study is not main:  # the arm's own study: TPE learns from this arm's trials only
+            study.sampler = _sampler(plan, frozen.user_attrs[SLOT])
+        runner.run(study, frozen)
+        ran += 1
+
+
+def worker_process(ablation_path: str, budget: str, storage_url: str | None, runs_dir: str, run_id: str,
+                   gpus: str | None, threads: int | None, train_command: list[str] | None, poll_s: float,
+                   tag: str) -> None:
+    """Entry point of a worker process spawned by `s2s sweep run` (multiprocessing, spawn)."""
+    _die_with_parent(signal.SIGTERM)  # the coordinator died: stop the trial cleanly
+    signal.signal(signal.SIGINT, _raise_interrupted)
+    signal.signal(signal.SIGTERM, _raise_interrupted)
+    try:
+        plan = expand(load_ablation(ablation_path), budget)
+        work(plan, open_storage(storage_url, runs_dir), Path(runs_dir), run_id, gpus, threads, train_command,
+             poll_s, tag)
+    except Interrupted:
+        sys.exit(130)

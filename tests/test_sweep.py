@@ -1,0 +1,337 @@
+"""Sweeps: Optuna studies run by worker processes, W&B sweep configs, exactly-once execution.
+
+Most tests run the real coordinator and workers against a stand-in for `s2s train` (same arguments,
+same run-directory files, no torch), so they take seconds; one runs the real `s2s train`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+from s2s_lightning.ablation import SEED, arm_name, expand, format_overrides, load_ablation
+from s2s_lightning.config import build_config
+from s2s_lightning.errors import S2SError
+from s2s_lightning.studies import (ARM, KIND, TUNE, WORKER, claim, open_storage, open_studies, reconcile, redact,
+                                   tuning_study_name)
+from s2s_lightning.sweep import add_sweep_parsers, parse_gpus, run_sweep, sweep_status
+from s2s_lightning.wandb_sweep import render_sweep, sweep_config
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED = sorted((REPO / "ablations").glob("*.yaml"))
+
+FAKE_TRAIN = r'''
+"""Stand-in for `s2s train --run-dir DIR [--resume] KEY=VALUE...`: writes history.csv per epoch and
+record.json. Validation exact match grows with the epoch and is best for lr near 3e-3."""
+import json, math, os, sys, time
+from pathlib import Path
+
+args = sys.argv[1:]
+run_dir = Path(args[args.index("--run-dir") + 1])
+resume = "--resume" in args
+ov = dict(a.split("=", 1) for a in args if "=" in a and not a.startswith("-"))
+if (run_dir / "record.json").exists() and not resume:
+    sys.exit("already holds a run")  # as the real one: never train twice into one directory
+run_dir.mkdir(parents=True, exist_ok=True)
+name = ov["tracking.name"]
+with open(os.environ["FAKE_LOG"], "a") as f:
+    f.write(f"{name} {'resume' if resume else 'start'} seed={ov['seed']} lr={ov.get('train.lr', '-')}\n")
+
+def put(path, text):
+    tmp = path.with_name(path.name + ".tmp"); tmp.write_text(text); os.replace(tmp, path)
+
+put(run_dir / "record.json", json.dumps({"status": "running", "metrics": {}}))
+epochs = int(ov.get("train.max_epochs", "3"))
+quality = max(0.0, 1.0 - abs(math.log10(float(ov.get("train.lr", "0.003"))) + 2.5) / 3)
+if os.environ.get("FAKE_ONLY_FIRST_TUNES_WELL") and "-tune-" in name and not name.endswith("-t0"):
+    quality = 0.05  # every later nuisance trial is worse than the first: the pruner must stop it
+rows = ["epoch,step,val/loss,val/exact_match"]
+for epoch in range(epochs):
+    acc = quality * (epoch + 1) / epochs + 0.001 * (int(ov["seed"]) % 10)
+    rows.append(f"{epoch},{epoch},{1 - acc},{acc}")
+    put(run_dir / "history.csv", "\n".join(rows) + "\n")
+    time.sleep(float(os.environ.get("FAKE_EPOCH_S", "0.02")))
+if name == os.environ.get("FAKE_CRASH") and not (run_dir.parent / ".crashed").exists():
+    (run_dir.parent / ".crashed").touch()
+    sys.exit("boom: a crash in one trial")
+metrics = {"val/exact_match": acc, "test/exact_match": acc - 0.01, "val/ppl": 2 - acc}
+put(run_dir / "record.json", json.dumps({"status": "completed", "error": None, "metrics": metrics,
+                                        "wandb": {"id": "w-" + name, "mode": "offline"}}))
+'''
+
+SMALL = {
+    "description": "test",
+    "base": {"data": {"name": "addition"}, "train": {"max_epochs": 3}},
+    "scientific": {"data.reverse_source": [False, True]},
+    "fixed": {"tracking.wandb": "disabled"},
+    "seeds": [0, 1],
+    "objective": {"metric": "test/exact_match"},
+}
+
+
+@pytest.fixture
+def fake(tmp_path, monkeypatch):
+    """(train command, executions log reader). Workers inherit FAKE_* from the environment."""
+    script = tmp_path / "fake_train.py"
+    script.write_text(FAKE_TRAIN)
+    log = tmp_path / "executions.log"
+    log.touch()
+    monkeypatch.setenv("FAKE_LOG", str(log))
+    return [sys.executable, str(script)], lambda: log.read_text().splitlines()
+
+
+def ablation_file(tmp_path: Path, name: str = "small", **changes) -> Path:
+    spec = {**yaml.safe_load(yaml.safe_dump(SMALL)), **changes}
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def cells(out: dict) -> dict:
+    return {(r["arm"], s): c["state"] for r in out["status"] for s, c in r["seeds"].items()}
+
+
+def main_trials(runs: Path, study: str) -> list:
+    return optuna.load_study(study_name=study, storage=open_storage(None, runs)).get_trials()
+
+
+# --- W&B sweep configs -----------------------------------------------------------------------------
+
+def agent_configs(config: dict) -> list:
+    """The configs a W&B agent would train: grid over `values`, arguments as W&B formats them."""
+    from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
+
+    config = yaml.safe_load(yaml.safe_dump(config))  # as `wandb sweep FILE` reads it
+    params = config["parameters"]
+    grid = [k for k, v in params.items() if "values" in v]
+    out = []
+    for point in itertools.product(*(params[k]["values"] for k in grid)):
+        run = {k: {"value": v["value"]} for k, v in params.items() if "value" in v}
+        run.update({k: {"value": v} for k, v in zip(grid, point)})
+        argv = create_sweep_command_args({"args": run})["args_no_hyphens"]
+        assert config["command"][-1] == "${args_no_hyphens}"
+        out.append(build_config({}, argv))
+    return out
+
+
+@pytest.mark.parametrize("path, budget", [(p, b) for p in SHIPPED for b in load_ablation(p).spec.budgets],
+                         ids=lambda x: getattr(x, "stem", x))
+def test_wandb_grid_trains_exactly_what_the_optuna_study_enqueues(path, budget):
+    plan = expand(load_ablation(path), budget)
+    storage = optuna.storages.InMemoryStorage()
+    main, tuning = open_studies(storage, plan)
+    reconcile(storage, plan, main, tuning, "r")
+    enqueued = {(t.user_attrs[ARM], t.user_attrs[SEED]) for t in main.trials}
+    assert len(enqueued) == len(main.trials) == len(plan.arms) * len(plan.seeds)
+    # The W&B grid covers the same (arm, seed) points ...
+    wandb = agent_configs(sweep_config(plan))
+    assert {(arm_name(c, plan.axes), c.seed) for c in wandb} == enqueued
+    # ... and trains the same config as the Optuna worker would (nuisance at its base value), up to the
+    # run's name and W&B mode (a W&B sweep needs its runs online).
+    by_key = {(arm_name(c, plan.axes), c.seed): c for c in wandb}
+    for arm, seed in enqueued:
+        argv = format_overrides(plan.overrides(plan.arm(arm), seed, name=f"{arm}-seed{seed}"))
+        optuna_cfg = build_config({}, argv).to_dict()
+        agent_cfg = by_key[arm, seed].to_dict()
+        assert optuna_cfg["tracking"].pop("name") == f"{arm}-seed{seed}" and agent_cfg["tracking"].pop("name") is None
+        mode = optuna_cfg["tracking"].pop("wandb")
+        assert agent_cfg["tracking"].pop("wandb") == ("online" if mode in ("offline", "disabled") else mode)
+        assert agent_cfg == optuna_cfg
+
+
+def test_sweep_files_are_up_to_date():
+    """Regenerate with: s2s sweep wandb ablations/NAME.yaml [--budget B] -o sweeps/STUDY.yaml"""
+    files = sorted((REPO / "sweeps").glob("*.yaml"))
+    studies = {expand(load_ablation(p), b).study: (p, b) for p in SHIPPED for b in load_ablation(p).spec.budgets}
+    assert {p.stem for p in SHIPPED} <= {f.stem for f in files}  # every full budget has its sweep
+    for file in files:
+        assert file.stem in studies, f"{file} matches no ablation budget"
+        path, budget = studies[file.stem]
+        plan = expand(load_ablation(path.relative_to(REPO) if path.is_absolute() else path), budget)
+        assert render_sweep(plan) == file.read_text(), f"{file} is stale; regenerate it"
+
+
+def test_sweep_config_shape():
+    plan = expand(load_ablation(REPO / "ablations" / "addition.yaml"), "quick")
+    config = sweep_config(plan)
+    assert config["method"] == "grid" and config["metric"] == {"name": "test/exact_match", "goal": "maximize"}
+    assert config["command"] == ["${env}", "${interpreter}", "-m", "s2s_lightning", "train", "${args_no_hyphens}"]
+    assert config["parameters"]["train.teacher_forcing_ratio"] == {"values": [1.0, 0.5, 0.0]}
+    assert config["parameters"]["seed"] == {"values": [0, 1]}
+    assert config["parameters"]["tracking.group"] == {"value": "addition-quick"}
+
+
+# --- storage, GPUs, plan changes -------------------------------------------------------------------
+
+def test_parse_gpus():
+    assert parse_gpus(None, None) == (1, [None])
+    assert parse_gpus(None, 3) == (3, [None, None, None])
+    assert parse_gpus("0,1,2,3", None) == (4, ["0", "1", "2", "3"])
+    assert parse_gpus("0,1,2,3", 2) == (2, ["0,1", "2,3"])  # DDP inside a trial: two GPUs each
+    for spec, workers, message in [("0,1", 3, "cannot split 2 GPUs evenly"), ("0,x", None, "distinct GPU indices"),
+                                   ("1,1", None, "distinct GPU indices"), (None, 0, "at least 1")]:
+        with pytest.raises(S2SError, match=message):
+            parse_gpus(spec, workers)
+
+
+def test_unreachable_storage_fails_before_any_work(tmp_path, fake, monkeypatch):
+    path = ablation_file(tmp_path)
+    with pytest.raises(S2SError, match="cannot open Optuna storage sqlite:////proc/"):
+        run_sweep(path, storage="sqlite:////proc/no/such/dir/s.db", runs_dir=tmp_path / "runs", train_command=fake[0])
+    assert not (tmp_path / "runs" / "small").exists() and fake[1]() == []
+
+    def refuse(url, **kwargs):
+        raise ConnectionError(f'connection to "{url}" refused\nDETAIL: more')
+    monkeypatch.setattr(optuna.storages, "RDBStorage", refuse)
+    with pytest.raises(S2SError) as err:
+        run_sweep(path, storage="postgresql://bob:hunter2@db.example:5432/s2s", runs_dir=tmp_path / "runs")
+    assert "hunter2" not in str(err.value) and "postgresql://bob:***@db.example:5432/s2s" in str(err.value)
+    assert "\n" not in str(err.value)
+    assert redact("mysql+pymysql://u:p@ss@h/x and sqlite:///a.db") == "mysql+pymysql://u:***@h/x and sqlite:///a.db"
+
+
+def test_a_study_from_a_changed_file_is_refused(tmp_path):
+    storage = optuna.storages.InMemoryStorage()
+    open_studies(storage, expand(load_ablation(ablation_file(tmp_path))))
+    changed = expand(load_ablation(ablation_file(tmp_path, base={**SMALL["base"], "train": {"max_epochs": 5}})))
+    with pytest.raises(S2SError, match=r"different version .*constants.train.max_epochs: 3 -> 5"):
+        open_studies(storage, changed)
+
+
+# --- running sweeps (stand-in trainer) -------------------------------------------------------------
+
+def test_crash_fails_one_trial_and_a_rerun_retries_only_it(tmp_path, fake, monkeypatch):
+    train, executions = fake
+    monkeypatch.setenv("FAKE_CRASH", "L1-rev-plain-tf1-seed1")
+    path, runs = ablation_file(tmp_path), tmp_path / "runs"
+    out = run_sweep(path, workers=2, runs_dir=runs, train_command=train, poll_s=0.05)
+    assert out["started"] == 4 and len(executions()) == 4
+    assert cells(out) == {("L1-fwd-plain-tf1", 0): "done", ("L1-fwd-plain-tf1", 1): "done",
+                          ("L1-rev-plain-tf1", 0): "done", ("L1-rev-plain-tf1", 1): "failed"}
+    failed = [t for t in main_trials(runs, "small") if t.state == TrialState.FAIL]
+    assert "boom" in failed[0].user_attrs["error"]
+
+    out = run_sweep(path, workers=2, runs_dir=runs, train_command=train, poll_s=0.05)
+    assert out["started"] == 1 and executions()[4:] == ["L1-rev-plain-tf1-seed1 start seed=1 lr=-"]
+    assert set(cells(out).values()) == {"done"}
+    assert (runs / "small" / ".attempts").is_dir()  # the failed attempt, kept out of the way
+
+    out = run_sweep(path, workers=2, runs_dir=runs, train_command=train, poll_s=0.05)
+    assert out["started"] == 0 and len(executions()) == 5
+    done = [t for t in main_trials(runs, "small") if t.state == TrialState.COMPLETE]
+    assert sorted((t.params["data.reverse_source"], t.params["seed"]) for t in done) == \
+        [(False, 0), (False, 1), (True, 0), (True, 1)]
+    t = done[0]
+    assert t.user_attrs["run_dir"] == str(runs / "small" / t.user_attrs["arm"] / f"seed{t.params['seed']}")
+    assert t.user_attrs["wandb_id"] == f"w-{t.user_attrs['arm']}-seed{t.params['seed']}"
+    assert t.value == pytest.approx(t.user_attrs["test/exact_match"])
+
+
+def test_a_trial_whose_worker_died_is_resumed_and_every_point_finishes_once(tmp_path, fake):
+    train, executions = fake
+    path, runs = ablation_file(tmp_path), tmp_path / "runs"
+    plan = expand(load_ablation(path))
+    storage = open_storage(None, runs)
+    main, tuning = open_studies(storage, plan)
+    reconcile(storage, plan, main, tuning, "earlier")
+    # A worker claimed a trial, trained an epoch, and was killed (kill -9): its pid is gone.
+    study, trial, _ = claim(storage, plan, main, tuning)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    storage.set_trial_user_attr(trial._trial_id, WORKER, {"host": socket.gethostname(), "pid": dead.pid})
+    run_dir = runs / "small" / trial.user_attrs[ARM] / f"seed{trial.user_attrs[SEED]}"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "checkpoints" / "last.ckpt").write_text("epoch 0")
+    (run_dir / "record.json").write_text('{"status": "running"}')
+
+    assert "stale" in sweep_status(path, runs_dir=runs)
+    out = run_sweep(path, workers=2, runs_dir=runs, train_command=train, poll_s=0.05)
+    assert set(cells(out).values()) == {"done"}
+    name = f"{trial.user_attrs[ARM]}-seed{trial.user_attrs[SEED]}"
+    assert sorted(executions()) == sorted(
+        [f"{a}-seed{s} start seed={s} lr=-" for a in ("L1-fwd-plain-tf1", "L1-rev-plain-tf1") for s in (0, 1)
+         if f"{a}-seed{s}" != name] + [f"{name} resume seed={trial.user_attrs[SEED]} lr=-"])
+    states = [t.state for t in main_trials(runs, "small")]
+    assert states.count(TrialState.COMPLETE) == 4 and states.count(TrialState.FAIL) == 1  # the stale one
+
+
+def test_nuisance_tuning_is_per_arm_and_grid_trials_use_the_best_values(tmp_path, fake, monkeypatch):
+    train, executions = fake
+    monkeypatch.setenv("FAKE_EPOCH_S", "0.3")  # slow enough for the pruner to stop a trial mid-run
+    monkeypatch.setenv("FAKE_ONLY_FIRST_TUNES_WELL", "1")
+    path = ablation_file(tmp_path, name="tuned", seeds=[0], nuisance={
+        "space": {"train.lr": {"type": "log_uniform", "low": 1e-5, "high": 1e-1}}, "sampler": "random",
+        "pruner": {"type": "median", "startup_trials": 1, "warmup_epochs": 0}},
+        budgets={"full": {"nuisance_trials": 4}})
+    runs = tmp_path / "runs"
+    out = run_sweep(path, workers=1, runs_dir=runs, train_command=train, poll_s=0.05)
+    assert set(cells(out).values()) == {"done"}
+    storage = open_storage(None, runs)
+    lrs = {}
+    for arm in ("L1-fwd-plain-tf1", "L1-rev-plain-tf1"):
+        tune = optuna.load_study(study_name=tuning_study_name(expand(load_ablation(path)), arm), storage=storage)
+        assert len(tune.trials) == 4 and all(t.user_attrs[KIND] == TUNE for t in tune.trials)
+        assert [t.state for t in tune.trials] == [TrialState.COMPLETE] + [TrialState.PRUNED] * 3
+        assert all(len(t.intermediate_values) < 3 for t in tune.trials[1:])  # stopped before the last epoch
+        lrs[arm] = [t.params["train.lr"] for t in tune.trials]
+        assert len(set(lrs[arm])) == 4  # every trial draws its own point
+        best = tune.best_trial
+        assert best.number == 0
+        grid = [t for t in main_trials(runs, "tuned") if t.user_attrs[ARM] == arm]
+        assert [t.state for t in grid] == [TrialState.COMPLETE]  # seeds of the grid are never pruned
+        assert grid[0].params["train.lr"] == best.params["train.lr"]
+        assert grid[0].user_attrs["tuned_by"] == f"tuned/{arm}#{best.number}"
+        assert len(grid[0].intermediate_values) == 3  # learning curves for the dashboard
+    assert lrs["L1-fwd-plain-tf1"] == lrs["L1-rev-plain-tf1"]  # random search: the same points per arm
+    assert len(executions()) == 2 * 4 + 2
+    assert "4/4" in sweep_status(path, runs_dir=runs)
+
+
+def test_command_line(tmp_path, fake, capsys):
+    parser = argparse.ArgumentParser(prog="s2s")
+    add_sweep_parsers(parser.add_subparsers(dest="command", required=True))
+    path, runs = ablation_file(tmp_path), tmp_path / "runs"
+
+    args = parser.parse_args(["sweep", "status", str(path), "--runs-dir", str(runs)])
+    assert args.func(args) == 0
+    assert "study small not started" in capsys.readouterr().out
+
+    out = tmp_path / "sweeps" / "small.yaml"
+    args = parser.parse_args(["sweep", "wandb", str(path), "-o", str(out)])
+    assert args.func(args) == 0 and yaml.safe_load(out.read_text())["method"] == "grid"
+
+    args = parser.parse_args(["sweep", "run", str(path), "--budget", "quik"])
+    with pytest.raises(S2SError, match="unknown budget 'quik'"):
+        args.func(args)
+    args = parser.parse_args(["dashboard", "--port", "8081"])
+    assert args.port == 8081 and args.storage is None
+
+
+# --- the real thing ---------------------------------------------------------------------------------
+
+def test_tiny_real_sweep_runs_each_point_once_and_a_rerun_starts_nothing(tmp_path):
+    """Real `s2s train` subprocesses: 2 arms x 1 seed of a tiny addition model, then the same again."""
+    spec = {"base": {"data": {"name": "addition", "addition": {"train_size": 200, "val_size": 30, "test_size": 30}},
+                     "model": {"hidden_dim": 8, "embedding_dim": 8}, "train": {"max_epochs": 1, "progress_bar": False}},
+            "scientific": {"model.peeky": [False, True]}, "fixed": {"tracking.wandb": "disabled"},
+            "seeds": [0], "objective": {"metric": "val/ppl"}}
+    path, runs = tmp_path / "tiny.yaml", tmp_path / "runs"
+    path.write_text(yaml.safe_dump(spec))
+    out = run_sweep(path, workers=2, runs_dir=runs, poll_s=0.2)
+    assert out["started"] == 2 and set(cells(out).values()) == {"done"}
+    for arm in ("L1-fwd-plain-tf1", "L1-fwd-peeky-tf1"):
+        record = yaml.safe_load((runs / "tiny" / arm / "seed0" / "record.json").read_text())
+        assert record["status"] == "completed" and record["study"] == "tiny"
+        config = yaml.safe_load((runs / "tiny" / arm / "seed0" / "config.yaml").read_text())
+        assert config["tracking"]["group"] == "tiny" and config["tracking"]["name"] == f"{arm}-seed0"
+    assert run_sweep(path, workers=2, runs_dir=runs)["started"] == 0
+    assert len(main_trials(runs, "tiny")) == 2
