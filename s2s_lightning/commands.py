@@ -1,3 +1,6 @@
 """Registration of the sub-commands that live outside cli.py (each adds its own parser)."""
 
-PARSERS: list = []
+from .inference import add_parsers as _evaluate_translate
+from .report import add_report_parser as _report
+
+PARSERS: list = [_evaluate_translate, _report]

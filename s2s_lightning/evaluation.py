@@ -1,21 +1,31 @@
-"""Scoring a split: decode, write line-aligned text files, compute task metrics.
+"""Scoring a split: decode (greedy or beam, one model or an ensemble), write line-aligned text files,
+compute the task metrics and the per-run analyses.
 
-sacreBLEU does every BLEU computation; exact match is for `addition`.
+sacreBLEU does every BLEU computation:
+  {split}/bleu      corpus BLEU on detokenized text (13a tokenization); its signature is recorded
+  {split}/bleu_tok  the paper-comparable number: tokenize='none' on Moses-tokenized, cased text
+  {split}/chrf      chrF on detokenized text
+Exact match is for `addition`. Files written into out_dir (see records.py):
+  {split}.src.txt / .ref.txt / .hyp.txt   raw source, reference, detokenized hypothesis
+  {split}.ref.tok.txt / .hyp.tok.txt      Moses-tokenized, cased (translation only): the bleu_tok input
+  {split}.scores.tsv, analysis.json       per-sentence scores and buckets (analysis.py)
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Sequence
 
 import torch
 
 from . import metrics as M
+from .analysis import analyse, average_rank, frequency_ranks, write_scores
 from .config import EvalConfig
-from .data import DataBundle
+from .data import EOS_ID, PAD_ID, DataBundle, MosesTokenizer, source_tensor
 from .model import Seq2Seq
-from .records import write_lines
-from .search import greedy
+from .records import ANALYSIS_FILE, write_json, write_lines
+from .search import as_ensemble, decode
 
 
 def exact_match(hyps: Sequence[str], refs: Sequence[str]) -> float:
@@ -29,43 +39,136 @@ def corpus_bleu(hyps: Sequence[str], refs: Sequence[str], tokenize: str = "13a")
     return metric.corpus_score(list(hyps), [list(refs)]), metric.get_signature().format()
 
 
-@torch.no_grad()
-def decode_split(models: Sequence[Seq2Seq], bundle: DataBundle, role: str, cfg: EvalConfig,
-                 device: torch.device | str = "cpu") -> list[list[int]]:
-    """Hypothesis ids for every sentence of split `role`, in order."""
-    model = models[0]
-    was_training = model.training
-    model.eval()
-    hyps: list[list[int]] = []
-    for batch in bundle.loader(role, batch_size=cfg.batch_size):
-        batch = batch.to(device)
-        out = greedy(model, batch.src, batch.src_len, cfg.max_len_a, cfg.max_len_b)
-        hyps.extend(out.tolist())
-    model.train(was_training)
-    return hyps
+def corpus_chrf(hyps: Sequence[str], refs: Sequence[str]):
+    import sacrebleu
+
+    metric = sacrebleu.metrics.CHRF()
+    return metric.corpus_score(list(hyps), [list(refs)]), metric.get_signature().format()
 
 
-def score(task: str, hyps: Sequence[str], refs: Sequence[str], prefix: str = "test") -> tuple[dict, str | None]:
-    """Task metrics named `{prefix}/...` and the sacreBLEU signature (None for addition)."""
+def cased_tokenizer(bundle: DataBundle) -> MosesTokenizer:
+    """The target-side Moses tokenizer without lowercasing: bleu_tok is always cased."""
+    tok = bundle.tgt_tokenizer
+    if isinstance(tok, MosesTokenizer) and not tok.lowercase:
+        return tok
+    return MosesTokenizer(bundle.cfg.tgt_lang, lowercase=False)
+
+
+def moses_tokenized(tokenizer, texts: Sequence[str]) -> list[str]:
+    return [" ".join(tokenizer.tokenize(t)) for t in texts]
+
+
+def score(task: str, hyps: Sequence[str], refs: Sequence[str], prefix: str = "test",
+          tokenizer=None) -> tuple[dict, str | None]:
+    """Task metrics named `{prefix}/...` and the 13a BLEU signature (None for addition).
+
+    Translation gets `{prefix}/bleu`; with a `tokenizer` (the cased target Moses tokenizer) also
+    `{prefix}/bleu_tok` and `{prefix}/chrf` (the final test; validation skips them for speed).
+    """
     if task == "addition":
         return {f"{prefix}/exact_match": exact_match(hyps, refs)}, None
-    bleu, signature = corpus_bleu(hyps, refs)
-    return {f"{prefix}/bleu": bleu.score}, signature
+    if tokenizer is None:
+        bleu, signature = corpus_bleu(hyps, refs)
+        return {f"{prefix}/bleu": bleu.score}, signature
+    metrics, signatures = translation_metrics(hyps, refs, moses_tokenized(tokenizer, hyps),
+                                              moses_tokenized(tokenizer, refs), prefix)
+    return metrics, signatures["bleu"]
+
+
+def translation_metrics(hyps: Sequence[str], refs: Sequence[str], tok_hyps: Sequence[str],
+                        tok_refs: Sequence[str], prefix: str = "test") -> tuple[dict, dict]:
+    """bleu and chrf on detokenized text, bleu_tok on the Moses-tokenized versions; their signatures."""
+    bleu, bleu_sig = corpus_bleu(hyps, refs)
+    bleu_tok, tok_sig = corpus_bleu(tok_hyps, tok_refs, "none")
+    chrf, chrf_sig = corpus_chrf(hyps, refs)
+    metrics = {f"{prefix}/bleu": bleu.score, f"{prefix}/bleu_tok": bleu_tok.score, f"{prefix}/chrf": chrf.score}
+    return metrics, {"bleu": bleu_sig, "bleu_tok": tok_sig, "chrf": chrf_sig}
+
+
+@torch.no_grad()
+def decode_ids(models: Sequence[Seq2Seq], src_ids: Sequence[Sequence[int]], cfg: EvalConfig,
+               device: torch.device | str = "cpu") -> list[list[int]]:
+    """Hypothesis ids (<eos> and <pad> stripped) for each source, in order.
+
+    Sources are decoded in batches of similar length (less padding, similar length limits); the
+    result does not depend on the batching (tests/test_search.py checks batched = one at a time).
+    """
+    models = as_ensemble(models)
+    modes = [m.training for m in models]
+    for m in models:
+        m.eval()
+    order = sorted(range(len(src_ids)), key=lambda i: len(src_ids[i]))
+    out: list[list[int]] = [[] for _ in src_ids]
+    try:
+        for start in range(0, len(order), cfg.batch_size):
+            chunk = order[start:start + cfg.batch_size]
+            src, src_len = source_tensor([src_ids[i] for i in chunk])
+            hyps = decode(models, src.to(device), src_len.to(device), cfg.beam_size, cfg.length_normalize,
+                          cfg.max_len_a, cfg.max_len_b)  # [b, T]
+            for i, row in zip(chunk, hyps.tolist()):
+                out[i] = _strip(row)
+    finally:
+        for m, mode in zip(models, modes):
+            m.train(mode)
+    return out
+
+
+def _strip(ids: list[int]) -> list[int]:
+    end = ids.index(EOS_ID) if EOS_ID in ids else len(ids)
+    return [i for i in ids[:end] if i != PAD_ID]
+
+
+def decode_split(models: Sequence[Seq2Seq], bundle: DataBundle, role: str, cfg: EvalConfig,
+                 device: torch.device | str = "cpu") -> list[list[int]]:
+    """Hypothesis ids for every sentence of split `role`, in order (cfg.beam_size; 1 = greedy)."""
+    return decode_ids(models, bundle.splits[role].src_ids, cfg, device)
 
 
 def evaluate_split(models: Sequence[Seq2Seq], bundle: DataBundle, role: str, cfg: EvalConfig,
                    out_dir: Path | None, device: torch.device | str = "cpu") -> dict:
-    """Decode `role`, write {role}.src/ref/hyp.txt into out_dir, return metrics and signature."""
+    """Decode `role` with cfg.beam_size, score it, and (with out_dir) write the files and analyses.
+
+    Returns {"metrics", "bleu_signature", "hyps", "signatures", "analysis", "sentences_per_s"}.
+    """
+    start = time.perf_counter()
     ids = decode_split(models, bundle, role, cfg, device)
+    elapsed = time.perf_counter() - start
+    result = score_split(bundle, role, [bundle.detokenize(h) for h in ids], cfg, out_dir)
+    result["sentences_per_s"] = len(ids) / max(elapsed, 1e-9)
+    return result
+
+
+def score_split(bundle: DataBundle, role: str, hyps: Sequence[str], cfg: EvalConfig,
+                out_dir: Path | None) -> dict:
+    """Score detokenized hypotheses of split `role`; with out_dir, write the text files and analyses."""
     split = bundle.splits[role]
-    hyps = [bundle.detokenize(h) for h in ids]
-    refs = split.tgt_text
+    hyps, refs = list(hyps), split.tgt_text
+    if len(hyps) != len(refs):
+        raise ValueError(f"{len(hyps)} hypotheses for {len(refs)} references")
+    if bundle.task == "translation":
+        tokenizer = cased_tokenizer(bundle)
+        tok_hyps, tok_refs = moses_tokenized(tokenizer, hyps), moses_tokenized(tokenizer, refs)
+        metrics, sigs = translation_metrics(hyps, refs, tok_hyps, tok_refs, prefix=role)
+    else:
+        metrics, sigs = score(bundle.task, hyps, refs, prefix=role)[0], {}
+    scores_file = f"{role}.scores.tsv"
+    ranks = frequency_ranks(bundle.src_freq)
+    avg_ranks = [average_rank(bundle.src_tokenizer.tokenize(s), ranks) for s in split.src_text]
+    analysis, rows = analyse(bundle.task, hyps, refs, [len(s) for s in split.src_ids], avg_ranks,
+                             cfg.length_buckets, cfg.frequency_buckets, cfg.bootstrap_samples, scores_file)
     if out_dir is not None:
-        write_lines(Path(out_dir) / f"{role}.src.txt", split.src_text)
-        write_lines(Path(out_dir) / f"{role}.ref.txt", refs)
-        write_lines(Path(out_dir) / f"{role}.hyp.txt", hyps)
-    metrics, signature = score(bundle.task, hyps, refs, prefix=role)
-    return {"metrics": metrics, "bleu_signature": signature, "hyps": hyps}
+        out_dir = Path(out_dir)
+        write_lines(out_dir / f"{role}.src.txt", split.src_text)
+        write_lines(out_dir / f"{role}.ref.txt", refs)
+        write_lines(out_dir / f"{role}.hyp.txt", hyps)
+        if bundle.task == "translation":
+            write_lines(out_dir / f"{role}.ref.tok.txt", tok_refs)
+            write_lines(out_dir / f"{role}.hyp.tok.txt", tok_hyps)
+        write_scores(out_dir / scores_file, rows)
+        write_json(out_dir / ANALYSIS_FILE, analysis)
+    return {"metrics": metrics, "bleu_signature": sigs.get("bleu"), "hyps": hyps, "signatures": sigs,
+            "analysis": analysis}
 
 
-__all__ = ["evaluate_split", "decode_split", "score", "exact_match", "corpus_bleu", "M"]
+__all__ = ["evaluate_split", "score_split", "decode_split", "decode_ids", "score", "translation_metrics", "exact_match",
+           "corpus_bleu", "corpus_chrf", "cased_tokenizer", "M"]

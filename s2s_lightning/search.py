@@ -84,6 +84,14 @@ def forbid_specials(scores: torch.Tensor) -> torch.Tensor:
     return scores
 
 
+def _step_top(models: list[Seq2Seq], tokens: torch.Tensor, states: list[DecoderState],
+              width: int) -> tuple[torch.Tensor, torch.Tensor, list[DecoderState]]:
+    """The `width` most likely next tokens of each row: log-probabilities and ids [N, width], states."""
+    log_probs, states = step_log_probs(models, tokens, states)  # [N, V]
+    top_lp, top_tok = log_probs.topk(min(width, log_probs.size(1)), dim=1)  # [N, width]
+    return top_lp, top_tok, states
+
+
 def _select(states: list[DecoderState], index: torch.Tensor) -> list[DecoderState]:
     return [s.select(index) for s in states]
 
@@ -145,12 +153,14 @@ def beam_search(models: Models, src: torch.Tensor, src_len: torch.Tensor, beam_s
 
     for t in range(max_steps):
         n = alive.size(0)
-        log_probs, states = step_log_probs(models, tokens, states)  # [N*K, V]
-        vocab = log_probs.size(-1)
-        cand = (scores.unsqueeze(-1) + log_probs.view(n, k, vocab)).view(n, k * vocab)  # [N, K*V]
-        # 2K candidates: at most K of them end in <eos>, so K partial ones always remain.
-        top_scores, top_idx = cand.topk(min(2 * k, k * vocab), dim=1)  # [N, 2K]
-        top_beam, top_tok = top_idx // vocab, top_idx % vocab  # [N, 2K]
+        # 2K candidates: at most K of them end in <eos>, so K partial ones always remain. The best
+        # 2K of all K*V extensions are among the best 2K of each hypothesis: select in two stages.
+        row_lp, row_tok, states = _step_top(models, tokens, states, 2 * k)  # [N*K, W] each, W <= 2K
+        width = row_lp.size(1)
+        cand = (scores.unsqueeze(-1) + row_lp.view(n, k, width)).view(n, k * width)  # [N, K*W]
+        top_scores, top_idx = cand.topk(min(2 * k, k * width), dim=1)  # [N, 2K]
+        top_beam = top_idx // width  # [N, 2K]
+        top_tok = row_tok.view(n, k * width).gather(1, top_idx)  # [N, 2K]
         finite = torch.isfinite(top_scores)
         last = (t + 1 >= limits[alive]).unsqueeze(1)  # [N, 1]
 

@@ -1,0 +1,160 @@
+"""Per-sentence scores and what is built from them: length and word-frequency buckets (the paper's
+Fig. 3), bootstrap confidence intervals, and sentence representations (Fig. 2's PCA input).
+
+Corpus BLEU of any subset of sentences is computed from per-sentence sufficient statistics
+(n-gram matches and totals, hypothesis and reference lengths) summed over the subset, which is what
+sacreBLEU's `corpus_score` does; so a bucket's or a resample's BLEU is the corpus BLEU of those
+sentences, never an average of sentence BLEUs. Exact match of a subset is the mean of its 0/1 scores.
+
+`analysis.json` (schema read by the report generator):
+  {"metric": "bleu" | "exact_match",
+   "by_length": [{"min_len", "max_len", "n", "score"}, ...],      # min_len < source length <= max_len
+   "by_frequency": [{"min_rank", "max_rank", "n", "score"}, ...], # min_rank < avg rank <= max_rank
+   "bootstrap": {"low", "high", "mean", "n_resamples"},           # 95% percentile interval
+   "sentences": "{split}.scores.tsv"}                              # index, src_len, avg_freq_rank, score
+Scores are in the metric's own units, as in metrics.json: BLEU 0-100, exact match 0-1.
+Empty buckets are left out. Source length counts tokens (characters for `addition`, where
+by_frequency is empty: digit frequencies say nothing).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .data import source_tensor
+from .records import atomic_write_text
+
+SCORES_COLUMNS = ("index", "src_len", "avg_freq_rank", "score")
+BOOTSTRAP_SEED = 12345
+
+
+@dataclass
+class SentenceScores:
+    """Scores of each sentence and how to score any subset of them as a corpus."""
+
+    metric: str  # "bleu" or "exact_match"
+    scores: np.ndarray  # [N] sentence BLEU (0-100) or 0/1 exact match
+    stats: np.ndarray | None  # [N, 2 + 2 * 4] BLEU statistics: hyp len, ref len, matches, totals
+
+    def corpus(self, index: np.ndarray | None = None) -> float:
+        """Corpus score of the sentences `index` (all by default)."""
+        rows = slice(None) if index is None else index
+        if self.stats is None:
+            return float(self.scores[rows].mean())
+        return bleu_from_stats(self.stats[rows].sum(0))
+
+    def resampled(self, weights: np.ndarray) -> np.ndarray:
+        """Corpus scores of resamples given as counts per sentence: weights [R, N] -> [R]."""
+        if self.stats is None:
+            return weights @ self.scores / weights.sum(1)
+        return np.array([bleu_from_stats(row) for row in weights @ self.stats])  # [R, 2 + 2 * 4]
+
+
+def bleu_from_stats(stats: np.ndarray) -> float:
+    """sacreBLEU's corpus BLEU (default 'exp' smoothing) from summed statistics."""
+    from sacrebleu.metrics import BLEU
+
+    sys_len, ref_len, order = int(stats[0]), int(stats[1]), (len(stats) - 2) // 2
+    correct, total = [int(x) for x in stats[2:2 + order]], [int(x) for x in stats[2 + order:]]
+    return BLEU.compute_bleu(correct, total, sys_len, ref_len, smooth_method="exp").score
+
+
+def sentence_scores(task: str, hyps: Sequence[str], refs: Sequence[str]) -> SentenceScores:
+    """Sentence BLEU (sacrebleu.sentence_bleu) with its statistics, or 0/1 exact match for addition."""
+    if task == "addition":
+        return SentenceScores("exact_match", np.array([float(h == r) for h, r in zip(hyps, refs)]), None)
+    from sacrebleu.metrics import BLEU
+
+    metric = BLEU(effective_order=True)  # sacrebleu.sentence_bleu's settings
+    scores, stats = [], []
+    for hyp, ref in zip(hyps, refs):
+        s = metric.sentence_score(hyp, [ref])
+        scores.append(s.score)
+        stats.append([s.sys_len, s.ref_len, *s.counts, *s.totals])
+    return SentenceScores("bleu", np.array(scores, dtype=float), np.array(stats, dtype=np.int64).reshape(-1, 10))
+
+
+def frequency_ranks(counts: Counter) -> dict[str, int]:
+    """Rank of each training word: 1 = most frequent, ties broken alphabetically (as Vocab.build)."""
+    ranked = sorted(counts, key=lambda t: (-counts[t], t))
+    return {tok: i for i, tok in enumerate(ranked, start=1)}
+
+
+def average_rank(tokens: Sequence[str], ranks: dict[str, int]) -> float:
+    """Mean frequency rank of `tokens`; a word unseen in training gets len(ranks) + 1. Empty: 0."""
+    if not tokens:
+        return 0.0
+    unknown = len(ranks) + 1
+    return sum(ranks.get(t, unknown) for t in tokens) / len(tokens)
+
+
+def buckets(values: np.ndarray, edges: Sequence[float], scores: SentenceScores, low_key: str,
+            high_key: str) -> list[dict]:
+    """Corpus score per bucket edges[i] < value <= edges[i+1], with its sentence count; empty ones left out."""
+    out = []
+    for low, high in zip(edges[:-1], edges[1:]):
+        index = np.nonzero((values > low) & (values <= high))[0]
+        if len(index):
+            out.append({low_key: low, high_key: high, "n": int(len(index)), "score": scores.corpus(index)})
+    return out
+
+
+def bootstrap(scores: SentenceScores, samples: int, seed: int = BOOTSTRAP_SEED) -> dict:
+    """95% percentile interval of the corpus score over `samples` resamples of the sentences."""
+    n = len(scores.scores)
+    rng = np.random.default_rng(seed)
+    weights = rng.multinomial(n, np.full(n, 1.0 / n), size=samples)  # [R, N] times each sentence is drawn
+    values = scores.resampled(weights)  # [R]
+    low, high = np.percentile(values, [2.5, 97.5])
+    return {"low": float(low), "high": float(high), "mean": float(values.mean()), "n_resamples": int(samples)}
+
+
+def analyse(task: str, hyps: Sequence[str], refs: Sequence[str], src_lens: Sequence[int],
+            avg_ranks: Sequence[float], length_edges: Sequence[int], frequency_edges: Sequence[int],
+            bootstrap_samples: int, scores_file: str) -> tuple[dict, list[tuple]]:
+    """The analysis.json dict and the rows of the per-sentence scores file."""
+    scores = sentence_scores(task, hyps, refs)
+    lengths, ranks = np.array(src_lens, dtype=float), np.array(avg_ranks, dtype=float)
+    analysis = {
+        "metric": scores.metric,
+        "by_length": buckets(lengths, length_edges, scores, "min_len", "max_len"),
+        "by_frequency": [] if task == "addition" else buckets(ranks, frequency_edges, scores, "min_rank", "max_rank"),
+        "bootstrap": bootstrap(scores, bootstrap_samples),
+        "sentences": scores_file,
+    }
+    rows = [(i, int(n), float(r), float(s)) for i, (n, r, s) in enumerate(zip(src_lens, avg_ranks, scores.scores))]
+    return analysis, rows
+
+
+def write_scores(path: Path, rows: list[tuple]) -> None:
+    """The per-sentence scores file: tab-separated, one header line (SCORES_COLUMNS)."""
+    lines = ["\t".join(SCORES_COLUMNS)] + [f"{i}\t{n}\t{r:.4f}\t{s:.6f}" for i, n, r, s in rows]
+    atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def read_scores(path: Path) -> list[dict]:
+    """Rows of a scores file as dicts of numbers (index and src_len as int)."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    header = lines[0].split("\t")
+    return [{k: (int(v) if k in ("index", "src_len") else float(v)) for k, v in zip(header, line.split("\t"))}
+            for line in lines[1:]]
+
+
+@torch.no_grad()
+def sentence_vectors(model, src_ids: Sequence[Sequence[int]], device: torch.device | str = "cpu",
+                     batch_size: int = 256) -> torch.Tensor:
+    """The encoder's final top-layer hidden vector for each source: [P, H] (Fig. 2's PCA input)."""
+    was_training = model.training
+    model.eval()
+    out = []
+    for start in range(0, len(src_ids), batch_size):
+        src, src_len = source_tensor(src_ids[start:start + batch_size])
+        out.append(model.encode(src.to(device), src_len.to(device)).summary.cpu())  # [b, H]
+    model.train(was_training)
+    return torch.cat(out)  # [P, H]

@@ -1,0 +1,285 @@
+"""Using trained runs: load a run directory (or several, as an ensemble), and the `s2s evaluate` and
+`s2s translate` commands.
+
+A run directory holds config.yaml, vocab.json and checkpoints/{best,last}.ckpt (records.py). The
+members of an ensemble must share vocabularies, tokenization and reverse_source; their model sizes
+may differ. This module's top level imports only the standard library, so registering its parsers
+keeps `s2s --help` fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
+
+from .errors import S2SError
+
+if TYPE_CHECKING:
+    import torch
+
+    from .config import Config
+    from .data import DataBundle, Vocab
+    from .model import Seq2Seq
+
+CHECKPOINTS = ("best", "last")
+REPRESENTATIONS_FILE = "representations.json"
+METRICS_FILE = "metrics.json"
+
+
+@dataclass
+class Ensemble:
+    """Trained models that decode together (one run = an ensemble of one), with what they share."""
+
+    run_dirs: list[Path]
+    configs: list["Config"]
+    models: list["Seq2Seq"]
+    src_vocab: "Vocab"
+    tgt_vocab: "Vocab"
+
+    @property
+    def cfg(self) -> "Config":
+        """The first member's config: data and eval settings (shared by every member)."""
+        return self.configs[0]
+
+
+def load_run(run_dir: str | Path, checkpoint: str = "best", device: "torch.device | str" = "cpu"):
+    """(config, model in eval mode, source vocab, target vocab) of one trained run."""
+    from .checkpoint import load_into
+    from .config import load_config
+    from .data import load_vocabs
+    from .model import Seq2Seq
+    from .records import CHECKPOINT_DIR, CONFIG_FILE
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise S2SError(f"run directory not found: {run_dir}")
+    if not (run_dir / CONFIG_FILE).is_file():
+        raise S2SError(f"{run_dir / CONFIG_FILE} not found: is {run_dir} a run directory written by 's2s train'?")
+    if checkpoint not in CHECKPOINTS:
+        raise S2SError(f"checkpoint must be one of {', '.join(CHECKPOINTS)}, got '{checkpoint}'")
+    cfg = load_config(run_dir / CONFIG_FILE)
+    src_vocab, tgt_vocab = load_vocabs(run_dir)
+    path = run_dir / CHECKPOINT_DIR / f"{checkpoint}.ckpt"
+    if not path.is_file():
+        other = "last" if checkpoint == "best" else "best"
+        raise S2SError(f"checkpoint not found: {path} (the run may not have finished an epoch; "
+                       f"try --checkpoint {other})")
+    model = Seq2Seq(len(src_vocab), len(tgt_vocab), cfg.model)
+    load_into(model, path)
+    return cfg, model.to(device).eval(), src_vocab, tgt_vocab
+
+
+# What members must agree on to be averaged: the same words in, the same words out, read the same way.
+SHARED_DATA_KEYS = ("name", "src_lang", "tgt_lang", "lowercase", "reverse_source")
+
+
+def load_ensemble(run_dirs: Sequence[str | Path], checkpoint: str = "best",
+                  device: "torch.device | str" = "cpu") -> Ensemble:
+    """Load every run; raise S2SError unless they share vocabularies, tokenization and reverse_source."""
+    if not run_dirs:
+        raise S2SError("no run directory given")
+    loaded = [load_run(d, checkpoint, device) for d in run_dirs]
+    first_cfg, _, src_vocab, tgt_vocab = loaded[0]
+    for run_dir, (cfg, _, src, tgt) in zip(run_dirs[1:], loaded[1:]):
+        for key in SHARED_DATA_KEYS:
+            if getattr(cfg.data, key) != getattr(first_cfg.data, key):
+                raise S2SError(f"ensemble members disagree on data.{key}: {run_dirs[0]} has "
+                               f"{getattr(first_cfg.data, key)!r}, {run_dir} has {getattr(cfg.data, key)!r}")
+        for side, mine, theirs in (("source", src, src_vocab), ("target", tgt, tgt_vocab)):
+            if mine.itos != theirs.itos:
+                raise S2SError(f"ensemble members have different {side} vocabularies: {run_dirs[0]} "
+                               f"({len(theirs)} words) and {run_dir} ({len(mine)} words)")
+    return Ensemble([Path(d) for d in run_dirs], [c for c, *_ in loaded], [m for _, m, *_ in loaded],
+                    src_vocab, tgt_vocab)
+
+
+class TextCodec:
+    """Raw text <-> ids for a trained run, without reading its corpus (for translate and represent)."""
+
+    def __init__(self, cfg: "Config", src_vocab: "Vocab", tgt_vocab: "Vocab"):
+        from .data import CharTokenizer, MosesTokenizer
+
+        data = cfg.data
+        if data.name == "addition":  # the same choice as data.load_corpus
+            self.src_tokenizer, self.tgt_tokenizer = CharTokenizer(), CharTokenizer()
+        else:
+            self.src_tokenizer = MosesTokenizer(data.src_lang, data.lowercase)
+            self.tgt_tokenizer = MosesTokenizer(data.tgt_lang, data.lowercase)
+        self.src_vocab, self.tgt_vocab, self.reverse_source = src_vocab, tgt_vocab, data.reverse_source
+
+    def encode_source(self, text: str) -> list[int]:
+        from .data import reverse_tokens
+
+        ids = self.src_vocab.encode(self.src_tokenizer.tokenize(text))
+        return reverse_tokens(ids) if self.reverse_source else ids
+
+    def detokenize(self, ids: Sequence[int]) -> str:
+        return self.tgt_tokenizer.detokenize(self.tgt_vocab.decode(ids))
+
+
+def _device(name: str) -> "torch.device":
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise S2SError(f"unknown device '{name}' (e.g. auto, cpu, cuda, cuda:1)") from None
+
+
+def _eval_config(cfg: "Config", beam: int | None, batch_size: int | None):
+    update = {k: v for k, v in (("beam_size", beam), ("batch_size", batch_size)) if v is not None}
+    if any(v < 1 for v in update.values()):
+        raise S2SError(f"--beam and --batch-size must be at least 1, got {update}")
+    return cfg.eval.model_copy(update=update)
+
+
+def evaluate_runs(run_dirs: Sequence[str | Path], split: str = "test", beam: int | None = None,
+                  out_dir: str | Path | None = None, checkpoint: str = "best", device: str = "auto",
+                  batch_size: int | None = None) -> tuple[dict, Path]:
+    """Score runs (several = an ensemble) on `split` without training; returns (metrics.json dict, out dir)."""
+    from .data import DataBundle
+    from .evaluation import evaluate_split
+    from .records import check_writable, write_json
+
+    if len(run_dirs) > 1 and out_dir is None:
+        raise S2SError(f"evaluating an ensemble of {len(run_dirs)} runs needs --out DIR")
+    dev = _device(device)
+    ens = load_ensemble(run_dirs, checkpoint, dev)
+    eval_cfg = _eval_config(ens.cfg, beam, batch_size)
+    out = Path(out_dir) if out_dir is not None else Path(run_dirs[0]) / "eval" / f"{split}_beam{eval_cfg.beam_size}"
+    check_writable(out)
+    bundle = DataBundle(ens.cfg, ens.src_vocab, ens.tgt_vocab)
+    result = evaluate_split(ens.models, bundle, split, eval_cfg, out, dev)
+    record = {"beam_size": eval_cfg.beam_size, "split": split, "metrics": result["metrics"],
+              "bleu_signature": result["bleu_signature"], "members": [str(d) for d in run_dirs],
+              "sentences_per_s": result["sentences_per_s"], "checkpoint": checkpoint,
+              "length_normalize": eval_cfg.length_normalize, "signatures": result["signatures"],
+              "num_sentences": len(result["hyps"]), "device": str(dev)}
+    write_json(out / METRICS_FILE, record)
+    return record, out
+
+
+def translate_lines(ens: Ensemble, lines: Iterable[str], beam: int | None = None, batch_size: int | None = None,
+                    device: "torch.device | str" = "cpu", flush_every_line: bool = False) -> Iterator[str]:
+    """Translations of `lines`, one per line, in order; an empty (or blank) line gives an empty line."""
+    from .evaluation import decode_ids
+
+    codec = TextCodec(ens.cfg, ens.src_vocab, ens.tgt_vocab)
+    eval_cfg = _eval_config(ens.cfg, beam, batch_size)
+    chunk = 1 if flush_every_line else eval_cfg.batch_size
+
+    def flush(pending: list[str]) -> Iterator[str]:
+        src = [codec.encode_source(s) if s.strip() else None for s in pending]
+        todo = [s for s in src if s is not None]
+        hyps = iter(decode_ids(ens.models, todo, eval_cfg, device)) if todo else iter(())
+        for s in src:
+            yield "" if s is None else codec.detokenize(next(hyps))
+
+    pending: list[str] = []
+    for line in lines:
+        pending.append(line.rstrip("\r\n"))
+        if len(pending) >= chunk:
+            yield from flush(pending)
+            pending = []
+    if pending:
+        yield from flush(pending)
+
+
+def export_representations(run_dir: str | Path, phrases_file: str | Path, checkpoint: str = "best",
+                           device: str = "auto") -> Path:
+    """Write RUN_DIR/representations.json: {"phrases": [...], "vectors": [[...], ...]} (encoder summaries)."""
+    from .analysis import sentence_vectors
+    from .records import write_json
+
+    path = Path(phrases_file)
+    try:
+        phrases = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except FileNotFoundError:
+        raise S2SError(f"phrases file not found: {path}") from None
+    except UnicodeDecodeError:
+        raise S2SError(f"{path} is not valid UTF-8") from None
+    if not phrases:
+        raise S2SError(f"{path} holds no phrases (one per line)")
+    dev = _device(device)
+    cfg, model, src_vocab, tgt_vocab = load_run(run_dir, checkpoint, dev)
+    codec = TextCodec(cfg, src_vocab, tgt_vocab)
+    vectors = sentence_vectors(model, [codec.encode_source(p) for p in phrases], dev)  # [P, H]
+    out = Path(run_dir) / REPRESENTATIONS_FILE
+    write_json(out, {"phrases": phrases, "vectors": vectors.tolist()})
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Commands.
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    if args.represent is not None:
+        if len(args.run_dirs) > 1:
+            raise S2SError("--represent takes one run directory")
+        out = export_representations(args.run_dirs[0], args.represent, args.checkpoint, args.device)
+        print(f"wrote {out}")
+        return 0
+    start = time.perf_counter()
+    record, out = evaluate_runs(args.run_dirs, args.split, args.beam, args.out, args.checkpoint, args.device,
+                                args.batch_size)
+    metrics = " ".join(f"{k}={v:.4g}" for k, v in sorted(record["metrics"].items()))
+    print(f"{metrics} beam={record['beam_size']} ({time.perf_counter() - start:.1f} s) -> {out / METRICS_FILE}")
+    return 0
+
+
+def _cmd_translate(args: argparse.Namespace) -> int:
+    dev = _device(args.device)
+    ens = load_ensemble(args.run_dirs, args.checkpoint, dev)
+    try:
+        for stream in (sys.stdin, sys.stdout):
+            if hasattr(stream, "reconfigure"):  # a real console stream, not a test's StringIO
+                stream.reconfigure(encoding="utf-8")
+        interactive = sys.stdin.isatty()
+        for line in translate_lines(ens, sys.stdin, args.beam, args.batch_size, dev, flush_every_line=interactive):
+            sys.stdout.write(line + "\n")
+            if interactive:
+                sys.stdout.flush()
+        sys.stdout.flush()
+    except UnicodeDecodeError:
+        raise S2SError("standard input is not valid UTF-8") from None
+    except BrokenPipeError:  # e.g. `| head`: the reader left, which is not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+    return 0
+
+
+def add_parsers(sub) -> None:
+    """Register `s2s evaluate` and `s2s translate` (called by cli.build_parser via commands.PARSERS)."""
+    p = sub.add_parser("evaluate", help="score trained runs (several = an ensemble) on a split, no training",
+                       description="Decode a split with the runs' checkpoints (several run directories are "
+                                   "an ensemble averaging log-probabilities) and write metrics.json, "
+                                   "analysis.json, the per-sentence scores and the hyp/ref/src files.")
+    p.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR")
+    p.add_argument("--split", default="test", choices=("train", "val", "test"))
+    p.add_argument("--beam", type=int, help="beam size (default: the run's eval.beam_size; 1 = greedy)")
+    p.add_argument("--out", type=Path, help="output folder (default RUN_DIR/eval/{split}_beam{K}; "
+                                            "required for an ensemble)")
+    p.add_argument("--checkpoint", default="best", choices=CHECKPOINTS)
+    p.add_argument("--batch-size", type=int, help="sentences decoded together (default: eval.batch_size)")
+    p.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, cuda:N")
+    p.add_argument("--represent", type=Path, metavar="PHRASES",
+                   help="instead of scoring, write RUN_DIR/representations.json: the encoder's final "
+                        "hidden vector for each line of PHRASES")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("translate", help="translate stdin to stdout, one line per line",
+                       description="Read source sentences on stdin, write translations on stdout, one line "
+                                   "per line (an empty line gives an empty line).")
+    p.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR")
+    p.add_argument("--beam", type=int, help="beam size (default: the run's eval.beam_size; 1 = greedy)")
+    p.add_argument("--checkpoint", default="best", choices=CHECKPOINTS)
+    p.add_argument("--batch-size", type=int, help="lines decoded together (default: eval.batch_size)")
+    p.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, cuda:N")
+    p.set_defaults(func=_cmd_translate)
