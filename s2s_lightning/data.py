@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import logging
 import os
 import random
 import shutil
@@ -27,6 +28,8 @@ from .errors import S2SError
 PAD, SOS, EOS, UNK = "<pad>", "<sos>", "<eos>", "<unk>"
 SPECIALS = (PAD, SOS, EOS, UNK)
 PAD_ID, SOS_ID, EOS_ID, UNK_ID = 0, 1, 2, 3
+
+log = logging.getLogger(__name__)
 
 MULTI30K_URL = "https://github.com/multi30k/dataset/raw/master/data/task1/raw/{file}"
 MULTI30K_LANGS = ("de", "en", "fr", "cs")
@@ -406,12 +409,15 @@ class DataBundle:
 
     def _tokenize(self, role, sources, targets):
         src_tok, tgt_tok, keep_src, keep_tgt = [], [], [], []
+        dropped = {"empty": 0, "long": 0}
         for n, (s, t) in enumerate(zip(sources, targets), start=1):
             s_toks, t_toks = self.src_tokenizer.tokenize(s), self.tgt_tokenizer.tokenize(t)
             if role == "train":
                 if not s_toks or not t_toks:
-                    continue  # an empty line teaches nothing; evaluation keeps them, aligned
+                    dropped["empty"] += 1  # teaches nothing; evaluation keeps such lines, aligned
+                    continue
                 if self.cfg.max_length and max(len(s_toks), len(t_toks)) > self.cfg.max_length:
+                    dropped["long"] += 1
                     continue
             longest = max(len(s_toks), len(t_toks))
             if longest > MAX_SENTENCE_TOKENS and not (role == "train" and self.cfg.max_length):
@@ -423,7 +429,12 @@ class DataBundle:
             keep_src.append(s)
             keep_tgt.append(t)
         if not src_tok:
-            raise S2SError(f"the {role} split has no usable sentence pairs")
+            raise S2SError(f"the {role} split has no usable sentence pairs (all {len(sources)} are empty "
+                           f"or longer than data.max_length)")
+        for reason, count in dropped.items():
+            if count:
+                log.warning("dropped %d training pairs: %s", count,
+                            "a side is empty" if reason == "empty" else f"longer than {self.cfg.max_length} tokens")
         return src_tok, tgt_tok, keep_src, keep_tgt
 
     def _numericalize(self, role, src_tok, tgt_tok, src_text, tgt_text) -> Split:

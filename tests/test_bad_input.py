@@ -1,0 +1,129 @@
+"""The bad-input matrix: each case is a one-line error naming the problem, a non-zero exit, no
+traceback, and nothing recorded is lost or half-written."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import TINY
+
+ARGS = [f"{k}={v}" for k, v in TINY.items()]
+
+
+def s2s(*args, cwd=None):
+    env = {k: v for k, v in os.environ.items() if k != "S2S_DEBUG"}
+    return subprocess.run([sys.executable, "-m", "s2s_lightning", *map(str, args)], capture_output=True,
+                          text=True, timeout=300, cwd=cwd, env=env)
+
+
+def assert_one_line_error(out, *needles):
+    assert out.returncode != 0, out.stdout
+    lines = [l for l in out.stderr.splitlines() if l.strip() and not l.startswith(("wandb:", "WARNING"))]
+    errors = [l for l in lines if l.startswith("s2s: error:")]
+    assert len(errors) == 1, out.stderr[-3000:]
+    assert "Traceback" not in out.stderr, out.stderr[-3000:]
+    for needle in needles:
+        assert needle in errors[0], errors[0]
+
+
+def write_parallel(folder: Path, files: dict[str, bytes | list[str]]) -> list[str]:
+    folder.mkdir(parents=True, exist_ok=True)
+    base = {f"{s}.{l}": ["a b c", "d e"] for s in ("train", "val", "test") for l in ("en", "fr")}
+    for name, content in {**base, **files}.items():
+        data = content if isinstance(content, bytes) else "".join(x + "\n" for x in content).encode()
+        (folder / name).write_bytes(data)
+    return ["data.name=parallel", f"data.dir={folder}", "data.src_lang=en", "data.tgt_lang=fr",
+            "data.test_split=test"]
+
+
+CONFIG_CASES = {
+    "malformed YAML": ("model: [1, 2\n", [], ["malformed YAML", "line"]),
+    "unknown key": ("", ["model.depth=4"], ["unknown config key 'model.depth'"]),
+    "wrong type": ("model:\n  dropout: big\n", [], ["model.dropout"]),
+    "zero layers": ("", ["model.num_layers=0"], ["model.num_layers"]),
+    "ratio 1.5": ("", ["train.teacher_forcing_ratio=1.5"], ["train.teacher_forcing_ratio"]),
+    "beam 0": ("", ["eval.beam_size=0"], ["eval.beam_size"]),
+    "negative epochs": ("", ["train.max_epochs=-3"], ["train.max_epochs"]),
+    "not a mapping": ("- a\n- b\n", [], ["must hold a mapping"]),
+    "missing config file": (None, [], ["config file not found"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CONFIG_CASES))
+def test_config_errors(tmp_path, case):
+    text, extra, needles = CONFIG_CASES[case]
+    path = tmp_path / "c.yaml"
+    if text is not None:
+        path.write_text(text)
+    out = s2s("train", "--config", path, "--run-dir", tmp_path / "run", *ARGS, *extra)
+    assert_one_line_error(out, *needles)
+    assert not (tmp_path / "run" / "record.json").exists()  # nothing started
+
+
+DATA_CASES = {
+    "missing data file": ({"val.fr": None}, ["missing data file", "val.fr"]),
+    "line counts differ": ({"train.fr": ["x"]}, ["train.en has 2 lines but train.fr has 1"]),
+    "only empty lines": ({"train.en": ["", ""], "train.fr": ["", ""]}, ["train split has no usable"]),
+    "invalid UTF-8": ({"val.en": b"caf\xe9\nb\n"}, ["val.en is not valid UTF-8"]),
+    "10,000-token sentence": ({"test.en": [" ".join(["w"] * 10_000), "b"]}, ["10000 tokens"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DATA_CASES))
+def test_data_errors(tmp_path, case):
+    files, needles = DATA_CASES[case]
+    overrides = write_parallel(tmp_path / "data", {k: v for k, v in files.items() if v is not None})
+    for name, content in files.items():
+        if content is None:
+            (tmp_path / "data" / name).unlink()
+    out = s2s("train", "--run-dir", tmp_path / "run", *ARGS, *overrides)
+    assert_one_line_error(out, *needles)
+    assert not (tmp_path / "run" / "record.json").exists()
+
+
+def test_unwritable_run_dir(tmp_path):
+    (tmp_path / "file").write_text("x")
+    assert_one_line_error(s2s("train", "--run-dir", tmp_path / "file" / "run", *ARGS), "not writable")
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("trained") / "run"
+    out = s2s("train", "--run-dir", run, *ARGS)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return run
+
+
+def _copy_run(src: Path, dst: Path) -> Path:
+    import shutil
+
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_resume_with_another_config(trained_run, tmp_path):
+    run = _copy_run(trained_run, tmp_path / "run")
+    before = (run / "record.json").read_text()
+    out = s2s("train", "--run-dir", run, "--resume", *ARGS, "model.hidden_dim=9")
+    assert_one_line_error(out, "config differs", "model.hidden_dim")
+    assert (run / "record.json").read_text() == before  # the recorded run is untouched
+
+
+def test_corrupted_checkpoint_on_resume(trained_run, tmp_path):
+    run = _copy_run(trained_run, tmp_path / "run")
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"\x00garbage")
+    before = (run / "record.json").read_text()
+    assert_one_line_error(s2s("train", "--run-dir", run, "--resume", *ARGS), "corrupted")
+    assert (run / "record.json").read_text() == before
+
+
+def test_existing_run_without_resume(trained_run):
+    before = json.loads((trained_run / "record.json").read_text())
+    assert_one_line_error(s2s("train", "--run-dir", trained_run, *ARGS), "already holds a run")
+    assert json.loads((trained_run / "record.json").read_text()) == before
