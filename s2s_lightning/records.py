@@ -6,7 +6,11 @@ A run directory written by `s2s train --run-dir DIR`:
   history.csv       one row per validation epoch (metric names from metrics.py)
   record.json       status, final metrics, cost, environment (see `base_record`)
   test.src.txt / test.ref.txt / test.hyp.txt   line-aligned, detokenized
-  analysis.json     per-sentence and per-bucket analyses (evaluation.py)
+  test.ref.tok.txt / test.hyp.tok.txt          Moses-tokenized, cased (the paper's tokenized BLEU)
+  test.scores.tsv   sentence-level scores (index, src_len, avg_freq_rank, score)
+  analysis.json     BLEU/exact match by length and frequency bucket, bootstrap interval (analysis.py)
+  eval/{split}_beam{K}/   later `s2s evaluate` results (metrics.json + the same files)
+  representations.json    encoder summaries of phrases (`s2s evaluate --represent`)
   checkpoints/      best.ckpt, last.ckpt
 Every file is written to a temporary file and renamed, so no reader ever sees half a record.
 """
