@@ -27,7 +27,7 @@ from optuna.trial import FrozenTrial, TrialState
 from .ablation import SEED, Plan, SearchDim, expand, format_overrides, load_ablation
 from .config import build_config
 from .records import CHECKPOINT_DIR, HISTORY_FILE, RECORD_FILE, read_json, write_json
-from .studies import (ARM, GRID, SLOT, HEARTBEAT, HEARTBEAT_S, KIND, RAN_IN, TUNE, WORKER, claim, grid_key,
+from .studies import (ARM, GRID, SLOT, HEARTBEAT, HEARTBEAT_S, KIND, RAN_IN, TUNE, WORKER, claim, grid_key, is_stale,
                       open_storage, open_studies, retryable, tuning_ready, tuning_study_name, worker_identity)
 
 TRAIN_COMMAND = [sys.executable, "-m", "s2s_lightning", "train"]
@@ -203,9 +203,12 @@ class TrialRunner:
 
     def _check_grid(self, study: optuna.Study, frozen: FrozenTrial, arm: str) -> TrialState | None:
         """Refuse duplicates; give the trial its arm's best nuisance values (as fixed params)."""
-        done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                if grid_key(t) == grid_key(frozen)]
-        if done:  # two coordinators enqueued the same point: the first result stands
+        # Only two coordinators (on two nodes) can enqueue a point twice: the finished or the earlier
+        # live attempt wins, and the other never touches the run directory they would share.
+        done = [t for t in study.get_trials(deepcopy=False) if grid_key(t) == grid_key(frozen) and (
+            t.state == TrialState.COMPLETE
+            or (t.state == TrialState.RUNNING and t.number < frozen.number and not is_stale(t)))]
+        if done:
             self.storage.set_trial_user_attr(frozen._trial_id, "duplicate_of", done[0].number)
             study.tell(frozen.number, state=TrialState.FAIL)
             return TrialState.FAIL

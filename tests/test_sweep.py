@@ -264,6 +264,23 @@ def test_a_trial_whose_worker_died_is_resumed_and_every_point_finishes_once(tmp_
     assert states.count(TrialState.COMPLETE) == 4 and states.count(TrialState.FAIL) == 1  # the stale one
 
 
+def test_a_point_enqueued_twice_runs_once(tmp_path, fake):
+    """Two coordinators on two nodes could enqueue a point twice; only one attempt may train it."""
+    train, executions = fake
+    path, runs = ablation_file(tmp_path, seeds=[0]), tmp_path / "runs"
+    plan = expand(load_ablation(path))
+    storage = open_storage(None, runs)
+    main, tuning = open_studies(storage, plan)
+    reconcile(storage, plan, main, tuning, "node-a")
+    arm = plan.arms[0]
+    main.enqueue_trial({**arm.values, SEED: 0}, user_attrs={KIND: "grid", ARM: arm.name, SEED: 0})
+    run_sweep(path, workers=2, runs_dir=runs, train_command=train, poll_s=0.05)
+    assert sorted(executions()) == ["L1-fwd-plain-tf1-seed0 start seed=0 lr=-", "L1-rev-plain-tf1-seed0 start seed=0 lr=-"]
+    twins = [t for t in main_trials(runs, "small") if t.user_attrs[ARM] == arm.name]
+    assert sorted(t.state.name for t in twins) == ["COMPLETE", "FAIL"]
+    assert [t.user_attrs.get("duplicate_of") for t in twins if t.state == TrialState.FAIL] == [twins[0].number]
+
+
 def test_nuisance_tuning_is_per_arm_and_grid_trials_use_the_best_values(tmp_path, fake, monkeypatch):
     train, executions = fake
     monkeypatch.setenv("FAKE_EPOCH_S", "0.3")  # slow enough for the pruner to stop a trial mid-run
