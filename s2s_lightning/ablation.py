@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from . import metrics as M
 from .config import AXES, Config, build_config, read_yaml
+from .config import arm_name as base_arm_name
 from .errors import S2SError
 
 FULL = "full"  # the default budget; every other budget suffixes the study name (`addition-quick`)
@@ -176,8 +177,7 @@ _TOKEN = {"model.num_layers": "L", "train.teacher_forcing_ratio": "tf"}
 
 def arm_name(cfg: Config, axes: list[str]) -> str:
     """The name train.py records (`L1-rev-peeky-tf1`), plus a token per scientific axis outside AXES."""
-    name = (f"L{cfg.model.num_layers}-{'rev' if cfg.data.reverse_source else 'fwd'}-"
-            f"{'peeky' if cfg.model.peeky else 'plain'}-tf{cfg.train.teacher_forcing_ratio:g}")
+    name = base_arm_name(cfg)
     for axis in axes:
         if axis not in AXES:
             value = cfg.get(axis)

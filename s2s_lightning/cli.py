@@ -15,8 +15,8 @@ from .errors import S2SError
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .config import load_config
-    from .train import arm_name, exit_code, train
+    from .config import arm_name, load_config
+    from .train import exit_code, train
 
     cfg = load_config(args.config, args.overrides)
     run_dir = args.run_dir or Path("runs") / "train" / f"{datetime.now():%Y%m%d-%H%M%S}-{arm_name(cfg)}-s{cfg.seed}"

@@ -2,5 +2,6 @@
 
 from .inference import add_parsers as _evaluate_translate
 from .report import add_report_parser as _report
+from .sweep import add_sweep_parsers as _sweep
 
-PARSERS: list = [_evaluate_translate, _report]
+PARSERS: list = [_evaluate_translate, _report, _sweep]

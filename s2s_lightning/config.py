@@ -139,6 +139,13 @@ class Config(_Section):
         return node
 
 
+def arm_name(cfg: Config) -> str:
+    """A short label for the scientific-axis values, e.g. `L1-rev-peeky-tf0.5`; run dirs, W&B run
+    names, sweeps and reports all use it."""
+    return (f"L{cfg.model.num_layers}-{'rev' if cfg.data.reverse_source else 'fwd'}-"
+            f"{'peeky' if cfg.model.peeky else 'plain'}-tf{cfg.train.teacher_forcing_ratio:g}")
+
+
 def _format_error(err: ValidationError) -> str:
     first = err.errors()[0]
     key = ".".join(str(p) for p in first["loc"]) or "config"

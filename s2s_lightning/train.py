@@ -19,7 +19,7 @@ import pytorch_lightning as pl
 import torch
 
 from . import metrics as M
-from .config import AXES, Config
+from .config import AXES, Config, arm_name
 from .data import DataBundle
 from .errors import S2SError
 from .model import Seq2Seq, count_parameters
@@ -36,12 +36,6 @@ def peak_memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-
-
-def arm_name(cfg: Config) -> str:
-    """A short label for the scientific-axis values, e.g. `L1-rev-peeky-tf1.0`."""
-    return (f"L{cfg.model.num_layers}-{'rev' if cfg.data.reverse_source else 'fwd'}-"
-            f"{'peeky' if cfg.model.peeky else 'plain'}-tf{cfg.train.teacher_forcing_ratio:g}")
 
 
 def base_record(cfg: Config, run_dir: Path) -> dict:

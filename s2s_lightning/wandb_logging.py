@@ -10,7 +10,7 @@ import netrc
 import os
 from pathlib import Path
 
-from .config import Config
+from .config import Config, arm_name
 
 
 def _api_key_configured() -> bool:
@@ -46,7 +46,7 @@ def make_wandb_logger(cfg: Config, run_dir: Path, previous: dict | None = None):
     t = cfg.tracking
     run_id = (previous or {}).get("id")  # resuming a run continues its W&B run
     kwargs = dict(project=t.project, entity=t.entity, group=t.group, tags=list(t.tags) or None,
-                  name=t.name, save_dir=str(run_dir), config=cfg.to_dict(), id=run_id,
+                  name=t.name or f"{arm_name(cfg)}-seed{cfg.seed}", save_dir=str(run_dir), config=cfg.to_dict(), id=run_id,
                   resume="allow" if run_id else None, log_model=False)
     os.environ.setdefault("WANDB_SILENT", "true")
     try:

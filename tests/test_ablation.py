@@ -107,7 +107,7 @@ def test_missing_file(tmp_path):
 
 
 def test_arm_names_match_the_names_train_records(tiny_cfg):
-    from s2s_lightning.train import arm_name as train_arm_name
+    from s2s_lightning.config import arm_name as train_arm_name
 
     for layers, rev, peeky, tf in itertools.product([1, 4], [False, True], [False, True], [1.0, 0.5, 0.0]):
         cfg = tiny_cfg(**{"model.num_layers": layers, "data.reverse_source": rev, "model.peeky": peeky,

@@ -165,7 +165,7 @@ def test_sweep_config_shape():
     config = sweep_config(plan)
     assert config["method"] == "grid" and config["metric"] == {"name": "test/exact_match", "goal": "maximize"}
     assert config["command"] == ["${env}", "${interpreter}", "-m", "s2s_lightning", "train", "${args_no_hyphens}"]
-    assert config["parameters"]["train.teacher_forcing_ratio"] == {"values": [1.0, 0.5, 0.0]}
+    assert config["parameters"]["train.teacher_forcing_ratio"] == {"values": [1.0, 0.5]}
     assert config["parameters"]["seed"] == {"values": [0, 1]}
     assert config["parameters"]["tracking.group"] == {"value": "addition-quick"}
 
