@@ -23,10 +23,11 @@ from .config import AXES, read_yaml
 from .errors import S2SError
 from .records import ANALYSIS_FILE, CONFIG_FILE, HISTORY_FILE, RECORD_FILE, atomic_write_text, read_json
 from .report_figures import arm_palette, build_figures
+from .studies import DEFAULT_JOURNAL
 from .report_tables import AXIS_NAMES, PRIMARY, axis_value_label, build_tables, metric_label, write_tables
 
 # The sweep's default storage (`s2s sweep` without --storage, under --runs-dir runs).
-DEFAULT_STORAGE = "runs/optuna/studies.journal"
+DEFAULT_STORAGE = str(Path("runs") / DEFAULT_JOURNAL)  # the sweep's default storage
 EVAL_FILE = "metrics.json"  # written by `s2s evaluate` into RUN/eval/test_beam{K}/ or --out DIR
 REPRESENTATIONS_FILE = "representations.json"
 
@@ -446,7 +447,9 @@ def source_from_args(args: argparse.Namespace) -> Source:
 def command_line(args: argparse.Namespace) -> str:
     """The report command, spelled canonically, for the README."""
     if args.study:
-        words = ["--study", args.study, "--storage", args.storage or DEFAULT_STORAGE]
+        from .studies import redact  # a report is committed: never a storage password in it
+
+        words = ["--study", args.study, "--storage", redact(args.storage or DEFAULT_STORAGE)]
     elif args.wandb:
         words = ["--wandb", args.wandb]
     else:

@@ -127,3 +127,25 @@ def test_existing_run_without_resume(trained_run):
     before = json.loads((trained_run / "record.json").read_text())
     assert_one_line_error(s2s("train", "--run-dir", trained_run, *ARGS), "already holds a run")
     assert json.loads((trained_run / "record.json").read_text()) == before
+
+
+def test_evaluate_with_a_checkpoint_from_another_config(trained_run, tmp_path):
+    run = _copy_run(trained_run, tmp_path / "run")
+    cfg = (run / "config.yaml").read_text().replace("hidden_dim: 7", "hidden_dim: 9")
+    (run / "config.yaml").write_text(cfg)
+    assert_one_line_error(s2s("evaluate", run), "does not match", "shape")
+
+
+def test_evaluate_with_a_corrupted_checkpoint(trained_run, tmp_path):
+    run = _copy_run(trained_run, tmp_path / "run")
+    data = (run / "checkpoints" / "best.ckpt").read_bytes()
+    (run / "checkpoints" / "best.ckpt").write_bytes(data[: len(data) // 2])  # truncated mid-write
+    assert_one_line_error(s2s("evaluate", run), "best.ckpt", "corrupted")
+
+
+def test_objective_metric_never_logged(tmp_path):
+    path = tmp_path / "abl.yaml"
+    path.write_text("base: {data: {name: addition}}\nscientific: {model.peeky: [false, true]}\n"
+                    "objective: {metric: test/bleu}\n")
+    assert_one_line_error(s2s("sweep", "run", path, "--runs-dir", tmp_path / "runs"), "test/bleu")
+    assert not (tmp_path / "runs").exists()
