@@ -24,15 +24,21 @@ def _api_key_configured() -> bool:
         return False
 
 
+_RANK = {"disabled": 0, "offline": 1, "online": 2}
+
+
 def wandb_mode(cfg: Config) -> str:
-    """online | offline | disabled. WANDB_MODE in the environment wins, as in wandb itself."""
-    env = os.environ.get("WANDB_MODE")
-    if env in ("offline", "disabled", "online"):
-        return env
-    if env == "dryrun":
-        return "offline"
+    """online | offline | disabled.
+
+    An explicit `tracking.wandb` is honoured; WANDB_MODE in the environment decides under `auto` and
+    can only downgrade an explicit choice (offline/disabled are kill switches, never upgrades).
+    """
+    env = {"dryrun": "offline"}.get(os.environ.get("WANDB_MODE", ""), os.environ.get("WANDB_MODE", ""))
+    env = env if env in _RANK else None
     if cfg.tracking.wandb == "auto":
-        return "online" if _api_key_configured() else "offline"
+        return env or ("online" if _api_key_configured() else "offline")
+    if env and _RANK[env] < _RANK[cfg.tracking.wandb]:
+        return env
     return cfg.tracking.wandb
 
 
@@ -41,29 +47,41 @@ def make_wandb_logger(cfg: Config, run_dir: Path, previous: dict | None = None):
     mode = wandb_mode(cfg)
     if mode == "disabled":
         return None, {"mode": "disabled"}
-    from pytorch_lightning.loggers import WandbLogger
-
     t = cfg.tracking
     run_id = (previous or {}).get("id")  # resuming a run continues its W&B run
     kwargs = dict(project=t.project, entity=t.entity, group=t.group, tags=list(t.tags) or None,
-                  name=t.name or f"{arm_name(cfg)}-seed{cfg.seed}", save_dir=str(run_dir), config=cfg.to_dict(), id=run_id,
-                  resume="allow" if run_id else None, log_model=False)
+                  name=t.name or f"{arm_name(cfg)}-seed{cfg.seed}", save_dir=str(run_dir),
+                  config=cfg.to_dict(), id=run_id, resume="allow" if run_id else None, log_model=False)
     os.environ.setdefault("WANDB_SILENT", "true")
     try:
+        logger, experiment, mode = _start(mode, kwargs)
+    except Exception:  # noqa: BLE001 - wandb raises many types
+        if not run_id:
+            raise
+        # A run killed mid-write can leave its id unusable (offline: "run ID is in use"): continue
+        # the record in a fresh W&B run rather than failing the resumed training.
+        kwargs.update(id=None, resume=None)
+        logger, experiment, mode = _start(mode, kwargs)
+    info = {"mode": mode, "id": experiment.id, "project": t.project, "entity": t.entity, "group": t.group,
+            "name": experiment.name, "dir": str(Path(experiment.dir).parent),
+            "previous_id": run_id if run_id and run_id != experiment.id else None}
+    return logger, info
+
+
+def _start(mode: str, kwargs: dict):
+    """(logger, run, mode); an online start that cannot reach the server falls back to offline."""
+    import wandb
+    from pytorch_lightning.loggers import WandbLogger
+
+    try:
         logger = WandbLogger(mode=mode, **kwargs)
-        experiment = logger.experiment  # starts the run now, so network failures surface here
-    except Exception:  # noqa: BLE001 - wandb raises many types when the server is unreachable
+        return logger, logger.experiment, mode  # .experiment starts the run: failures surface here
+    except Exception:  # noqa: BLE001
+        wandb.finish()
         if mode != "online":
             raise
-        import wandb
-
-        wandb.finish()
-        mode = "offline"
-        logger = WandbLogger(mode=mode, **kwargs)
-        experiment = logger.experiment
-    info = {"mode": mode, "id": experiment.id, "project": t.project, "entity": t.entity, "group": t.group,
-            "name": experiment.name, "dir": str(Path(experiment.dir).parent)}
-    return logger, info
+    logger = WandbLogger(mode="offline", **kwargs)
+    return logger, logger.experiment, "offline"
 
 
 def finish_wandb(logger, record: dict) -> None:

@@ -47,7 +47,9 @@ def trials(tmp_path: Path, study: str = "tiny") -> list[optuna.trial.FrozenTrial
 
 
 def test_kill_9_midway_then_rerun_completes_each_point_once(tmp_path):
-    path = ablation(tmp_path, {"data.reverse_source": [False, True]}, epochs=4, train_size=3000)
+    # W&B offline as in the main job: the resumed run must not trip over the killed run's W&B files.
+    path = ablation(tmp_path, {"data.reverse_source": [False, True]}, epochs=4, train_size=3000,
+                    **{"tracking.wandb": "offline"})
     proc = sweep("run", path, "--runs-dir", tmp_path / "runs", "--workers", "1", cwd=tmp_path,
                  start_new_session=True)
     deadline = time.time() + 240
@@ -69,6 +71,7 @@ def test_kill_9_midway_then_rerun_completes_each_point_once(tmp_path):
     assert points == [(False, 0), (True, 0)]  # every grid point x seed exactly once
     record = json.loads((interrupted / "record.json").read_text())
     assert record["status"] == "completed" and record.get("resumed_from", "").endswith("last.ckpt")
+    assert record["wandb"]["mode"] == "offline" and list(interrupted.glob("wandb/offline-run-*/run-*.wandb"))
     epochs = [line.split(",")[0] for line in (interrupted / "history.csv").read_text().splitlines()[1:]]
     assert epochs == ["0", "1", "2", "3"]
 

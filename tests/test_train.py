@@ -162,3 +162,17 @@ def test_ddp_metrics_equal_single_process_recomputation(tmp_path):
     assert record["metrics"][M.TEST_PPL] == pytest.approx(math.exp(nll / tokens), rel=1e-4)
     rows = list(csv.DictReader(open(tmp_path / "history.csv")))
     assert int(rows[0]["step"]) == 4  # 256 examples / 32 per batch / 2 ranks
+
+
+@pytest.mark.parametrize("configured, env, expected", [
+    ("disabled", "offline", "disabled"), ("auto", "offline", "offline"), ("auto", "disabled", "disabled"),
+    ("online", "offline", "offline"), ("offline", "online", "offline"), ("offline", None, "offline"),
+])
+def test_wandb_mode_precedence(configured, env, expected, monkeypatch):
+    from s2s_lightning.wandb_logging import wandb_mode
+
+    if env is None:
+        monkeypatch.delenv("WANDB_MODE", raising=False)
+    else:
+        monkeypatch.setenv("WANDB_MODE", env)
+    assert wandb_mode(build_config({}, {"tracking.wandb": configured})) == expected
