@@ -156,7 +156,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False) -> dict:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*does not have many workers.*")
             trainer.fit(system, train_loader, bundle.loader("val", batch_size=cfg.eval.batch_size),
-                         ckpt_path=str(ckpt_path) if ckpt_path else None)
+                         ckpt_path=str(ckpt_path) if ckpt_path else None, weights_only=True)
         if checkpoint.best_model_path:
             system.model.load_state_dict(_model_state(checkpoint.best_model_path))
         test_out = trainer.test(system, bundle.loader("test", batch_size=cfg.eval.batch_size), verbose=False)
