@@ -8,6 +8,7 @@ import torch
 from s2s_lightning.data import (EOS_ID, PAD_ID, SOS_ID, BucketBatchSampler, DataBundle, Vocab, collate,
                                 make_addition, reverse_tokens)
 from s2s_lightning.errors import S2SError
+from tests.conftest import MULTI30K
 
 
 def test_addition_is_deterministic_disjoint_and_correct(tiny_cfg):
@@ -135,3 +136,35 @@ def test_huge_sentence_is_a_clear_error(tmp_path, tiny_cfg):
 def test_multi30k_unknown_language_error(tiny_multi30k_cfg):
     with pytest.raises(S2SError, match="not a Multi30k language"):
         DataBundle(tiny_multi30k_cfg(**{"data.src_lang": "es"}))
+
+
+def test_multi30k_downloads_into_the_cache_and_checks_sha256(tmp_path, monkeypatch, tiny_multi30k_cfg):
+    """The online path, served from the local copy through a file:// 'upstream'."""
+    import s2s_lightning.data as data
+
+    cfg = tiny_multi30k_cfg(**{"data.dir": None})
+    monkeypatch.delenv(data.MULTI30K_ENV, raising=False)
+    monkeypatch.setenv(data.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(data, "MULTI30K_URL", "file://" + str(tmp_path / "upstream") + "/{file}")
+    upstream = tmp_path / "upstream"
+    upstream.mkdir()
+    for name in ("train.de.gz", "train.en.gz", "val.de.gz", "val.en.gz", "test_2016_flickr.de.gz"):
+        (upstream / name).write_bytes((MULTI30K / name).read_bytes())
+    (upstream / "test_2016_flickr.en.gz").write_bytes(gzip.compress(b"tampered\n"))
+    with pytest.raises(S2SError, match="test_2016_flickr.en.gz fails its sha256 check"):
+        DataBundle(cfg)
+    cache = tmp_path / "cache" / "multi30k"
+    assert not (cache / "test_2016_flickr.en.gz").exists() and not list(cache.glob("*.part"))
+    (upstream / "test_2016_flickr.en.gz").write_bytes((MULTI30K / "test_2016_flickr.en.gz").read_bytes())
+    bundle = DataBundle(cfg)
+    assert len(bundle.splits["test"].src_ids) == 30 and len(list(cache.glob("*.gz"))) == 6
+
+
+def test_multi30k_offline_without_a_copy_is_a_clear_error(tmp_path, monkeypatch, tiny_multi30k_cfg):
+    import s2s_lightning.data as data
+
+    monkeypatch.delenv(data.MULTI30K_ENV, raising=False)
+    monkeypatch.setenv(data.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(data, "MULTI30K_URL", "file://" + str(tmp_path / "nowhere") + "/{file}")
+    with pytest.raises(S2SError, match="cannot be downloaded.*set data.dir"):
+        DataBundle(tiny_multi30k_cfg(**{"data.dir": None}))
