@@ -164,14 +164,16 @@ def summary_table(data: ReportData) -> Table:
     if len(data.arms) > 1:
         for m in metrics:
             col = numbers[f"{m} mean"]
-            if col.notna().any():
-                best = col.idxmax() if M.DIRECTIONS[m] == "maximize" else col.idxmin()
-                bold.add((int(best), metric_label(m)))
+            best = col.max() if M.DIRECTIONS[m] == "maximize" else col.min()
+            tied = col.index[col == best]
+            if len(tied) < col.notna().sum():  # every arm tied (a demo that learned nothing): no winner
+                bold.update((int(i), metric_label(m)) for i in tied)
     beams = sorted(int(b) for b in done["beam_size"].dropna().unique())
     beam_text = f"beam {', '.join(map(str, beams))}" if beams else "the runs' decoding"
     return Table("summary", "Test results per arm",
                  f"Mean ± sample std over seeds of completed runs (n seeds), test set decoded with {beam_text}; "
-                 "best mean in bold. Params: median parameter count.", pd.DataFrame(disp), numbers, bold=bold)
+                 "best mean in bold (all tied arms; none when every arm ties). Params: median parameter count.",
+                 pd.DataFrame(disp), numbers, bold=bold)
 
 
 def beam_scores(data: ReportData) -> pd.DataFrame:
