@@ -20,7 +20,7 @@ from s2s_lightning.errors import S2SError
 from s2s_lightning.report import (RunsSource, StudySource, WandbSource, add_report_parser, build_report, load,
                                   main_report)
 from s2s_lightning.report_figures import arm_palette
-from s2s_lightning.report_tables import exact_mcnemar, paired_bleu, tex_escape
+from s2s_lightning.report_tables import exact_mcnemar, metric_label, paired_bleu, summary_table, tex_escape
 
 RECORDS = Path(__file__).parent / "fixtures" / "records"
 ADDITION, TRANSLATION = RECORDS / "addition", RECORDS / "translation"
@@ -66,6 +66,19 @@ def test_arms_are_named_by_varying_axes_and_ordered(reports):
     shuffled = load(RunsSource(tuple(sorted(ADDITION.iterdir(), reverse=True))))
     assert shuffled.arms == list(table["arm"])
     assert pd.read_csv(reports["translation"] / "tables" / "summary.csv")["arm"].tolist() == ["forward", "reversed"]
+
+
+def test_best_mean_is_bold_ties_included_and_no_winner_when_all_tie():
+    data = load(RunsSource((ADDITION,)))
+    table = summary_table(data)
+    col = metric_label(M.TEST_EXACT_MATCH)
+    best = table.data[f"{M.TEST_EXACT_MATCH} mean"].idxmax()
+    assert {(r, c) for r, c in table.bold if c == col} == {(best, col)}
+    data.runs[M.TEST_EXACT_MATCH] = 0.0  # a demo budget that learned nothing: every arm ties
+    assert not any(c == col for _, c in summary_table(data).bold)
+    tied = data.runs["arm"] != data.arms[0]  # two arms share the best mean: both are bold
+    data.runs[M.TEST_EXACT_MATCH] = np.where(tied, 0.5, 0.1)
+    assert {r for r, c in summary_table(data).bold if c == col} == {1, 2}
 
 
 def test_beam_table_from_eval_folders(reports):
@@ -254,8 +267,10 @@ def test_input_errors_are_one_line_s2s_errors(tmp_path, monkeypatch):
         load(WandbSource("me/s2s-lightning/addition"))
 
 
-def test_cli_entry(tmp_path, capsys):
+def test_cli_entry(tmp_path, capsys, monkeypatch):
     import argparse
+
+    monkeypatch.chdir(tmp_path)  # the default journal is relative: never read the checkout's own runs/
 
     parser = argparse.ArgumentParser(prog="s2s")
     add_report_parser(parser.add_subparsers(dest="command"))
