@@ -295,8 +295,9 @@ def expand(ablation: Ablation, budget: str = FULL) -> Plan:
             _build(path, f"scientific axis '{axis}'", spec.base, {**constants, axis: value})
 
     for key, dim in spec.nuisance.space.items():
-        # `base` may hold the untuned value (used when a budget tunes nothing, and by W&B grids).
-        if key in fixed or key in budget_overrides or key in PER_TRIAL_KEYS:
+        # `base` holds the untuned value (used when a budget tunes nothing, and by W&B grids); a budget
+        # that tunes nothing may change it (a demo's faster lr), one that tunes may not.
+        if key in fixed or key in PER_TRIAL_KEYS or (key in budget_overrides and b.nuisance_trials):
             raise S2SError(f"{path}: nuisance '{key}' is also set in fixed/budgets or per trial")
         _check_search_dim(path, key, dim, spec.base, constants)
     if b.nuisance_trials and not spec.nuisance.space:

@@ -57,6 +57,16 @@ def test_valid_file_expands_to_the_cartesian_grid(tmp_path):
     assert quick.constants["train.max_epochs"] == 1 and "train.max_epochs" not in plan.constants
 
 
+def test_an_untuned_budget_may_change_a_nuisance_default(tmp_path):
+    spec = with_changes(budgets={"full": {"nuisance_trials": 2},
+                                 "quick": {"overrides": {"train.lr": 0.01}, "seeds": [0]}})
+    ablation = load_ablation(write(tmp_path, spec))
+    quick = expand(ablation, "quick")
+    assert quick.nuisance_trials == 0
+    assert build_config({}, quick.overrides(quick.arms[0], 0)).train.lr == 0.01
+    assert "train.lr" not in expand(ablation, "full").constants  # the tuned budget still searches it
+
+
 @pytest.mark.parametrize("changes, message", [
     ({"scientific": {"model.num_layer": [1, 4]}}, "scientific axis 'model.num_layer': unknown config key 'model.num_layer'"),
     ({"scientific": {"model.num_layers": [0, 4]}}, "scientific axis 'model.num_layers': config key 'model.num_layers'"),
@@ -72,6 +82,8 @@ def test_valid_file_expands_to_the_cartesian_grid(tmp_path):
     ({"fixed": {"model.peeky": True}}, "'model.peeky' is both a scientific axis and a fixed value"),
     ({"fixed": {"tracking.name": "x"}}, "'tracking.name' is set per trial by the sweep"),
     ({"fixed": {"train.lr": 0.1}}, "nuisance 'train.lr' is also set in fixed/budgets"),
+    ({"budgets": {"full": {"nuisance_trials": 2, "overrides": {"train.lr": 0.1}}}},
+     "nuisance 'train.lr' is also set in fixed/budgets"),  # a budget that tunes lr cannot also pin it
     ({"base": {"model": {"hiden_dim": 8}}}, "base: unknown config key 'model.hiden_dim'"),
     ({"nuisance": {"space": {"train.lr": {"type": "log_uniform", "low": 0.0, "high": 1.0}}}}, "needs low > 0"),
     ({"nuisance": {"space": {"train.lr": {"type": "uniform", "low": 1.0, "high": 0.5}}}}, "needs low < high"),
