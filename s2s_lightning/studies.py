@@ -190,8 +190,14 @@ def retryable(trial: FrozenTrial) -> bool:
     return trial.state == TrialState.FAIL and bool(trial.user_attrs.get(STALE) or trial.user_attrs.get("interrupted"))
 
 
+RETRIES_PER_RUN = 2  # attempts killed from outside (dead worker, kill -9) retried within one `sweep run`
+
+
 def _settled(attempts: list[FrozenTrial], run_id: str) -> bool:
-    """Does this key need no new attempt? Failures are retried once per `s2s sweep run`."""
+    """Does this key need no new attempt? Failures are retried once per `s2s sweep run`; kills are
+    retried (resumed) at most RETRIES_PER_RUN times, so a trial the OOM killer always ends cannot loop."""
+    if sum(retryable(t) and t.user_attrs.get(RAN_IN) == run_id for t in attempts) > RETRIES_PER_RUN:
+        return True
     for t in attempts:
         if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.WAITING, TrialState.RUNNING):
             return True

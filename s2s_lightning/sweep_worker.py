@@ -286,8 +286,15 @@ class TrialRunner:
                 study.tell(trial, value)
                 self.log(f"{study.study_name} trial {trial.number} {name}: {metric}={value:.4g} ({wall:.0f} s)")
                 return TrialState.COMPLETE
-            error = record.get("error") or (f"{metric} missing from the record" if returncode == 0 else None) \
-                or _last_line(run_dir / LOG_FILE) or f"exit code {returncode}"
+            if returncode is not None and returncode < 0 and record.get("status") == "running":
+                # Killed by a signal (kill -9, the OOM killer): nothing is known against the config, so
+                # the next `s2s sweep run` resumes it from its last checkpoint, as after a dead worker.
+                error = f"s2s train was killed by {_signal_name(-returncode)}"
+                _close_record(run_dir, error)
+                trial.set_user_attr("interrupted", True)
+            else:
+                error = record.get("error") or (f"{metric} missing from the record" if returncode == 0 else None) \
+                    or _last_line(run_dir / LOG_FILE) or f"exit code {returncode}"
             trial.set_user_attr("error", str(error)[:500])
             study.tell(trial, state=TrialState.FAIL)
             self.log(f"{study.study_name} trial {trial.number} {name}: FAILED ({str(error)[:200]}); log {run_dir / LOG_FILE}")
@@ -295,6 +302,13 @@ class TrialRunner:
         except (ValueError, RuntimeError) as exc:  # failed as stale meanwhile: a retry owns the key now
             self.log(f"{study.study_name} trial {trial.number} {name}: result not stored ({exc})")
             return TrialState.FAIL
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def _last_line(path: Path) -> str | None:

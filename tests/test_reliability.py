@@ -81,6 +81,46 @@ def test_kill_9_midway_then_rerun_completes_each_point_once(tmp_path):
     assert len([t for t in trials(tmp_path) if t.state == optuna.trial.TrialState.COMPLETE]) == 2
 
 
+def _train_pids(run_dir: Path) -> list[int]:
+    """PIDs of `s2s train` processes writing into run_dir (Linux /proc)."""
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"train" in argv and str(run_dir).encode() in argv:
+            pids.append(int(cmdline.parent.name))
+    return pids
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").is_file(), reason="needs Linux /proc")
+def test_kill_9_of_one_trial_is_resumed_from_its_checkpoint_and_the_sweep_goes_on(tmp_path):
+    path = ablation(tmp_path, {"data.reverse_source": [False, True]}, epochs=4, train_size=3000)
+    proc = sweep("run", path, "--runs-dir", tmp_path / "runs", "--workers", "1", cwd=tmp_path)
+    first = tmp_path / "runs" / "tiny" / "L1-fwd-plain-tf1" / "seed0"
+    deadline = time.time() + 240
+    while not (first / "checkpoints" / "last.ckpt").is_file() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    pids = _train_pids(first)
+    assert len(pids) == 1, "the first trial's `s2s train` is not running"
+    os.kill(pids[0], signal.SIGKILL)  # the trial dies mid-run; its worker lives on
+    out = proc.communicate(timeout=300)[0]
+    assert proc.returncode == 0, out[-3000:]
+    assert "L1-fwd-plain-tf1-seed0: FAILED (s2s train was killed by SIGKILL)" in out
+    assert "L1-fwd-plain-tf1-seed0: resumed" in out  # the sweep itself retries it, from its checkpoint
+    states = sorted((t.params["data.reverse_source"], t.state.name) for t in trials(tmp_path))
+    assert states == [(False, "COMPLETE"), (False, "FAIL"), (True, "COMPLETE")]
+    record = json.loads((first / "record.json").read_text())
+    assert record["status"] == "completed" and record.get("resumed_from", "").endswith("last.ckpt")
+    epochs = [line.split(",")[0] for line in (first / "history.csv").read_text().splitlines()[1:]]
+    assert epochs == ["0", "1", "2", "3"]
+
+    again = sweep("run", path, "--runs-dir", tmp_path / "runs", "--workers", "1", cwd=tmp_path)
+    out = again.communicate(timeout=120)[0]
+    assert again.returncode == 0 and "started" not in out and "resumed" not in out, out  # nothing left
+
+
 def test_a_diverging_trial_fails_with_its_reason_and_the_sweep_goes_on(tmp_path):
     path = ablation(tmp_path, {"train.lr": [0.001, 1.0e38]}, **{"train.optimizer": "sgd", "train.grad_clip": None})
     proc = sweep("run", path, "--runs-dir", tmp_path / "runs", "--workers", "1", cwd=tmp_path)

@@ -60,6 +60,8 @@ for epoch in range(epochs):
     rows.append(f"{epoch},{epoch},{1 - acc},{acc}")
     put(run_dir / "history.csv", "\n".join(rows) + "\n")
     time.sleep(float(os.environ.get("FAKE_EPOCH_S", "0.02")))
+if name == os.environ.get("FAKE_KILLED"):
+    os.kill(os.getpid(), 9)  # as the OOM killer would, every time
 if name == os.environ.get("FAKE_CRASH") and not (run_dir.parent / ".crashed").exists():
     (run_dir.parent / ".crashed").touch()
     sys.exit("boom: a crash in one trial")
@@ -234,6 +236,21 @@ def test_crash_fails_one_trial_and_a_rerun_retries_only_it(tmp_path, fake, monke
     assert t.user_attrs["run_dir"] == str(runs / "small" / t.user_attrs["arm"] / f"seed{t.params['seed']}")
     assert t.user_attrs["wandb_id"] == f"w-{t.user_attrs['arm']}-seed{t.params['seed']}"
     assert t.value == pytest.approx(t.user_attrs["test/exact_match"])
+
+
+def test_a_trial_killed_every_time_is_retried_a_bounded_number_of_times(tmp_path, fake, monkeypatch):
+    import s2s_lightning.studies as studies
+
+    train, executions = fake
+    monkeypatch.setattr(studies, "RETRIES_PER_RUN", 1)
+    monkeypatch.setenv("FAKE_KILLED", "L1-rev-plain-tf1-seed0")
+    path, runs = ablation_file(tmp_path), tmp_path / "runs"
+    out = run_sweep(path, workers=1, runs_dir=runs, train_command=train, poll_s=0.05)
+    assert cells(out)[("L1-rev-plain-tf1", 0)] == "failed" and list(cells(out).values()).count("done") == 3
+    assert [e for e in executions() if e.startswith("L1-rev-plain-tf1-seed0")] == \
+        ["L1-rev-plain-tf1-seed0 start seed=0 lr=-"] * 2  # the first attempt and one retry
+    killed = [t for t in main_trials(runs, "small") if t.state == TrialState.FAIL]
+    assert all(t.user_attrs["error"] == "s2s train was killed by SIGKILL" for t in killed) and len(killed) == 2
 
 
 def test_a_trial_whose_worker_died_is_resumed_and_every_point_finishes_once(tmp_path, fake):
