@@ -20,6 +20,7 @@ import multiprocessing
 import os
 import signal
 import statistics
+import threading
 import time
 import uuid
 from contextlib import contextmanager
@@ -81,19 +82,12 @@ def _waiting(main, tuning) -> bool:
     return any(s.get_trials(deepcopy=False, states=(TrialState.WAITING,)) for s in [main, *tuning.values()])
 
 
-def run_sweep(ablation: str | Path, budget: str = FULL, storage: str | None = None, workers: int | None = None,
-              gpus: str | None = None, runs_dir: str | Path = "runs", train_command: list[str] | None = None,
-              poll_s: float = 1.0) -> dict:
-    """Run every missing trial of the ablation at `budget`; returns {"started": n, "status": rows}
-    where `started` counts the trials this invocation ran (0 when the study was already complete)."""
+def _spawner(plan: Plan, budget: str, storage: str | None, runs_dir: Path, run_id: str, gpu_groups: list,
+             train_command: list[str] | None, poll_s: float):
+    """spawn(i): start worker process i (its own GPU group, an even share of the CPU threads)."""
     from .sweep_worker import worker_process
 
-    plan = expand(load_ablation(ablation), budget)
-    n, gpu_groups = parse_gpus(gpus, workers)
-    runs_dir = Path(runs_dir)
-    store = open_storage(storage, runs_dir)  # an unreachable storage fails here, before any work
-    threads = max(1, (os.cpu_count() or 1) // n)
-    run_id = uuid.uuid4().hex[:12]
+    threads = max(1, (os.cpu_count() or 1) // len(gpu_groups))
     ctx = multiprocessing.get_context("spawn")  # no inherited storage connections or locks
 
     def spawn(i: int):
@@ -102,54 +96,104 @@ def run_sweep(ablation: str | Path, budget: str = FULL, storage: str | None = No
             train_command, poll_s, f"w{i}"))
         p.start()
         return p
+    return spawn
+
+
+def _supervise(n: int, spawn, poll_s: float, on_death=None, tick=None) -> None:
+    """Run workers 0..n-1 until each has found nothing left waiting. A worker killed by a signal is
+    replaced (its trial goes stale: `on_death` lets the coordinator retry it); `tick` runs every
+    RECONCILE_S; SIGTERM or Ctrl-C stops the workers cleanly (their trials stay resumable)."""
+    # `kill PID` stops the workers cleanly; only the main thread may set handlers (library use from a thread)
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler) if in_main else None
+    procs: dict[int, multiprocessing.Process] = {}
+    try:
+        procs = {i: spawn(i) for i in range(n)}
+        last, broken = time.monotonic(), []
+        while procs:
+            time.sleep(poll_s)
+            for i, p in list(procs.items()):
+                if p.is_alive():
+                    continue
+                del procs[i]
+                if p.exitcode is not None and p.exitcode < 0:  # killed: its trial goes stale
+                    print(f"worker w{i} died (signal {-p.exitcode}); replacing it", flush=True)
+                    if on_death:
+                        on_death()
+                    procs[i] = spawn(i)
+                elif p.exitcode:  # a bug or a broken environment, not a trial's failure
+                    broken.append(f"w{i} exit code {p.exitcode}")
+            if tick and time.monotonic() - last > RECONCILE_S:
+                tick()
+                last = time.monotonic()
+        if broken:
+            raise S2SError(f"sweep workers failed ({', '.join(broken)}); see their errors above. "
+                           "Finished trials are kept; rerun to continue")
+    except KeyboardInterrupt:
+        for p in procs.values():
+            p.terminate()
+        for p in procs.values():
+            p.join(30)
+            if p.is_alive():
+                p.kill()
+        raise
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _ran(run_id: str, main, tuning: dict) -> int:
+    return sum(t.user_attrs.get(RAN_IN) == run_id for s in [main, *tuning.values()] for t in s.trials)
+
+
+def run_sweep(ablation: str | Path, budget: str = FULL, storage: str | None = None, workers: int | None = None,
+              gpus: str | None = None, runs_dir: str | Path = "runs", train_command: list[str] | None = None,
+              poll_s: float = 1.0) -> dict:
+    """Run every missing trial of the ablation at `budget`; returns {"started": n, "status": rows}
+    where `started` counts the trials this invocation ran (0 when the study was already complete)."""
+    plan = expand(load_ablation(ablation), budget)
+    n, gpu_groups = parse_gpus(gpus, workers)
+    runs_dir = Path(runs_dir)
+    store = open_storage(storage, runs_dir)  # an unreachable storage fails here, before any work
+    run_id = uuid.uuid4().hex[:12]
+    spawn = _spawner(plan, budget, storage, runs_dir, run_id, gpu_groups, train_command, poll_s)
 
     with coordinator_lock(runs_dir, plan.study):
         main, tuning = open_studies(store, plan, create=True)
         print(f"study {plan.study}: {len(plan.arms)} arms x {len(plan.seeds)} seeds"
               + (f", {plan.nuisance_trials} nuisance trials per arm" if plan.nuisance_trials else "")
               + f"; storage {storage_label(storage, runs_dir)}; {n} worker(s)", flush=True)
-        previous = signal.signal(signal.SIGTERM, signal.default_int_handler)  # kill PID: stop workers cleanly
-        procs: dict[int, multiprocessing.Process] = {}
-        try:
-            for _ in range(MAX_ROUNDS):
-                added = reconcile(store, plan, main, tuning, run_id)
-                if not _waiting(main, tuning):
-                    break
-                print(f"enqueued {added} trial(s)" if added else "resuming enqueued trials", flush=True)
-                procs = {i: spawn(i) for i in range(n)}
-                last, broken = time.monotonic(), []
-                while procs:
-                    time.sleep(poll_s)
-                    for i, p in list(procs.items()):
-                        if p.is_alive():
-                            continue
-                        del procs[i]
-                        if p.exitcode is not None and p.exitcode < 0:  # killed: its trial goes stale
-                            print(f"worker w{i} died (signal {-p.exitcode}); retrying its trial", flush=True)
-                            reconcile(store, plan, main, tuning, run_id)
-                            procs[i] = spawn(i)
-                        elif p.exitcode:  # a bug or a broken environment, not a trial's failure
-                            broken.append(f"w{i} exit code {p.exitcode}")
-                    if time.monotonic() - last > RECONCILE_S:
-                        reconcile(store, plan, main, tuning, run_id)
-                        last = time.monotonic()
-                if broken:
-                    raise S2SError(f"sweep workers failed ({', '.join(broken)}); see their errors above. "
-                                   "Finished trials are kept; rerun to continue")
-        except KeyboardInterrupt:
-            for p in procs.values():
-                p.terminate()
-            for p in procs.values():
-                p.join(30)
-                if p.is_alive():
-                    p.kill()
-            raise
-        finally:
-            signal.signal(signal.SIGTERM, previous)
-        started = sum(t.user_attrs.get(RAN_IN) == run_id for s in [main, *tuning.values()] for t in s.trials)
+        retry = lambda: reconcile(store, plan, main, tuning, run_id)  # noqa: E731 - also fails stale trials
+        for _ in range(MAX_ROUNDS):
+            added = retry()
+            if not _waiting(main, tuning):
+                break
+            print(f"enqueued {added} trial(s)" if added else "resuming enqueued trials", flush=True)
+            _supervise(n, spawn, poll_s, on_death=retry, tick=retry)
+        started = _ran(run_id, main, tuning)
         rows = status_rows(plan, main, tuning)
     print(format_status(plan, rows, storage_label(storage, runs_dir)), flush=True)
     return {"started": started, "status": rows}
+
+
+def join_sweep(ablation: str | Path, budget: str = FULL, storage: str | None = None, workers: int | None = None,
+               gpus: str | None = None, runs_dir: str | Path = "runs", train_command: list[str] | None = None,
+               poll_s: float = 1.0) -> int:
+    """`s2s sweep worker`: add workers (one per GPU with --gpus) to a study that `s2s sweep run` created,
+    e.g. from another node sharing its RDB storage. They claim waiting trials until none is left; only
+    the coordinator enqueues and retries. Returns how many trials they ran."""
+    plan = expand(load_ablation(ablation), budget)
+    n, gpu_groups = parse_gpus(gpus, workers)
+    runs_dir = Path(runs_dir)
+    store = open_storage(storage, runs_dir)
+    main, tuning = open_studies(store, plan, create=False)
+    if main is None:
+        raise S2SError(f"study '{plan.study}' does not exist in {storage_label(storage, runs_dir)}; "
+                       f"create it with `s2s sweep run {ablation}`")
+    run_id = uuid.uuid4().hex[:12]
+    print(f"joining study {plan.study}; storage {storage_label(storage, runs_dir)}; {n} worker(s)", flush=True)
+    _supervise(n, _spawner(plan, budget, storage, runs_dir, run_id, gpu_groups, train_command, poll_s), poll_s)
+    return _ran(run_id, main, tuning)
 
 
 def status_rows(plan: Plan, main, tuning: dict) -> list[dict]:
@@ -229,12 +273,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
-    from .sweep_worker import work
-
-    plan = expand(load_ablation(args.ablation), args.budget)
-    store = open_storage(args.storage, args.runs_dir)
-    n = work(plan, store, Path(args.runs_dir), uuid.uuid4().hex[:12], args.gpus)
-    print(f"worker ran {n} trial(s); nothing left waiting in study {plan.study}")
+    n = join_sweep(args.ablation, args.budget, args.storage, args.workers, args.gpus, args.runs_dir)
+    print(f"workers ran {n} trial(s); nothing left waiting")
     return 0
 
 
@@ -288,7 +328,8 @@ def add_sweep_parsers(sub) -> None:
 
     w = actions.add_parser("worker", help="join a running study (e.g. from another node) until nothing waits")
     _common(w)
-    w.add_argument("--gpus", help="CUDA_VISIBLE_DEVICES for this worker's trials, e.g. 0 or 0,1")
+    w.add_argument("--workers", type=int, help="worker processes (default: 1, or one per GPU with --gpus)")
+    w.add_argument("--gpus", help="GPU indices to spread trials over, e.g. 0,1,2,3, or 'all'")
     w.set_defaults(func=_cmd_worker)
 
     s = actions.add_parser("status", help="arms x seeds: done / running / failed, with objective values")

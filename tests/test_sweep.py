@@ -11,6 +11,8 @@ import itertools
 import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import optuna
@@ -23,7 +25,7 @@ from s2s_lightning.config import build_config
 from s2s_lightning.errors import S2SError
 from s2s_lightning.studies import (ARM, KIND, TUNE, WORKER, claim, open_storage, open_studies, reconcile, redact,
                                    tuning_study_name)
-from s2s_lightning.sweep import add_sweep_parsers, parse_gpus, run_sweep, sweep_status
+from s2s_lightning.sweep import add_sweep_parsers, join_sweep, parse_gpus, run_sweep, sweep_status
 from s2s_lightning.wandb_sweep import render_sweep, sweep_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -279,6 +281,34 @@ def test_a_trial_whose_worker_died_is_resumed_and_every_point_finishes_once(tmp_
          if f"{a}-seed{s}" != name] + [f"{name} resume seed={trial.user_attrs[SEED]} lr=-"])
     states = [t.state for t in main_trials(runs, "small")]
     assert states.count(TrialState.COMPLETE) == 4 and states.count(TrialState.FAIL) == 1  # the stale one
+
+
+def test_workers_joining_from_another_node_share_an_rdb_study(tmp_path, fake, monkeypatch):
+    """Node 1 runs `s2s sweep run`, node 2 `s2s sweep worker` on the same RDB storage (SQLite here,
+    PostgreSQL across machines): every point trains once, on one node or the other."""
+    train, executions = fake
+    monkeypatch.setenv("FAKE_EPOCH_S", "0.3")  # long enough for both nodes to claim trials
+    path = ablation_file(tmp_path, seeds=[0, 1, 2])
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    with pytest.raises(S2SError, match="study 'small' does not exist in sqlite:///.*; create it with `s2s sweep run"):
+        join_sweep(path, storage=url, runs_dir=tmp_path / "node2", train_command=train)
+
+    coordinator = {}
+    node1 = threading.Thread(target=lambda: coordinator.update(run_sweep(
+        path, storage=url, workers=1, runs_dir=tmp_path / "node1", train_command=train, poll_s=0.05)))
+    node1.start()
+    storage = optuna.storages.RDBStorage(url)
+    deadline = time.time() + 60
+    while "small" not in {s.study_name for s in storage.get_all_studies()} and time.time() < deadline:
+        time.sleep(0.05)
+    ran = join_sweep(path, storage=url, workers=2, runs_dir=tmp_path / "node2", train_command=train, poll_s=0.05)
+    node1.join(120)
+    assert not node1.is_alive()
+    assert ran >= 1 and coordinator["started"] + ran == 6  # the two nodes split the grid
+    assert sorted(executions()) == sorted(f"L1-{d}-plain-tf1-seed{s} start seed={s} lr=-"
+                                          for d in ("fwd", "rev") for s in (0, 1, 2))
+    done = [t for t in optuna.load_study(study_name="small", storage=url).trials if t.state == TrialState.COMPLETE]
+    assert len(done) == 6 and {Path(t.user_attrs["run_dir"]).parts[-4] for t in done} == {"node1", "node2"}
 
 
 def test_a_point_enqueued_twice_runs_once(tmp_path, fake):
