@@ -283,14 +283,22 @@ def test_a_trial_whose_worker_died_is_resumed_and_every_point_finishes_once(tmp_
     assert states.count(TrialState.COMPLETE) == 4 and states.count(TrialState.FAIL) == 1  # the stale one
 
 
-def test_workers_joining_from_another_node_share_an_rdb_study(tmp_path, fake, monkeypatch):
-    """Node 1 runs `s2s sweep run`, node 2 `s2s sweep worker` on the same RDB storage (SQLite here,
-    PostgreSQL across machines): every point trains once, on one node or the other."""
+@pytest.mark.parametrize("rdb", ["sqlite", "postgresql"])
+def test_workers_joining_from_another_node_share_an_rdb_study(tmp_path, fake, monkeypatch, rdb, request):
+    """Node 1 runs `s2s sweep run`, node 2 `s2s sweep worker` on the same RDB storage (a local
+    PostgreSQL server, as nodes share in production; SQLite): every point trains once, on one node
+    or the other."""
     train, executions = fake
     monkeypatch.setenv("FAKE_EPOCH_S", "0.3")  # long enough for both nodes to claim trials
     path = ablation_file(tmp_path, seeds=[0, 1, 2])
-    url = f"sqlite:///{tmp_path / 'studies.db'}"
-    with pytest.raises(S2SError, match="study 'small' does not exist in sqlite:///.*; create it with `s2s sweep run"):
+    url = f"sqlite:///{tmp_path / 'studies.db'}" if rdb == "sqlite" else request.getfixturevalue("postgres_url")
+    if rdb == "postgresql":  # one server for the session: start from an empty study
+        for name in ("small",):
+            try:
+                optuna.delete_study(study_name=name, storage=url)
+            except KeyError:
+                pass
+    with pytest.raises(S2SError, match=f"study 'small' does not exist in {rdb}://.*; create it with `s2s sweep run"):
         join_sweep(path, storage=url, runs_dir=tmp_path / "node2", train_command=train)
 
     coordinator = {}
