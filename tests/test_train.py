@@ -176,3 +176,17 @@ def test_wandb_mode_precedence(configured, env, expected, monkeypatch):
     else:
         monkeypatch.setenv("WANDB_MODE", env)
     assert wandb_mode(build_config({}, {"tracking.wandb": configured})) == expected
+
+
+@pytest.mark.gpu
+def test_cuda_run_completes_and_records_the_gpu(tmp_path, tiny_cfg):
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    cfg = tiny_cfg(**{"train.accelerator": "gpu", "train.max_epochs": 2, "data.reverse_source": True,
+                      "model.peeky": True, "train.teacher_forcing_ratio": 0.5})  # both decoder paths on CUDA
+    record = train(cfg, tmp_path)
+    assert record["status"] == "completed", record["error"]
+    assert record["device"] == torch.cuda.get_device_name(0) and record["peak_memory_mb"] > 0
+    assert M.TEST_EXACT_MATCH in record["metrics"]
