@@ -1,0 +1,35 @@
+"""The benchmark commands run and print what they claim (their numbers go in notes, not in tests)."""
+
+from __future__ import annotations
+
+from s2s_lightning import bench_search, bench_train
+from s2s_lightning.config import build_config
+from s2s_lightning.data import DataBundle
+
+TINY = ["data.addition.train_size=400", "data.addition.val_size=10", "data.addition.test_size=10",
+        "data.batch_size=32", "model.hidden_dim=8", "model.embedding_dim=8"]
+
+
+def test_bucketed_batches_pad_less_than_random_ones():
+    cfg = build_config({}, TINY)
+    bundle = DataBundle(cfg)
+    bucketed = bench_train.measure(cfg, bundle, True, steps=4, warmup=0, device=bench_train.torch.device("cpu"))
+    random = bench_train.measure(cfg, bundle, False, steps=4, warmup=0, device=bench_train.torch.device("cpu"))
+    assert 0 <= bucketed["padding"] < random["padding"] < 1
+    assert bucketed["tokens_per_s"] > 0 and bucketed["peak_mb"] is None  # CPU: RSS is printed once, not per variant
+
+
+def test_bench_train_prints_a_row_per_batching_and_rejects_bad_config(capsys):
+    assert bench_train.main(["--steps", "2", "--warmup", "1", "--threads", "1", *TINY]) == 0
+    out = capsys.readouterr().out
+    assert [line.split()[0] for line in out.splitlines()[2:4]] == ["bucketed", "random"]
+    assert "bucketing speed-up:" in out and "peak memory (process max RSS):" in out
+    assert bench_train.main(["model.num_layers=0"]) == 2
+    assert capsys.readouterr().err.startswith("bench_train: error: config key 'model.num_layers'")
+
+
+def test_bench_search_prints_greedy_and_beam_rows(capsys):
+    bench_search.main(["--layers", "1", "--hidden", "8", "--embedding", "8", "--vocab", "50", "--beam", "3",
+                       "--sentences", "8", "--single", "2", "--max-len", "6", "--threads", "1"])
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[2:]]
+    assert [r[0] for r in rows] == ["greedy", "beam"] and all(float(r[-1].rstrip("x")) > 0 for r in rows)
