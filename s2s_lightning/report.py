@@ -107,6 +107,7 @@ def run_row(record: dict, run_dir: str, config: dict | None = None, history: pd.
         "seed": record.get("seed"), "arm_name": record.get("arm"), "beam_size": record.get("beam_size"),
         "bleu_signature": record.get("bleu_signature"), "num_parameters": record.get("num_parameters"),
         "wall_time_s": _float(record.get("wall_time_s")), "epochs_completed": record.get("epochs_completed"),
+        "peak_memory_mb": _float(record.get("peak_memory_mb")), "device": record.get("device"),
         "git_commit": record.get("git_commit"), "versions": record.get("versions") or {},
         "study": record.get("study"), "trial_number": record.get("trial_number"),
     }
@@ -114,6 +115,10 @@ def run_row(record: dict, run_dir: str, config: dict | None = None, history: pd.
         row[axis] = axes[axis] if axis in axes else _dotted(config, axis)
     for name in M.FINAL:
         row[name] = _float(metrics.get(name))
+    # Training speed: the median over epochs of target tokens/s (the first epoch pays for warm-up).
+    speed = history[M.TRAIN_TOKENS_PER_S].dropna() if isinstance(history, pd.DataFrame) \
+        and M.TRAIN_TOKENS_PER_S in history else pd.Series(dtype=float)
+    row[M.TRAIN_TOKENS_PER_S] = float(speed.median()) if len(speed) else None
     row.update(config=config, history=history, analysis=analysis, representations=representations)
     return row
 
@@ -256,9 +261,10 @@ def load_wandb(path: str) -> list[dict]:
         record = {"status": _WANDB_STATUS.get(run.state, run.state), "data": _dotted(config, "data.name"),
                   "seed": config.get("seed"), "axes": {a: _dotted(config, a) for a in AXES},
                   "beam_size": _dotted(config, "eval.beam_size"), "wall_time_s": summary.get("_runtime"),
+                  "peak_memory_mb": summary.get("peak_memory_mb"), "device": summary.get("device"),
                   "bleu_signature": summary.get("bleu_signature"), "metrics": {m: summary.get(m) for m in M.FINAL}}
         try:
-            history = run.history(keys=["epoch", M.VAL_PPL], pandas=True)
+            history = run.history(keys=["epoch", M.VAL_PPL, M.TRAIN_TOKENS_PER_S], pandas=True)
         except Exception:  # a curve is a nicety; the summary metrics are the report
             history = None
         rows.append(run_row(record, run.url, config, history))

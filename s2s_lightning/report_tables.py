@@ -157,6 +157,9 @@ def summary_table(data: ReportData) -> Table:
         params = runs["num_parameters"].dropna()
         row["Params"] = f"{int(params.median()):,}" if len(params) else DASH
         num["num_parameters"] = float(params.median()) if len(params) else math.nan
+        speed = runs[M.TRAIN_TOKENS_PER_S].dropna()
+        row["Train tok/s"] = f"{speed.median():,.0f}" if len(speed) else DASH
+        num[M.TRAIN_TOKENS_PER_S] = float(speed.median()) if len(speed) else math.nan
         disp.append(row)
         nums.append(num)
     numbers = pd.DataFrame(nums)
@@ -172,7 +175,8 @@ def summary_table(data: ReportData) -> Table:
     beam_text = f"beam {', '.join(map(str, beams))}" if beams else "the runs' decoding"
     return Table("summary", "Test results per arm",
                  f"Mean ± sample std over seeds of completed runs (n seeds), test set decoded with {beam_text}; "
-                 "best mean in bold (all tied arms; none when every arm ties). Params: median parameter count.",
+                 "best mean in bold (all tied arms; none when every arm ties). Params: median parameter count; "
+                 "train tok/s: median over runs of each run's median target tokens/s per epoch.",
                  pd.DataFrame(disp), numbers, bold=bold)
 
 
@@ -421,9 +425,13 @@ def runs_table(data: ReportData) -> Table:
         "Status": runs["status"], metric_label(metric): [num(v, d) for v in runs[metric]],
         "Perplexity": [num(v, 2) for v in runs[M.TEST_PPL]],
         "Epochs": [DASH if pd.isna(v) else str(int(v)) for v in runs["epochs_completed"]],
-        "Minutes": [num(v / 60 if v is not None and not pd.isna(v) else None, 1) for v in runs["wall_time_s"]]})
+        "Minutes": [num(v / 60 if v is not None and not pd.isna(v) else None, 1) for v in runs["wall_time_s"]],
+        "Tokens/s": [num(v, 0) for v in runs[M.TRAIN_TOKENS_PER_S]],
+        "Peak MiB": [num(v, 0) for v in runs["peak_memory_mb"]]})
     scalar = [c for c in runs.columns if c not in ("config", "history", "analysis", "representations", "versions")]
-    return Table("runs", "Runs", "Every run record the report read (test scores at the run's own beam).",
+    return Table("runs", "Runs", "Every run record the report read (test scores at the run's own beam; "
+                 "tokens/s: median target tokens/s over epochs; peak memory: the process's max RSS on CPU, "
+                 "the allocator's peak on GPU).",
                  disp, runs[scalar], text_columns=4)
 
 

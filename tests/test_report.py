@@ -59,6 +59,23 @@ def test_summary_recomputed_from_records(reports, task):
             assert row[f"{name} std"] == pytest.approx(statistics.stdev(values[name]))
 
 
+def test_speed_and_memory_come_from_history_and_record(reports):
+    runs = pd.read_csv(reports["addition"] / "tables" / "runs.csv")
+    for r in records(ADDITION):
+        row = runs[runs["run_dir"].astype(str).str.endswith(r["dir"].name)].iloc[0]
+        history = r["dir"] / "history.csv"
+        if history.is_file():
+            expected = pd.read_csv(history)[M.TRAIN_TOKENS_PER_S].median()
+            assert row[M.TRAIN_TOKENS_PER_S] == pytest.approx(expected)
+        if r.get("peak_memory_mb") is not None:
+            assert row["peak_memory_mb"] == pytest.approx(r["peak_memory_mb"])
+    summary = pd.read_csv(reports["addition"] / "tables" / "summary.csv")
+    done = runs[runs["status"] == "completed"]
+    for row in summary.to_dict("records"):
+        speeds = done[done["arm"] == row["arm"]][M.TRAIN_TOKENS_PER_S]
+        assert row[M.TRAIN_TOKENS_PER_S] == pytest.approx(speeds.median())
+
+
 def test_arms_are_named_by_varying_axes_and_ordered(reports):
     table = pd.read_csv(reports["addition"] / "tables" / "summary.csv")
     assert list(table["arm"]) == ["forward · tf=1.0", "reversed · tf=0.5", "reversed · tf=1.0"]
