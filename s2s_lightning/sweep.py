@@ -189,7 +189,8 @@ def join_sweep(ablation: str | Path, budget: str = FULL, storage: str | None = N
     main, tuning = open_studies(store, plan, create=False)
     if main is None:
         raise S2SError(f"study '{plan.study}' does not exist in {storage_label(storage, runs_dir)}; "
-                       f"create it with `s2s sweep run {ablation}`")
+                       f"create it with `s2s sweep run {ablation}"
+                       + ("" if budget == FULL else f" --budget {budget}") + " --storage ...`")
     run_id = uuid.uuid4().hex[:12]
     print(f"joining study {plan.study}; storage {storage_label(storage, runs_dir)}; {n} worker(s)", flush=True)
     _supervise(n, _spawner(plan, budget, storage, runs_dir, run_id, gpu_groups, train_command, poll_s), poll_s)
