@@ -353,15 +353,20 @@ def significance_table(data: ReportData) -> Table | None:
     d = _DECIMALS.get(metric, 2)
     disp = []
     for (axis, a, b), g in numbers.groupby(["axis", "arm_a", "arm_b"], sort=False):
+        # Per seed, the sign with the p-value: seeds can be significant in opposite directions.
+        significant = g["p_value"] < ALPHA
         disp.append({"Axis": AXIS_NAMES[axis], "A": a, "B": b, "Δ (B − A)": f"{g['delta'].mean():+.{d}f}",
-                     "Seeds": str(len(g)), "p per seed": ", ".join(f"{p:.3f}" for p in g["p_value"]),
-                     f"p < {ALPHA}": f"{int((g['p_value'] < ALPHA).sum())}/{len(g)}"})
+                     "Seeds": str(len(g)),
+                     "Δ (p) per seed": ", ".join(f"{x:+.{d}f} ({p:.3f})" for x, p in zip(g["delta"], g["p_value"])),
+                     "B / A better": f"{int((significant & (g['delta'] > 0)).sum())} / "
+                                     f"{int((significant & (g['delta'] < 0)).sum())}"})
     test = ("exact McNemar test (the exact paired permutation test) on per-sentence exact match"
             if data.task == "addition" else
             f"sacreBLEU paired bootstrap resampling ({BOOTSTRAP_SAMPLES} resamples) on the test set")
     return Table("significance", f"Paired significance of {metric_phrase(metric)} between arms",
                  f"Pairs of arms that differ in one axis, compared seed by seed on the same test sentences with "
-                 f"the {test}. Δ: mean over seeds of B − A; last column: seeds with p < {ALPHA}.",
+                 f"the {test}. Δ: mean over seeds of B − A; last column: seeds where B (A) is significantly better, "
+                 f"p < {ALPHA}.",
                  pd.DataFrame(disp), numbers, text_columns=3)
 
 

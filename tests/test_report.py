@@ -7,6 +7,7 @@ through the report's own loading code, so a loader or aggregation bug shows up a
 from __future__ import annotations
 
 import json
+import re
 import statistics
 from pathlib import Path
 
@@ -133,6 +134,11 @@ def test_significance_scores_come_from_the_text_files(reports):
     assert sig["p_value"].between(0, 1).all()
     bleu = pd.read_csv(reports["translation"] / "tables" / "significance.csv")
     assert len(bleu) == 2 and (bleu["delta"] > 10).all() and (bleu["p_value"] < 0.05).all()
+    # The display says per seed which arm a significant difference favours, never only "significant".
+    text = (reports["translation"] / "tables" / "significance.md").read_text()
+    assert re.search(r"\|\s+2 / 0 \|", text) and "B / A better" in text
+    for _, row in bleu.iterrows():
+        assert f"{row['delta']:+.2f} ({row['p_value']:.3f})" in text
 
 
 def test_exact_mcnemar_known_values():
