@@ -19,11 +19,23 @@ def load_state_dict(path: str | Path) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
-        raise S2SError(f"checkpoint {path} is corrupted or not a PyTorch checkpoint ({reason})") from None
+        raise S2SError(f"checkpoint {path} is corrupted or not a PyTorch checkpoint ({_reason(exc)})") from None
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
         raise S2SError(f"checkpoint {path} has no state_dict: not written by 's2s train'")
     return ckpt["state_dict"]
+
+
+def _reason(exc: Exception) -> str:
+    """The informative part of a load error. torch's weights-only refusal opens with advice to load
+    with weights_only=False (never done here: that can run code) and closes with a link; the cause is
+    the paragraph in between."""
+    text = str(exc)
+    if text.startswith("Weights only load failed"):
+        paragraphs = [p.strip() for p in text.split("\n\n") if p.strip()][1:]
+        cause = " ".join(p for p in paragraphs if not p.startswith("Check the documentation"))
+        cause = cause.split("WeightsUnpickler error:")[-1].strip() or "unsupported content"
+        return f"the weights-only loader refused it: {cause[:160]}"
+    return text.splitlines()[0][:120] if text else type(exc).__name__
 
 
 def model_state(path: str | Path) -> dict:

@@ -149,3 +149,27 @@ def test_objective_metric_never_logged(tmp_path):
                     "objective: {metric: test/bleu}\n")
     assert_one_line_error(s2s("sweep", "run", path, "--runs-dir", tmp_path / "runs"), "test/bleu")
     assert not (tmp_path / "runs").exists()
+
+
+class _RunsCode:
+    """A pickle that runs a shell command when loaded without weights_only."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_without_running_it(tmp_path):
+    import torch
+
+    from s2s_lightning.checkpoint import load_state_dict
+    from s2s_lightning.errors import S2SError
+
+    path, marker = tmp_path / "evil.ckpt", tmp_path / "code-ran"
+    torch.save({"state_dict": {"model.x": _RunsCode(marker)}}, path)
+    with pytest.raises(S2SError, match=r"evil.ckpt is corrupted or not a PyTorch checkpoint \(the weights-only "
+                                       r"loader refused it: .*system") as err:
+        load_state_dict(path)
+    assert not marker.exists() and "weights_only" not in str(err.value)  # no advice to load it unsafely
