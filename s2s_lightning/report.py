@@ -108,7 +108,8 @@ def run_row(record: dict, run_dir: str, config: dict | None = None, history: pd.
         "bleu_signature": record.get("bleu_signature"), "num_parameters": record.get("num_parameters"),
         "wall_time_s": _float(record.get("wall_time_s")), "epochs_completed": record.get("epochs_completed"),
         "peak_memory_mb": _float(record.get("peak_memory_mb")), "device": record.get("device"),
-        "git_commit": record.get("git_commit"), "versions": record.get("versions") or {},
+        "git_commit": record.get("git_commit"), "git_dirty": record.get("git_dirty"),
+        "versions": record.get("versions") or {},
         "study": record.get("study"), "trial_number": record.get("trial_number"),
     }
     for axis in AXES:
@@ -410,8 +411,9 @@ def _provenance(data: ReportData) -> list[str]:
         lines.append("- sacreBLEU signature: not recorded")
     if data.task == "addition":
         lines.append("- Exact match: a hypothesis scores 1 only if it equals the reference string")
-    commits = done["git_commit"].fillna("unknown").value_counts()
-    lines.append("- Code: " + ", ".join(f"`{c[:10]}` ({n} runs)" for c, n in commits.items()))
+    code = done["git_commit"].fillna("unknown").str[:10].map(lambda c: f"`{c}`") \
+        + done["git_dirty"].map(lambda d: " with uncommitted changes" if d is True else "")
+    lines.append("- Code: " + ", ".join(f"{c} ({n} runs)" for c, n in code.value_counts().items()))
     versions = done["versions"].map(lambda v: ", ".join(f"{k} {x}" for k, x in sorted(v.items())) or "unknown")
     for text, n in versions.value_counts().items():
         lines.append(f"- Libraries: {text}" + (f" ({n} runs)" if versions.nunique() > 1 else ""))

@@ -24,7 +24,7 @@ from .data import DataBundle
 from .errors import S2SError
 from .model import Seq2Seq, count_parameters
 from .records import (CHECKPOINT_DIR, CONFIG_FILE, HISTORY_FILE, RECORD_FILE, check_writable, git_commit,
-                      library_versions, read_json, write_csv, write_json, write_yaml)
+                      git_dirty, library_versions, read_json, write_csv, write_json, write_yaml)
 from .wandb_logging import make_wandb_logger
 
 
@@ -46,7 +46,7 @@ def base_record(cfg: Config, run_dir: Path) -> dict:
         "seed": cfg.seed, "arm": arm_name(cfg), "axes": {k: cfg.get(k) for k in AXES},
         "beam_size": cfg.eval.beam_size, "metrics": {}, "bleu_signature": None,
         "run_dir": str(run_dir), "started_at": _now(), "finished_at": None,
-        "versions": library_versions(), "git_commit": git_commit(),
+        "versions": library_versions(), "git_commit": git_commit(), "git_dirty": git_dirty(),
         "study": os.environ.get("S2S_STUDY"), "trial_number": _int_env("S2S_TRIAL_NUMBER"),
     }
 

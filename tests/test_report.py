@@ -259,6 +259,18 @@ def test_journal_storage_study(tmp_path):
     assert data.trials.loc[data.trials["tuning"], "study"].unique().tolist() == ["addition/reversed · tf=1.0"]
 
 
+def test_provenance_flags_runs_from_an_edited_tree(tmp_path):
+    import shutil
+
+    for name, dirty in (("fwd-s0", True), ("rev-s0", False)):
+        shutil.copytree(TRANSLATION / name, tmp_path / "runs" / name)
+        record = json.loads((tmp_path / "runs" / name / "record.json").read_text())
+        (tmp_path / "runs" / name / "record.json").write_text(json.dumps({**record, "git_dirty": dirty}))
+    text = build_report(tmp_path / "runs", tmp_path / "report", command="s2s report").read_text()
+    code = next(line for line in text.splitlines() if line.startswith("- Code: "))
+    assert code.count("with uncommitted changes (1 runs)") == 1 and code.count("(1 runs)") == 2, code
+
+
 def test_ensemble_dir_given_directly_finds_its_members():
     data = load(RunsSource((TRANSLATION / "rev-s0", TRANSLATION / "rev-s1", TRANSLATION / "ensemble-rev-beam12")))
     ensemble = data.evals[data.evals["n_members"] == 2].iloc[0]

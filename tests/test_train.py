@@ -36,6 +36,7 @@ def test_addition_run_writes_a_complete_record(tmp_path, tiny_cfg):
     assert record["status"] == "completed"
     saved = json.loads((tmp_path / "record.json").read_text())
     assert RECORD_KEYS <= set(saved) and saved["num_parameters"] > 0 and saved["peak_memory_mb"] > 0
+    assert saved["git_dirty"] in (True, False, None)  # None outside a git checkout
     for name in (M.VAL_PPL, M.TEST_PPL, M.TEST_EXACT_MATCH, M.TEST_TOKEN_ACC):
         assert name in saved["metrics"], name
     assert saved["axes"] == {"model.num_layers": 1, "data.reverse_source": True, "model.peeky": True,
