@@ -30,6 +30,7 @@ from optuna.trial import TrialState
 
 from .ablation import FULL, Plan, expand, load_ablation
 from .errors import S2SError
+from .records import check_writable
 from .studies import (RAN_IN, SLOT, grid_key, is_stale, open_storage, open_studies, reconcile, storage_label)
 
 RECONCILE_S = 30.0  # how often the coordinator looks for trials whose worker died elsewhere
@@ -154,7 +155,8 @@ def run_sweep(ablation: str | Path, budget: str = FULL, storage: str | None = No
     plan = expand(load_ablation(ablation), budget)
     n, gpu_groups = parse_gpus(gpus, workers)
     runs_dir = Path(runs_dir)
-    store = open_storage(storage, runs_dir)  # an unreachable storage fails here, before any work
+    check_writable(runs_dir)  # like an unreachable storage, fails here, before any work
+    store = open_storage(storage, runs_dir)
     run_id = uuid.uuid4().hex[:12]
     spawn = _spawner(plan, budget, storage, runs_dir, run_id, gpu_groups, train_command, poll_s)
 
@@ -185,6 +187,7 @@ def join_sweep(ablation: str | Path, budget: str = FULL, storage: str | None = N
     plan = expand(load_ablation(ablation), budget)
     n, gpu_groups = parse_gpus(gpus, workers)
     runs_dir = Path(runs_dir)
+    check_writable(runs_dir)
     store = open_storage(storage, runs_dir)
     main, tuning = open_studies(store, plan, create=False)
     if main is None:

@@ -192,6 +192,12 @@ def test_unreachable_storage_fails_before_any_work(tmp_path, fake, monkeypatch):
     with pytest.raises(S2SError, match="cannot open Optuna storage sqlite:////proc/"):
         run_sweep(path, storage="sqlite:////proc/no/such/dir/s.db", runs_dir=tmp_path / "runs", train_command=fake[0])
     assert not (tmp_path / "runs" / "small").exists() and fake[1]() == []
+    (tmp_path / "file").write_text("x")  # runs dir under a file; the storage itself is fine
+    for start in (run_sweep, join_sweep):
+        with pytest.raises(S2SError, match="run directory .*file/runs is not writable"):
+            start(path, storage=f"sqlite:///{tmp_path / 's.db'}", runs_dir=tmp_path / "file" / "runs",
+                  train_command=fake[0])
+    assert not (tmp_path / "s.db").exists() and fake[1]() == []  # no study was created
 
     def refuse(url, **kwargs):
         raise ConnectionError(f'connection to "{url}" refused\nDETAIL: more')
