@@ -127,11 +127,13 @@ def test_scores(data: ReportData, folder: Path) -> Plot | None:
 
 
 def _bucket_label(lo: float, hi: float, integer: bool) -> str:
-    """Buckets are [lo, hi). Lengths are whole tokens, so [5, 10) reads `5–9` and [5, 6) reads `5`."""
-    if hi >= 1000 and hi >= 10 * max(lo, 1):  # the last bound is a sentinel (1000 tokens, rank 1e6)
-        return f"{lo:g}+"
+    """Buckets are (lo, hi] (analysis.buckets). Lengths are whole tokens, so (5, 10] reads `6–10` and
+    (5, 6] reads `6`; a last bound of 1000 tokens or rank 1e6 is a sentinel: (35, 1000] reads `36+`."""
+    first = lo + 1 if integer else lo
+    if hi >= 1000 and hi >= 10 * max(lo, 1):
+        return f"{first:g}+" if integer else f">{lo:g}"
     if integer:
-        return f"{lo:g}" if hi - 1 <= lo else f"{lo:g}–{hi - 1:g}"
+        return f"{hi:g}" if hi - 1 <= lo else f"{first:g}–{hi:g}"
     return f"{lo:g}–{hi:g}"
 
 
@@ -145,10 +147,10 @@ def bucket_plot(data: ReportData, folder: Path, key: str) -> Plot | None:
         for b in analysis.get(key) or []:
             if b.get("n") and b.get("score") is not None:
                 rows.append({"arm": str(run.arm), "lo": b[lo_key], "hi": b[hi_key], "n": b["n"], "score": b["score"]})
-    if not rows:
-        return None
     df = pd.DataFrame(rows)
-    buckets = df.groupby(["lo", "hi"])["n"].median().sort_index()
+    buckets = df.groupby(["lo", "hi"])["n"].median().sort_index() if rows else []
+    if len(buckets) < 2:  # one bucket compares nothing across lengths: the per-arm figure says it all
+        return None
     integer = key == "by_length"
     df["bucket"] = [_bucket_label(lo, hi, integer) for lo, hi in zip(df["lo"], df["hi"])]
     order = [_bucket_label(lo, hi, integer) for lo, hi in buckets.index]

@@ -20,7 +20,7 @@ from s2s_lightning import metrics as M
 from s2s_lightning.errors import S2SError
 from s2s_lightning.report import (RunsSource, StudySource, WandbSource, add_report_parser, build_report, load,
                                   main_report)
-from s2s_lightning.report_figures import arm_palette
+from s2s_lightning.report_figures import _bucket_label, arm_palette, bucket_plot
 from s2s_lightning.report_tables import exact_mcnemar, metric_label, paired_bleu, summary_table, tex_escape
 
 RECORDS = Path(__file__).parent / "fixtures" / "records"
@@ -193,6 +193,18 @@ def test_figures_are_real_plots(reports, task):
         assert len(colours) > 50  # not blank, not one colour: lines, text and bands were drawn
         pdf = (folder / f"{name}.pdf").read_bytes()
         assert pdf.startswith(b"%PDF") and len(pdf) > 5000
+
+
+def test_bucket_labels_name_the_analysis_intervals(tmp_path):
+    # analysis.buckets puts a sentence of length n in (lo, hi]: (0, 5] holds lengths 1 to 5.
+    assert _bucket_label(0, 5, True) == "1–5" and _bucket_label(5, 6, True) == "6"
+    assert _bucket_label(35, 1000, True) == "36+" and _bucket_label(3500, 1_000_000, False) == ">3500"
+    assert _bucket_label(0, 500, False) == "0–500"
+    data = load(RunsSource((ADDITION,)))
+    for analysis in data.runs["analysis"]:  # every sentence in one bucket: no length figure
+        if isinstance(analysis, dict) and analysis.get("by_length"):
+            analysis["by_length"] = analysis["by_length"][:1]
+    assert bucket_plot(data, tmp_path, "by_length") is None and not list(tmp_path.iterdir())
 
 
 def test_palette_is_one_colour_per_arm_in_order():
