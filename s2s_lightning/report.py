@@ -84,6 +84,10 @@ def _dotted(tree: Any, key: str) -> Any:
     return tree
 
 
+def _runs(n: int) -> str:
+    return f"{n} run" if n == 1 else f"{n} runs"
+
+
 def _float(value: Any) -> float | None:
     try:
         return None if value is None else float(value)
@@ -406,17 +410,17 @@ def _provenance(data: ReportData) -> list[str]:
     lines = []
     sigs = done["bleu_signature"].dropna().value_counts()
     for sig, n in sigs.items():
-        lines.append(f"- sacreBLEU signature: `{sig}`" + (f" ({n} runs)" if len(sigs) > 1 else ""))
+        lines.append(f"- sacreBLEU signature: `{sig}`" + (f" ({_runs(n)})" if len(sigs) > 1 else ""))
     if data.task == "translation" and sigs.empty:
         lines.append("- sacreBLEU signature: not recorded")
     if data.task == "addition":
         lines.append("- Exact match: a hypothesis scores 1 only if it equals the reference string")
     code = done["git_commit"].fillna("unknown").str[:10].map(lambda c: f"`{c}`") \
         + done["git_dirty"].map(lambda d: " with uncommitted changes" if d is True else "")
-    lines.append("- Code: " + ", ".join(f"{c} ({n} runs)" for c, n in code.value_counts().items()))
+    lines.append("- Code: " + ", ".join(f"{c} ({_runs(n)})" for c, n in code.value_counts().items()))
     versions = done["versions"].map(lambda v: ", ".join(f"{k} {x}" for k, x in sorted(v.items())) or "unknown")
     for text, n in versions.value_counts().items():
-        lines.append(f"- Libraries: {text}" + (f" ({n} runs)" if versions.nunique() > 1 else ""))
+        lines.append(f"- Libraries: {text}" + (f" ({_runs(n)})" if versions.nunique() > 1 else ""))
     lines.append("- Tables are also under `tables/` as CSV (full precision) and LaTeX (booktabs); "
                  "figures under `figures/` as PNG and PDF")
     return lines

@@ -95,12 +95,12 @@ def _first_difference(old: Any, new: Any, path: str = "") -> str:
     return f"{path}: {old!r} -> {new!r}"
 
 
-def open_studies(storage: BaseStorage, plan: Plan, create: bool = True,
-                 pruner=None) -> tuple[optuna.Study | None, dict[str, optuna.Study]]:
+def open_studies(storage: BaseStorage, plan: Plan, create: bool = True, pruner=None,
+                 label: str = "...") -> tuple[optuna.Study | None, dict[str, optuna.Study]]:
     """(main study, {arm: tuning study}); None / {} when `create` is False and they do not exist.
 
     `pruner` is attached to the tuning studies (workers need it; the coordinator and `status` do
-    not); workers set each tuning trial's sampler. The main study samples nothing: its params are fixed.
+    not); `label` names the storage in messages; workers set each tuning trial's sampler. The main study samples nothing: its params are fixed.
     """
     fingerprint = json.loads(json.dumps(plan.fingerprint()))
     names = {s.study_name for s in storage.get_all_studies()}
@@ -117,7 +117,7 @@ def open_studies(storage: BaseStorage, plan: Plan, create: bool = True,
     elif saved != fingerprint:
         raise S2SError(f"study '{plan.study}' was made from a different version of {plan.ablation.path} "
                        f"({_first_difference(saved, fingerprint)}); restore the file, or delete the study "
-                       f"(optuna delete-study --study-name {plan.study} --storage ...) to start over")
+                       f"(optuna delete-study --study-name {plan.study} --storage {label}) to start over")
     tuning = {}
     if plan.nuisance_trials:
         for arm in plan.arms:

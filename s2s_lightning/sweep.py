@@ -161,7 +161,7 @@ def run_sweep(ablation: str | Path, budget: str = FULL, storage: str | None = No
     spawn = _spawner(plan, budget, storage, runs_dir, run_id, gpu_groups, train_command, poll_s)
 
     with coordinator_lock(runs_dir, plan.study):
-        main, tuning = open_studies(store, plan, create=True)
+        main, tuning = open_studies(store, plan, create=True, label=storage_label(storage, runs_dir))
         print(f"study {plan.study}: {len(plan.arms)} arms x {len(plan.seeds)} seeds"
               + (f", {plan.nuisance_trials} nuisance trials per arm" if plan.nuisance_trials else "")
               + f"; storage {storage_label(storage, runs_dir)}; {n} worker(s)", flush=True)
@@ -189,7 +189,7 @@ def join_sweep(ablation: str | Path, budget: str = FULL, storage: str | None = N
     runs_dir = Path(runs_dir)
     check_writable(runs_dir)
     store = open_storage(storage, runs_dir)
-    main, tuning = open_studies(store, plan, create=False)
+    main, tuning = open_studies(store, plan, create=False, label=storage_label(storage, runs_dir))
     if main is None:
         raise S2SError(f"study '{plan.study}' does not exist in {storage_label(storage, runs_dir)}; "
                        f"create it with `s2s sweep run {ablation}"
@@ -263,7 +263,7 @@ def sweep_status(ablation: str | Path, budget: str = FULL, storage: str | None =
                  runs_dir: str | Path = "runs") -> str:
     plan = expand(load_ablation(ablation), budget)
     store = open_storage(storage, runs_dir)
-    main, tuning = open_studies(store, plan, create=False)
+    main, tuning = open_studies(store, plan, create=False, label=storage_label(storage, runs_dir))
     text = format_status(plan, status_rows(plan, main, tuning), storage_label(storage, runs_dir))
     return text if main is not None else text + f"\n(study {plan.study} not started)"
 

@@ -210,11 +210,14 @@ def test_unreachable_storage_fails_before_any_work(tmp_path, fake, monkeypatch):
 
 
 def test_a_study_from_a_changed_file_is_refused(tmp_path):
-    storage = optuna.storages.InMemoryStorage()
+    storage = open_storage(None, tmp_path / "runs")
     open_studies(storage, expand(load_ablation(ablation_file(tmp_path))))
+    # The same file, edited:
     changed = expand(load_ablation(ablation_file(tmp_path, base={**SMALL["base"], "train": {"max_epochs": 5}})))
     with pytest.raises(S2SError, match=r"different version .*constants.train.max_epochs: 3 -> 5"):
         open_studies(storage, changed)
+    with pytest.raises(S2SError, match=r"optuna delete-study --study-name small --storage .*studies.journal\)"):
+        run_sweep(changed.ablation.path, runs_dir=tmp_path / "runs")  # names the real storage to delete from
 
 
 # --- running sweeps (stand-in trainer) -------------------------------------------------------------
