@@ -18,20 +18,13 @@ import sys
 import time
 
 import torch
-from torch.utils.data import DataLoader
 
 from .config import load_config
-from .data import BucketBatchSampler, DataBundle, SplitDataset, collate
+from .data import DataBundle
 from .errors import S2SError
 from .model import Seq2Seq
 from .system import masked_nll
 from .train import peak_memory_mb
-
-
-def loader(bundle: DataBundle, bucketing: bool, batch_size: int, seed: int) -> DataLoader:
-    split = bundle.splits["train"]
-    sampler = BucketBatchSampler([len(s) for s in split.src_ids], batch_size, seed, bucketing)
-    return DataLoader(SplitDataset(split), batch_sampler=sampler, collate_fn=collate)
 
 
 def measure(cfg, bundle: DataBundle, bucketing: bool, steps: int, warmup: int, device: torch.device) -> dict:
@@ -39,7 +32,7 @@ def measure(cfg, bundle: DataBundle, bucketing: bool, steps: int, warmup: int, d
     torch.manual_seed(cfg.seed)
     model = Seq2Seq(len(bundle.src_vocab), len(bundle.tgt_vocab), cfg.model).to(device).train()
     opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
-    batches = itertools.cycle(loader(bundle, bucketing, cfg.data.batch_size, cfg.seed))
+    batches = itertools.cycle(bundle.loader("train", shuffle=True, bucketing=bucketing))
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     tokens = real = slots = 0

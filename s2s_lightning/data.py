@@ -451,12 +451,16 @@ class DataBundle:
     def detokenize(self, ids: Sequence[int]) -> str:
         return self.tgt_tokenizer.detokenize(self.tgt_vocab.decode(ids))
 
-    def loader(self, role: str, shuffle: bool = False, batch_size: int | None = None) -> DataLoader:
+    def loader(self, role: str, shuffle: bool = False, batch_size: int | None = None,
+               bucketing: bool | None = None) -> DataLoader:
+        """Shuffled batches (length-bucketed unless `bucketing`, default data.bucketing, is False) or
+        batches in split order."""
         split = self.splits[role]
         bs = batch_size or self.cfg.batch_size
         if shuffle:
             lengths = [len(s) for s in split.src_ids]
-            sampler = BucketBatchSampler(lengths, bs, self.seed, self.cfg.bucketing)
+            bucketing = self.cfg.bucketing if bucketing is None else bucketing
+            sampler = BucketBatchSampler(lengths, bs, self.seed, bucketing)
             return DataLoader(SplitDataset(split), batch_sampler=sampler, collate_fn=collate,
                               num_workers=self.cfg.num_workers)
         return DataLoader(SplitDataset(split), batch_size=bs, shuffle=False, collate_fn=collate,
