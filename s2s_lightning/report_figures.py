@@ -147,8 +147,10 @@ def bucket_plot(data: ReportData, folder: Path, key: str) -> Plot | None:
         for b in analysis.get(key) or []:
             if b.get("n") and b.get("score") is not None:
                 rows.append({"arm": str(run.arm), "lo": b[lo_key], "hi": b[hi_key], "n": b["n"], "score": b["score"]})
+    if not rows:
+        return None
     df = pd.DataFrame(rows)
-    buckets = df.groupby(["lo", "hi"])["n"].median().sort_index() if rows else []
+    buckets = df.groupby(["lo", "hi"])["n"].median().sort_index()
     if len(buckets) < 2:  # one bucket compares nothing across lengths: the per-arm figure says it all
         return None
     integer = key == "by_length"

@@ -100,7 +100,8 @@ def open_studies(storage: BaseStorage, plan: Plan, create: bool = True, pruner=N
     """(main study, {arm: tuning study}); None / {} when `create` is False and they do not exist.
 
     `pruner` is attached to the tuning studies (workers need it; the coordinator and `status` do
-    not); `label` names the storage in messages; workers set each tuning trial's sampler. The main study samples nothing: its params are fixed.
+    not); workers set each tuning trial's sampler. The main study samples nothing: its params are
+    fixed. `label` names the storage in messages.
     """
     fingerprint = json.loads(json.dumps(plan.fingerprint()))
     names = {s.study_name for s in storage.get_all_studies()}

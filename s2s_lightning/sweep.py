@@ -156,15 +156,15 @@ def run_sweep(ablation: str | Path, budget: str = FULL, storage: str | None = No
     n, gpu_groups = parse_gpus(gpus, workers)
     runs_dir = Path(runs_dir)
     check_writable(runs_dir)  # like an unreachable storage, fails here, before any work
-    store = open_storage(storage, runs_dir)
+    store, label = open_storage(storage, runs_dir), storage_label(storage, runs_dir)
     run_id = uuid.uuid4().hex[:12]
     spawn = _spawner(plan, budget, storage, runs_dir, run_id, gpu_groups, train_command, poll_s)
 
     with coordinator_lock(runs_dir, plan.study):
-        main, tuning = open_studies(store, plan, create=True, label=storage_label(storage, runs_dir))
+        main, tuning = open_studies(store, plan, create=True, label=label)
         print(f"study {plan.study}: {len(plan.arms)} arms x {len(plan.seeds)} seeds"
               + (f", {plan.nuisance_trials} nuisance trials per arm" if plan.nuisance_trials else "")
-              + f"; storage {storage_label(storage, runs_dir)}; {n} worker(s)", flush=True)
+              + f"; storage {label}; {n} worker(s)", flush=True)
         retry = lambda: reconcile(store, plan, main, tuning, run_id)  # noqa: E731 - also fails stale trials
         for _ in range(MAX_ROUNDS):
             added = retry()
@@ -174,7 +174,7 @@ def run_sweep(ablation: str | Path, budget: str = FULL, storage: str | None = No
             _supervise(n, spawn, poll_s, on_death=retry, tick=retry)
         started = _ran(run_id, main, tuning)
         rows = status_rows(plan, main, tuning)
-    print(format_status(plan, rows, storage_label(storage, runs_dir)), flush=True)
+    print(format_status(plan, rows, label), flush=True)
     return {"started": started, "status": rows}
 
 
@@ -188,14 +188,13 @@ def join_sweep(ablation: str | Path, budget: str = FULL, storage: str | None = N
     n, gpu_groups = parse_gpus(gpus, workers)
     runs_dir = Path(runs_dir)
     check_writable(runs_dir)
-    store = open_storage(storage, runs_dir)
-    main, tuning = open_studies(store, plan, create=False, label=storage_label(storage, runs_dir))
+    store, label = open_storage(storage, runs_dir), storage_label(storage, runs_dir)
+    main, tuning = open_studies(store, plan, create=False, label=label)
     if main is None:
-        raise S2SError(f"study '{plan.study}' does not exist in {storage_label(storage, runs_dir)}; "
-                       f"create it with `s2s sweep run {ablation}"
-                       + ("" if budget == FULL else f" --budget {budget}") + " --storage ...`")
+        raise S2SError(f"study '{plan.study}' does not exist in {label}; create it with `s2s sweep run "
+                       f"{ablation}" + ("" if budget == FULL else f" --budget {budget}") + f" --storage {label}`")
     run_id = uuid.uuid4().hex[:12]
-    print(f"joining study {plan.study}; storage {storage_label(storage, runs_dir)}; {n} worker(s)", flush=True)
+    print(f"joining study {plan.study}; storage {label}; {n} worker(s)", flush=True)
     _supervise(n, _spawner(plan, budget, storage, runs_dir, run_id, gpu_groups, train_command, poll_s), poll_s)
     return _ran(run_id, main, tuning)
 
@@ -262,9 +261,9 @@ def format_status(plan: Plan, rows: list[dict], storage: str) -> str:
 def sweep_status(ablation: str | Path, budget: str = FULL, storage: str | None = None,
                  runs_dir: str | Path = "runs") -> str:
     plan = expand(load_ablation(ablation), budget)
-    store = open_storage(storage, runs_dir)
-    main, tuning = open_studies(store, plan, create=False, label=storage_label(storage, runs_dir))
-    text = format_status(plan, status_rows(plan, main, tuning), storage_label(storage, runs_dir))
+    store, label = open_storage(storage, runs_dir), storage_label(storage, runs_dir)
+    main, tuning = open_studies(store, plan, create=False, label=label)
+    text = format_status(plan, status_rows(plan, main, tuning), label)
     return text if main is not None else text + f"\n(study {plan.study} not started)"
 
 
