@@ -4,7 +4,14 @@
 
 The model has random weights (speed does not depend on training), so nearly every hypothesis runs
 to its length limit (1.5 * source length + 10): the numbers are for the longest outputs, the worst
-case. One-at-a-time decoding runs on the first `--single` sentences only, to keep the run short.
+case. One-at-a-time decoding runs on `--single` of the sentences only, to keep the run short: every
+n-th of them in length order, so both runs decode the same mix of lengths.
+
+The last line times the decoder step alone (LSTM + output layer) per row at K rows, what one
+sentence's beam runs, and at batch x K rows, what the batched search runs. Where the step dominates
+decoding (large models, large vocabularies) that ratio bounds beam search's speed-up, since batching
+does not change the work per hypothesis; for small models the search's per-step bookkeeping, paid
+once per batch instead of once per sentence, adds to it.
 """
 
 from __future__ import annotations
@@ -26,6 +33,13 @@ def random_sources(n: int, vocab: int, min_len: int, max_len: int, seed: int = 0
     return [torch.randint(4, vocab, (int(k),), generator=g).tolist() for k in lengths]
 
 
+def evenly_spaced(items: list, n: int) -> list:
+    """n items spread evenly over `items` (all of them if n >= len(items))."""
+    if n >= len(items):
+        return list(items)
+    return [items[i * len(items) // n] for i in range(n)]
+
+
 def sentences_per_s(model: Seq2Seq, sources: list[list[int]], beam: int, batch_size: int,
                     device: torch.device) -> float:
     """Decode `sources` in batches of `batch_size` sorted by length, as evaluation does."""
@@ -37,6 +51,24 @@ def sentences_per_s(model: Seq2Seq, sources: list[list[int]], beam: int, batch_s
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return len(sources) / (time.perf_counter() - start)
+
+
+@torch.no_grad()
+def step_time_per_row(model: Seq2Seq, rows: int, vocab: int, device: torch.device, reps: int) -> float:
+    """Seconds per row of one `Decoder.step` (LSTM + output layer, no search) on a batch of `rows`."""
+    src = torch.randint(4, vocab, (rows, 10), device=device)
+    state = model.encode(src, torch.full((rows,), 10))
+    tokens = torch.randint(4, vocab, (rows,), device=device)
+    for _ in range(2):
+        model.decoder.step(tokens, state)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    for _ in range(reps):
+        model.decoder.step(tokens, state)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return (time.perf_counter() - start) / reps / rows
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -61,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     cfg = ModelConfig(num_layers=args.layers, hidden_dim=args.hidden, embedding_dim=args.embedding)
     model = Seq2Seq(args.vocab, args.vocab, cfg).to(device).eval()
     sources = random_sources(args.sentences, args.vocab, args.min_len, args.max_len)
-    single = sources[:args.single]
+    single = evenly_spaced(sorted(sources, key=len), args.single)
     decode(model, *[t.to(device) for t in source_tensor(single[:2])], 2, True, 1.5, 10)  # warm-up
 
     print(f"model: {args.layers} x {args.hidden} LSTM, embedding {args.embedding}, vocab {args.vocab}; "
@@ -71,6 +103,12 @@ def main(argv: list[str] | None = None) -> None:
         batched = sentences_per_s(model, sources, beam, args.batch_size, device)
         one = sentences_per_s(model, single, beam, 1, device)
         print(f"{name:<10} {batched:>12.1f} s/s {one:>11.1f} s/s {batched / one:>8.1f}x")
+    # The model's own gain from batching bounds beam search's: one sentence's beam already runs its
+    # K hypotheses as K rows, the batched search B*K rows, and the per-row work is the same.
+    small, big = args.beam, args.beam * args.batch_size
+    per_row = {n: step_time_per_row(model, n, args.vocab, device, max(3, 2000 // n)) for n in (small, big)}
+    print(f"decoder step alone (no search), per row: {per_row[small] * 1e6:.1f} us at {small} rows, "
+          f"{per_row[big] * 1e6:.2f} us at {big} rows: {per_row[small] / per_row[big]:.1f}x")
 
 
 if __name__ == "__main__":

@@ -143,24 +143,25 @@ def beam_search(models: Models, src: torch.Tensor, src_len: torch.Tensor, beam_s
     best_score = torch.full((batch,), neg_inf, device=device)  # normalised if length_normalize
     n_complete = torch.zeros(batch, dtype=torch.long, device=device)
 
-    # The partial hypotheses of the sentences still decoding (N of them): row i*K + j of the states.
+    # The partial hypotheses of the sentences still decoding (N of them, H each): row i*H + j of the
+    # states. Every sentence starts with one empty hypothesis (H = 1), so the first step runs N rows,
+    # not N*K; from the second step on H = K (fewer only if the vocabulary is tiny).
     alive = torch.arange(batch, device=device)  # [N] sentence of each alive row
-    states = _select(encode(models, src, src_len), alive.repeat_interleave(k))  # N*K rows
-    tokens = torch.full((batch * k,), SOS_ID, dtype=torch.long, device=device)  # [N*K]
-    scores = torch.full((batch, k), neg_inf, device=device)  # [N, K]
-    scores[:, 0] = 0.0  # all K start as the same empty hypothesis: keep one copy
-    history = torch.zeros(batch, k, 0, dtype=torch.long, device=device)  # [N, K, t]
+    states = encode(models, src, src_len)  # N*H rows
+    tokens = torch.full((batch,), SOS_ID, dtype=torch.long, device=device)  # [N*H]
+    scores = torch.zeros(batch, 1, device=device)  # [N, H]
+    history = torch.zeros(batch, 1, 0, dtype=torch.long, device=device)  # [N, H, t]
 
     for t in range(max_steps):
-        n = alive.size(0)
+        n, h = scores.shape
         # 2K candidates: at most K of them end in <eos>, so K partial ones always remain. The best
-        # 2K of all K*V extensions are among the best 2K of each hypothesis: select in two stages.
-        row_lp, row_tok, states = _step_top(models, tokens, states, 2 * k)  # [N*K, W] each, W <= 2K
+        # 2K of all H*V extensions are among the best 2K of each hypothesis: select in two stages.
+        row_lp, row_tok, states = _step_top(models, tokens, states, 2 * k)  # [N*H, W] each, W <= 2K
         width = row_lp.size(1)
-        cand = (scores.unsqueeze(-1) + row_lp.view(n, k, width)).view(n, k * width)  # [N, K*W]
-        top_scores, top_idx = cand.topk(min(2 * k, k * width), dim=1)  # [N, 2K]
-        top_beam = top_idx // width  # [N, 2K]
-        top_tok = row_tok.view(n, k * width).gather(1, top_idx)  # [N, 2K]
+        cand = (scores.unsqueeze(-1) + row_lp.view(n, h, width)).view(n, h * width)  # [N, H*W]
+        top_scores, top_idx = cand.topk(min(2 * k, h * width), dim=1)  # [N, C], C <= 2K
+        top_beam = top_idx // width  # [N, C]
+        top_tok = row_tok.view(n, h * width).gather(1, top_idx)  # [N, C]
         finite = torch.isfinite(top_scores)
         last = (t + 1 >= limits[alive]).unsqueeze(1)  # [N, 1]
 
@@ -188,7 +189,7 @@ def beam_search(models: Models, src: torch.Tensor, src_len: torch.Tensor, beam_s
         beams, new_tokens = top_beam.gather(1, order), top_tok.gather(1, order)  # [N, K]
         history = torch.cat([history.gather(1, beams.unsqueeze(-1).expand(-1, -1, t)),
                              new_tokens.unsqueeze(-1)], dim=2)  # [N, K, t+1]
-        rows = (torch.arange(n, device=device).unsqueeze(1) * k + beams).view(-1)  # [N*K]
+        rows = (torch.arange(n, device=device).unsqueeze(1) * h + beams).view(-1)  # [N*K]
         states, tokens = _select(states, rows), new_tokens.view(-1)
 
         done = last.squeeze(1) | (n_complete[alive] >= k) | ~torch.isfinite(scores[:, 0])
@@ -199,7 +200,8 @@ def beam_search(models: Models, src: torch.Tensor, src_len: torch.Tensor, beam_s
         if done.any():
             keep = (~done).nonzero().squeeze(1)  # [N']
             alive, scores, history = alive[keep], scores[keep], history[keep]
-            flat = (keep.unsqueeze(1) * k + torch.arange(k, device=device)).view(-1)  # [N'*K]
+            kept = scores.size(1)
+            flat = (keep.unsqueeze(1) * kept + torch.arange(kept, device=device)).view(-1)  # [N'*K]
             states, tokens = _select(states, flat), tokens[flat]
 
     lengths = (best != PAD_ID).sum(1)

@@ -31,5 +31,14 @@ def test_bench_train_prints_a_row_per_batching_and_rejects_bad_config(capsys):
 def test_bench_search_prints_greedy_and_beam_rows(capsys):
     bench_search.main(["--layers", "1", "--hidden", "8", "--embedding", "8", "--vocab", "50", "--beam", "3",
                        "--sentences", "8", "--single", "2", "--max-len", "6", "--threads", "1"])
-    rows = [line.split() for line in capsys.readouterr().out.splitlines()[2:]]
+    lines = capsys.readouterr().out.splitlines()
+    rows = [line.split() for line in lines[2:4]]
     assert [r[0] for r in rows] == ["greedy", "beam"] and all(float(r[-1].rstrip("x")) > 0 for r in rows)
+    assert lines[4].startswith("decoder step alone") and "at 3 rows" in lines[4] and "at 192 rows" in lines[4]
+    assert float(lines[4].split(": ")[-1].rstrip("x")) > 0
+
+
+def test_one_at_a_time_subset_spans_the_length_range():
+    assert bench_search.evenly_spaced(list(range(10)), 5) == [0, 2, 4, 6, 8]
+    assert bench_search.evenly_spaced([1, 2], 5) == [1, 2]
+    assert bench_search.evenly_spaced(list(range(7)), 1) == [0]
