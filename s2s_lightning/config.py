@@ -34,6 +34,11 @@ class AdditionConfig(_Section):
     # digits: the book's (and Keras's) generator, digit count uniform in 1..3 then uniform digits,
     # so short operands are common; uniform: operands uniform in 0..max_operand (mostly 3 digits).
     sampling: Literal["digits", "uniform"] = "digits"
+    # Which questions are drawn. One dataset for every run by default, as the book's file is: seeds
+    # then vary only initialisation and batch order, every arm and seed is tested on the same
+    # questions, and runs of different seeds can form an ensemble. null: the run's own seed draws
+    # its own dataset (for studying data variance; such runs cannot be ensembled).
+    seed: Optional[int] = Field(0, ge=0)
 
 
 class DataConfig(_Section):

@@ -73,6 +73,15 @@ class Vocab:
     def encode(self, tokens: Sequence[str]) -> list[int]:
         return [self.stoi.get(t, UNK_ID) for t in tokens]
 
+    def difference(self, other: "Vocab") -> str | None:
+        """None if both map every id to the same token, else the first difference, in words."""
+        if self.itos == other.itos:
+            return None
+        for i, (mine, theirs) in enumerate(zip(self.itos, other.itos)):
+            if mine != theirs:
+                return f"id {i} is {mine!r} in one and {theirs!r} in the other"
+        return f"{len(self)} words against {len(other)}"
+
     def decode(self, ids: Sequence[int]) -> list[str]:
         """Ids up to the first <eos>, without specials other than <unk>."""
         out = []
@@ -254,9 +263,14 @@ def read_parallel(folder: Path, splits: dict[str, str], src: str, tgt: str) -> d
     return out
 
 
+def addition_data_seed(cfg: DataConfig, run_seed: int) -> int:
+    """The seed that draws an addition run's questions: data.addition.seed, or the run's if null."""
+    return run_seed if cfg.addition.seed is None else cfg.addition.seed
+
+
 def load_corpus(cfg: DataConfig, seed: int) -> Corpus:
     if cfg.name == "addition":
-        return make_addition(cfg, seed)
+        return make_addition(cfg, addition_data_seed(cfg, seed))
     if cfg.src_lang == cfg.tgt_lang:
         raise S2SError(f"data.src_lang and data.tgt_lang are both '{cfg.src_lang}'")
     splits = {"train": cfg.train_split, "val": cfg.val_split, "test": cfg.test_split}

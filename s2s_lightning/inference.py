@@ -90,12 +90,30 @@ def load_ensemble(run_dirs: Sequence[str | Path], checkpoint: str = "best",
             if getattr(cfg.data, key) != getattr(first_cfg.data, key):
                 raise S2SError(f"ensemble members disagree on data.{key}: {run_dirs[0]} has "
                                f"{getattr(first_cfg.data, key)!r}, {run_dir} has {getattr(cfg.data, key)!r}")
+        if cfg.data.name == "addition":
+            _check_same_questions(run_dirs[0], first_cfg, run_dir, cfg)
         for side, mine, theirs in (("source", src, src_vocab), ("target", tgt, tgt_vocab)):
-            if mine.itos != theirs.itos:
-                raise S2SError(f"ensemble members have different {side} vocabularies: {run_dirs[0]} "
-                               f"({len(theirs)} words) and {run_dir} ({len(mine)} words)")
+            difference = theirs.difference(mine)
+            if difference:
+                raise S2SError(f"ensemble members have different {side} vocabularies: {run_dirs[0]} and "
+                               f"{run_dir} ({difference}); were they trained on the same data?")
     return Ensemble([Path(d) for d in run_dirs], [c for c, *_ in loaded], [m for _, m, *_ in loaded],
                     src_vocab, tgt_vocab)
+
+
+def _check_same_questions(first_dir: "str | Path", first: "Config", run_dir: "str | Path", cfg: "Config") -> None:
+    """Addition members must have drawn the same questions, or one's test set is another's training data."""
+    from .data import addition_data_seed
+
+    seeds = addition_data_seed(first.data, first.seed), addition_data_seed(cfg.data, cfg.seed)
+    if seeds[0] != seeds[1]:
+        why = f"data seeds {seeds[0]} and {seeds[1]}"
+    elif first.data.addition.model_dump(exclude={"seed"}) != cfg.data.addition.model_dump(exclude={"seed"}):
+        why = "data.addition differs"
+    else:
+        return
+    raise S2SError(f"ensemble members were trained on different addition questions: {first_dir} and {run_dir} "
+                   f"({why}), so one's test questions can be another's training data")
 
 
 class TextCodec:

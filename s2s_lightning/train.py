@@ -20,7 +20,7 @@ import torch
 
 from . import metrics as M
 from .config import AXES, Config, arm_name
-from .data import DataBundle
+from .data import DataBundle, load_vocabs
 from .errors import S2SError
 from .model import Seq2Seq, count_parameters
 from .records import (CHECKPOINT_DIR, CONFIG_FILE, HISTORY_FILE, RECORD_FILE, check_writable, git_commit,
@@ -101,6 +101,19 @@ def check_resume(cfg: Config, run_dir: Path) -> Path | None:
     return last
 
 
+def check_same_vocabularies(bundle: DataBundle, run_dir: Path) -> None:
+    """Refuse to resume a run whose data now give other vocabularies than it was trained with
+    (changed data files, or a run written before data.addition.seed existed, whose addition
+    questions were drawn with its own seed)."""
+    if not (run_dir / "vocab.json").is_file():
+        return
+    for side, saved, now in zip(("source", "target"), load_vocabs(run_dir), (bundle.src_vocab, bundle.tgt_vocab)):
+        difference = saved.difference(now)
+        if difference:
+            raise S2SError(f"cannot resume {run_dir}: its data now give another {side} vocabulary than it was "
+                           f"trained with ({difference}); use a new --run-dir")
+
+
 def train(cfg: Config, run_dir: str | Path, resume: bool = False) -> dict:
     """Train and evaluate `cfg`, writing the run record into run_dir. Returns the record."""
     from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
@@ -116,6 +129,8 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False) -> dict:
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     bundle = DataBundle(cfg)  # data errors surface before anything is written
+    if ckpt_path is not None:
+        check_same_vocabularies(bundle, run_dir)
     write_yaml(run_dir / CONFIG_FILE, cfg.to_dict())
     bundle.save_vocabs(run_dir)
     record = base_record(cfg, run_dir)

@@ -123,6 +123,19 @@ def test_corrupted_checkpoint_on_resume(trained_run, tmp_path):
     assert (run / "record.json").read_text() == before
 
 
+def test_resume_when_the_data_give_another_vocabulary(trained_run, tmp_path):
+    # What a run written before data.addition.seed existed looks like after an upgrade: same config,
+    # other questions, so other word frequencies and ids. Training on would scramble the weights.
+    run = _copy_run(trained_run, tmp_path / "run")
+    vocab = json.loads((run / "vocab.json").read_text())
+    vocab["src"][4], vocab["src"][5] = vocab["src"][5], vocab["src"][4]
+    (run / "vocab.json").write_text(json.dumps(vocab))
+    before = {f: (run / f).read_text() for f in ("record.json", "vocab.json", "config.yaml")}
+    out = s2s("train", "--run-dir", run, "--resume", *ARGS)
+    assert_one_line_error(out, "another source vocabulary", f"id 4 is {vocab['src'][4]!r}")
+    assert {f: (run / f).read_text() for f in before} == before
+
+
 def test_existing_run_without_resume(trained_run):
     before = json.loads((trained_run / "record.json").read_text())
     assert_one_line_error(s2s("train", "--run-dir", trained_run, *ARGS), "already holds a run")

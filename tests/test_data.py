@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from s2s_lightning.data import (EOS_ID, PAD_ID, SOS_ID, BucketBatchSampler, DataBundle, Vocab, collate,
-                                make_addition, reverse_tokens)
+                                load_corpus, make_addition, reverse_tokens)
 from s2s_lightning.errors import S2SError
 from tests.conftest import MULTI30K
 
@@ -21,6 +21,15 @@ def test_addition_is_deterministic_disjoint_and_correct(tiny_cfg):
     for q, ans in zip(*a.splits["train"]):
         x, y = q.split("+")
         assert int(x) + int(y) == int(ans) and int(x) <= 999
+
+
+def test_addition_questions_are_one_dataset_unless_the_data_seed_is_null(tiny_cfg):
+    runs = [tiny_cfg(seed=s) for s in (0, 1)]
+    assert load_corpus(runs[0].data, runs[0].seed).splits == load_corpus(runs[1].data, runs[1].seed).splits
+    own = [tiny_cfg(seed=s, **{"data.addition.seed": None}) for s in (0, 1)]
+    assert load_corpus(own[0].data, 0).splits == load_corpus(runs[0].data, 0).splits
+    assert load_corpus(own[1].data, 1).splits != load_corpus(own[0].data, 0).splits
+    assert load_corpus(tiny_cfg(**{"data.addition.seed": 7}).data, 0).splits == make_addition(runs[0].data, 7).splits
 
 
 def test_addition_default_sizes_are_the_books():

@@ -240,8 +240,33 @@ def test_ensembles_need_out_and_matching_members(addition_run, tmp_path, capsys)
     vocab = json.loads((shuffled / "vocab.json").read_text())
     vocab["tgt"][4], vocab["tgt"][5] = vocab["tgt"][5], vocab["tgt"][4]
     (shuffled / "vocab.json").write_text(json.dumps(vocab))
-    with pytest.raises(S2SError, match="target vocabularies"):
+    with pytest.raises(S2SError, match="target vocabularies.*id 4 is"):
         load_ensemble([addition_run, shuffled])
+
+
+def test_runs_of_different_seeds_share_the_questions_and_ensemble(addition_run, tmp_path):
+    # The paper's ensembles are of runs that differ in their seed. Addition runs draw one dataset
+    # (data.addition.seed) whatever their seed, so their vocabularies and test sets agree.
+    other = tmp_path / "seed1"
+    assert train(build_config({}, {**TINY, "eval.beam_size": 2, "seed": 1}), other)["status"] == "completed"
+    assert (other / "test.src.txt").read_text() == (addition_run / "test.src.txt").read_text()
+    assert (other / "vocab.json").read_text() == (addition_run / "vocab.json").read_text()
+    assert s2s(["evaluate", str(addition_run), str(other), "--beam", "2", "--out", str(tmp_path / "e")]) == 0
+    assert read_json(tmp_path / "e" / "metrics.json")["members"] == [str(addition_run), str(other)]
+
+    # With data.addition.seed null each run draws its own questions: one's test questions can be
+    # another's training data, so such runs are refused as an ensemble even if their vocabularies agree.
+    for run, seed in ((addition_run, 0), (other, 1)):
+        own = tmp_path / f"own{seed}"
+        shutil.copytree(run, own, ignore=shutil.ignore_patterns("eval"))
+        cfg = yaml.safe_load((own / "config.yaml").read_text())
+        cfg["data"]["addition"]["seed"] = None
+        (own / "config.yaml").write_text(yaml.safe_dump(cfg))
+    with pytest.raises(S2SError, match="different addition questions.*data seeds 0 and 1"):
+        load_ensemble([tmp_path / "own0", tmp_path / "own1"])
+    with pytest.raises(S2SError, match="different addition questions.*data seeds 0 and 1"):
+        load_ensemble([addition_run, tmp_path / "own1"])
+    load_ensemble([addition_run, tmp_path / "own0"])  # the same questions: seed 0 either way
 
 
 def test_evaluate_errors_are_one_line(addition_run, tmp_path, capsys):
