@@ -10,6 +10,7 @@ module loads the records, names and orders the arms, writes the README and holds
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from dataclasses import dataclass, field
@@ -175,6 +176,21 @@ def find_records(paths: Sequence[Path]) -> tuple[list[Path], list[Path]]:
     return _unique(runs), _unique(evals)
 
 
+def ensembles_beside(run_dirs: Sequence[Path]) -> list[Path]:
+    """Ensemble evaluations (several members) anywhere under the run directories' common folder, e.g.
+    `s2s evaluate ... --out runs/addition/ensembles/X` for a study whose runs are runs/addition/<arm>/seed<k>."""
+    resolved = [Path(d).resolve() for d in run_dirs]
+    root = Path(os.path.commonpath(resolved))
+    if any(len(d.relative_to(root).parts) > 2 for d in resolved):
+        return []  # runs scattered over unrelated folders: no study folder to search
+    found = []
+    for f in sorted(root.rglob(EVAL_FILE)):
+        data = read_json(f)
+        if _is_evaluation(data) and len(data["members"]) > 1:
+            found.append(f.parent)
+    return found
+
+
 def _unique(paths: list[Path]) -> list[Path]:
     seen, out = set(), []
     for p in paths:
@@ -284,7 +300,7 @@ def load(source: Source) -> ReportData:
         where = "--runs " + " ".join(str(d) for d in source.dirs)
     elif isinstance(source, StudySource):
         run_dirs, trials = load_study(source.name, source.storage)
-        eval_dirs = find_records(run_dirs)[1] if run_dirs else []
+        eval_dirs = _unique(find_records(run_dirs)[1] + ensembles_beside(run_dirs)) if run_dirs else []
         rows = [load_run_dir(d) for d in run_dirs]
         where = f"Optuna study '{source.name}' ({source.storage})"
     else:
@@ -302,6 +318,8 @@ def load(source: Source) -> ReportData:
         raise S2SError(f"records mix data sets ({', '.join(datasets)}); report them separately")
     runs, varying, arm_axes = name_arms(runs)
     evals = eval_rows(eval_dirs, runs)
+    if isinstance(source, StudySource):  # an ensemble found beside the study's runs must be made of them
+        evals = evals[evals["member_runs"].map(lambda matched: None not in matched)].reset_index(drop=True)
     return ReportData(runs=runs, evals=evals, trials=trials, task=tasks[0], varying=varying,
                       arm_axes=arm_axes, source=where)
 

@@ -205,17 +205,26 @@ def _lstm_words(data: ReportData, arm: str | None) -> tuple[str, str]:
     return direction, f" ({', '.join(extras)})" if extras else ""
 
 
+TABLE1_METRICS = {"translation": (M.TEST_BLEU, M.TEST_BLEU_TOK), "addition": (M.TEST_EXACT_MATCH,)}
+
+
 def table1(data: ReportData) -> Table | None:
-    """Sutskever et al. (2014) Table 1: single forward/reversed LSTMs and ensembles of reversed LSTMs."""
-    if data.task != "translation":
+    """Sutskever et al. (2014) Table 1: single forward/reversed LSTMs and ensembles of reversed LSTMs.
+
+    Addition runs get it (in exact match) only once some of them were evaluated as an ensemble;
+    without one it would repeat the summary table.
+    """
+    ens = data.evals[(data.evals["n_members"] > 1) & (data.evals["split"] == "test")].copy()
+    if data.task == "addition" and ens.empty:
         return None
+    metrics = TABLE1_METRICS[data.task]
     scores = beam_scores(data)
     disp, nums = [], []
 
     def add(method, runs, kind, arm, n_members, beam):
         row, num = {"Method": method}, {"method": method, "kind": kind, "arm": arm, "n_members": n_members,
                                         "beam_size": beam}
-        for m in (M.TEST_BLEU, M.TEST_BLEU_TOK):
+        for m in metrics:
             mean, std, n = stats(runs[m])
             row[metric_label(m)] = fmt_score(mean, std, n, m)
             num.update({f"{m} mean": mean, f"{m} std": std, f"{m} n": n})
@@ -229,7 +238,6 @@ def table1(data: ReportData) -> Table | None:
             beam = runs["beam_size"].max()
             direction, extras = _lstm_words(data, arm)
             add(f"Single {direction}LSTM{extras}, beam {beam}", runs[runs["beam_size"] == beam], "single", arm, 1, beam)
-    ens = data.evals[(data.evals["n_members"] > 1) & (data.evals["split"] == "test")].copy()
     arm_of = dict(zip(data.runs["run_dir"], data.runs["arm"].astype(str)))
 
     def common_arm(member_runs):  # an ensemble belongs to an arm only if all its members do
@@ -243,10 +251,11 @@ def table1(data: ReportData) -> Table | None:
         add(f"Ensemble of {n_members} {direction}LSTMs{extras}, beam {beam}", runs, "ensemble", arm, n_members, beam)
     if not disp:
         return None
-    return Table("table1", "Table 1 layout (Sutskever et al., 2014): test BLEU",
+    what = ("BLEU is sacreBLEU on detokenized text, BLEU (tok) the paper-comparable score on tokenized text."
+            if data.task == "translation" else "Exact match: the share of test questions answered exactly.")
+    return Table("table1", f"Table 1 layout (Sutskever et al., 2014): test {metric_phrase(metrics[0])}",
                  "Single models at the largest beam evaluated for the arm (mean ± std over seeds, n runs); "
-                 "ensembles as evaluated by s2s evaluate with several runs (n evaluations). BLEU is sacreBLEU on "
-                 "detokenized text, BLEU (tok) the paper-comparable score on tokenized text.",
+                 "ensembles as evaluated by s2s evaluate with several runs (n evaluations). " + what,
                  pd.DataFrame(disp), pd.DataFrame(nums))
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import statistics
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pytest
 
 from s2s_lightning import metrics as M
 from s2s_lightning.errors import S2SError
+from s2s_lightning.records import write_json
 from s2s_lightning.report import (RunsSource, StudySource, WandbSource, add_report_parser, build_report, load,
                                   main_report)
 from s2s_lightning.report_figures import _bucket_label, arm_palette, bucket_plot
@@ -118,7 +120,25 @@ def test_table1_singles_at_largest_beam_and_ensemble(reports):
     assert t1.loc[1, f"{M.TEST_BLEU} mean"] == pytest.approx(statistics.mean(rev12))
     ensemble = json.loads((TRANSLATION / "ensemble-rev-beam12" / "metrics.json").read_text())
     assert t1.loc[2, f"{M.TEST_BLEU} mean"] == pytest.approx(ensemble["metrics"][M.TEST_BLEU])
-    assert not (reports["addition"] / "tables" / "table1.csv").exists()  # Table 1 is about translation
+    assert not (reports["addition"] / "tables" / "table1.csv").exists()  # no addition ensemble: no Table 1
+
+
+def test_table1_for_addition_once_seeds_were_ensembled(tmp_path):
+    runs = tmp_path / "addition"
+    shutil.copytree(ADDITION, runs)
+    members = [str(runs / f"rev-tf1-s{s}") for s in range(3)]
+    write_json(runs / "ensemble" / "metrics.json", {
+        "beam_size": 3, "split": "test", "members": members, "metrics": {M.TEST_EXACT_MATCH: 0.97}})
+    out = build_report(runs, tmp_path / "report", command="s2s report").parent
+    t1 = pd.read_csv(out / "tables" / "table1.csv")
+    assert list(t1["kind"]) == ["single"] * 3 + ["ensemble"]
+    assert t1.iloc[-1]["method"].startswith("Ensemble of 3 reversed LSTMs") and t1.iloc[-1]["beam_size"] == 3
+    assert t1.iloc[-1][f"{M.TEST_EXACT_MATCH} mean"] == pytest.approx(0.97)
+    beam3 = [json.loads((runs / f"rev-tf1-s{s}" / "eval" / "test_beam3" / "metrics.json").read_text())
+             ["metrics"][M.TEST_EXACT_MATCH] for s in range(3)]
+    single = t1[t1["arm"] == t1.iloc[-1]["arm"]].iloc[0]
+    assert single["method"].endswith("beam 3") and single[f"{M.TEST_EXACT_MATCH} mean"] == pytest.approx(statistics.mean(beam3))
+    assert "Table 1 layout (Sutskever et al., 2014): test exact match" in (out / "README.md").read_text()
 
 
 def test_significance_scores_come_from_the_text_files(reports):
@@ -225,7 +245,7 @@ def test_readme_ties_it_together(reports):
 
 
 # ------------------------------------------------------------------------------------ sources
-def make_study(tmp_path: Path, kind: str) -> StudySource:
+def make_study(tmp_path: Path, kind: str, runs: Path = ADDITION) -> StudySource:
     import optuna
 
     if kind == "sqlite":
@@ -235,7 +255,7 @@ def make_study(tmp_path: Path, kind: str) -> StudySource:
         storage_url = str(tmp_path / "journal.log")
         storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(storage_url))
     study = optuna.create_study(study_name="addition", storage=storage, direction="maximize")
-    for r in records(ADDITION):
+    for r in records(runs):
         state = optuna.trial.TrialState.COMPLETE if r["status"] == "completed" else optuna.trial.TrialState.FAIL
         study.add_trial(optuna.trial.create_trial(state=state, value=r["metrics"].get(M.TEST_EXACT_MATCH),
                                                   user_attrs={"run_dir": str(r["dir"])}))
@@ -244,7 +264,7 @@ def make_study(tmp_path: Path, kind: str) -> StudySource:
     # A per-arm nuisance-tuning study, as `s2s sweep` makes: in sweep health, never in the results.
     tuning = optuna.create_study(study_name="addition/reversed · tf=1.0", storage=storage)
     tuning.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.COMPLETE, value=0.5,
-                                               user_attrs={"run_dir": str(ADDITION / "rev-tf1-s0")}))
+                                               user_attrs={"run_dir": str(runs / "rev-tf1-s0")}))
     tuning.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.PRUNED))
     return StudySource("addition", storage_url)
 
@@ -262,6 +282,23 @@ def test_study_source_matches_runs_source(reports, tmp_path):
     from_runs = pd.read_csv(reports["addition"] / "tables" / "summary.csv")
     pd.testing.assert_frame_equal(from_study, from_runs)
     assert "Optuna study 'addition'" in readme.read_text()
+
+
+def test_study_report_finds_ensembles_of_its_runs_beside_them(tmp_path):
+    runs = tmp_path / "runs"
+    shutil.copytree(ADDITION, runs)
+    members = [str(runs / f"rev-tf1-s{s}") for s in range(3)]
+    # An ensemble saved in the study's runs folder, and one mixing a study run with a stranger.
+    write_json(runs / "ensembles" / "rev-tf1" / "metrics.json", {
+        "beam_size": 3, "split": "test", "members": members, "metrics": {M.TEST_EXACT_MATCH: 0.97}})
+    write_json(runs / "ensembles" / "mixed" / "metrics.json", {
+        "beam_size": 3, "split": "test", "members": [members[0], str(tmp_path / "elsewhere")],
+        "metrics": {M.TEST_EXACT_MATCH: 0.5}})
+    data = load(make_study(tmp_path, "sqlite", runs))
+    ensembles = data.evals[data.evals["n_members"] > 1]
+    assert ensembles["eval_dir"].tolist() == [str(runs.resolve() / "ensembles" / "rev-tf1")]
+    assert ensembles.iloc[0][M.TEST_EXACT_MATCH] == pytest.approx(0.97)
+    assert (data.evals["n_members"] == 1).sum() == 9  # every completed run's beam-3 evaluation, as before
 
 
 def test_journal_storage_study(tmp_path):
