@@ -172,8 +172,10 @@ def evaluate_runs(run_dirs: Sequence[str | Path], split: str = "test", beam: int
     ens = load_ensemble(run_dirs, checkpoint, dev)
     eval_cfg = _eval_config(ens.cfg, beam, batch_size)
     out = Path(out_dir) if out_dir is not None else Path(run_dirs[0]) / "eval" / f"{split}_beam{eval_cfg.beam_size}"
-    check_writable(out)
     bundle = DataBundle(ens.cfg, ens.src_vocab, ens.tgt_vocab)
+    for run_dir in run_dirs:
+        check_same_sentences(Path(run_dir), split, bundle.splits[split].src_text)
+    check_writable(out)
     result = evaluate_split(ens.models, bundle, split, eval_cfg, out, dev)
     record = {"beam_size": eval_cfg.beam_size, "split": split, "metrics": result["metrics"],
               "bleu_signature": result["bleu_signature"], "members": [str(d) for d in run_dirs],
@@ -182,6 +184,21 @@ def evaluate_runs(run_dirs: Sequence[str | Path], split: str = "test", beam: int
               "num_sentences": len(result["hyps"]), "device": str(dev)}
     write_json(out / METRICS_FILE, record)
     return record, out
+
+
+def check_same_sentences(run_dir: Path, split: str, sources: Sequence[str]) -> None:
+    """Refuse to score a run on other `split` sentences than it was tested on after training
+    (RUN/{split}.src.txt): changed data files, or a run written before data.addition.seed existed."""
+    saved = run_dir / f"{split}.src.txt"
+    if not saved.is_file():
+        return
+    was = saved.read_text(encoding="utf-8").split("\n")[:-1]  # as records.write_lines wrote them
+    now = [line.replace("\n", " ") for line in sources]
+    if was != now:
+        where = next((i for i, (a, b) in enumerate(zip(was, now)) if a != b), min(len(was), len(now)))
+        raise S2SError(f"{run_dir} was tested on other {split} sentences than its data give now ({saved.name} "
+                       f"differs at line {where + 1}: {len(was)} sentences then, {len(now)} now); "
+                       f"was it trained on other data?")
 
 
 def translate_lines(ens: Ensemble, lines: Iterable[str], beam: int | None = None, batch_size: int | None = None,

@@ -269,6 +269,19 @@ def test_runs_of_different_seeds_share_the_questions_and_ensemble(addition_run, 
     load_ensemble([addition_run, tmp_path / "own0"])  # the same questions: seed 0 either way
 
 
+def test_evaluate_refuses_a_run_whose_test_sentences_changed(addition_run, tmp_path, capsys):
+    # A run tested on other questions than its config now draws (a run written before
+    # data.addition.seed existed, or edited data files) would be scored on what it may have trained on.
+    moved = tmp_path / "moved"
+    shutil.copytree(addition_run, moved, ignore=shutil.ignore_patterns("eval"))
+    lines = (moved / "test.src.txt").read_text().split("\n")
+    (moved / "test.src.txt").write_text("\n".join(["1+1"] + lines[1:]))
+    assert s2s(["evaluate", str(moved)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("s2s: error: ") and "other test sentences" in err and "line 1" in err
+    assert not (moved / "eval").exists()
+
+
 def test_evaluate_errors_are_one_line(addition_run, tmp_path, capsys):
     assert s2s(["evaluate", str(tmp_path / "missing")]) == 2
     assert s2s(["evaluate", str(addition_run), "--beam", "0"]) == 2
