@@ -76,6 +76,8 @@ def fmt_score(mean: float, std: float, n: int, metric: str, n_expected: int | No
     if n == 0:
         return DASH
     d = _DECIMALS.get(metric, 2)
+    if metric in _DECIMALS and mean < 1 and round(mean, d) == 1:
+        d += 1  # a fraction short of 1 never reads as a perfect "1.000"
     text = f"{mean:.{d}f}" + (f" ± {std:.{d}f}" if n > 1 else "")
     return text + (f" (n={n})" if n_expected is not None and n != n_expected else "")
 
@@ -245,7 +247,9 @@ def table1(data: ReportData) -> Table | None:
         return arms.pop() if len(arms) == 1 else None
 
     ens["arm"] = ens["member_runs"].map(common_arm)
-    for (arm, n_members, beam), runs in ens.groupby(["arm", "n_members", "beam_size"], dropna=False, sort=True):
+    groups = ens.groupby(["arm", "n_members", "beam_size"], dropna=False)
+    order = {arm: i for i, arm in enumerate(data.arms)}  # the arms' order, as in the rows above
+    for (arm, n_members, beam), runs in sorted(groups, key=lambda g: (order.get(g[0][0], len(order)), *g[0][1:])):
         arm = arm if isinstance(arm, str) else None
         direction, extras = _lstm_words(data, arm)
         add(f"Ensemble of {n_members} {direction}LSTMs{extras}, beam {beam}", runs, "ensemble", arm, n_members, beam)

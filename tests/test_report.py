@@ -7,6 +7,7 @@ through the report's own loading code, so a loader or aggregation bug shows up a
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 import statistics
@@ -23,7 +24,8 @@ from s2s_lightning.records import write_json
 from s2s_lightning.report import (RunsSource, StudySource, WandbSource, add_report_parser, build_report, load,
                                   main_report)
 from s2s_lightning.report_figures import _bucket_label, arm_palette, bucket_plot
-from s2s_lightning.report_tables import exact_mcnemar, metric_label, paired_bleu, summary_table, tex_escape
+from s2s_lightning.report_tables import (exact_mcnemar, fmt_score, metric_label, paired_bleu, summary_table,
+                                         tex_escape)
 
 RECORDS = Path(__file__).parent / "fixtures" / "records"
 ADDITION, TRANSLATION = RECORDS / "addition", RECORDS / "translation"
@@ -139,6 +141,13 @@ def test_table1_for_addition_once_seeds_were_ensembled(tmp_path):
     single = t1[t1["arm"] == t1.iloc[-1]["arm"]].iloc[0]
     assert single["method"].endswith("beam 3") and single[f"{M.TEST_EXACT_MATCH} mean"] == pytest.approx(statistics.mean(beam3))
     assert "Table 1 layout (Sutskever et al., 2014): test exact match" in (out / "README.md").read_text()
+
+
+def test_a_fraction_short_of_one_never_prints_as_one():
+    assert fmt_score(0.9996, math.nan, 1, M.TEST_EXACT_MATCH) == "0.9996"
+    assert fmt_score(0.99949, math.nan, 1, M.TEST_EXACT_MATCH) == "0.999"
+    assert fmt_score(1.0, 0.0, 2, M.TEST_EXACT_MATCH) == "1.000 ± 0.000"
+    assert fmt_score(99.996, math.nan, 1, M.TEST_BLEU) == "100.00"  # BLEU is not a fraction
 
 
 def test_significance_scores_come_from_the_text_files(reports):
