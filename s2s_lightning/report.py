@@ -319,7 +319,8 @@ def load(source: Source) -> ReportData:
     runs, varying, arm_axes = name_arms(runs)
     evals = eval_rows(eval_dirs, runs)
     if isinstance(source, StudySource):  # an ensemble found beside the study's runs must be made of them
-        evals = evals[evals["member_runs"].map(lambda matched: None not in matched)].reset_index(drop=True)
+        made_of_study_runs = evals["member_runs"].map(lambda matched: None not in matched).astype(bool)
+        evals = evals[made_of_study_runs].reset_index(drop=True)
     return ReportData(runs=runs, evals=evals, trials=trials, task=tasks[0], varying=varying,
                       arm_axes=arm_axes, source=where)
 

@@ -310,6 +310,16 @@ def test_study_report_finds_ensembles_of_its_runs_beside_them(tmp_path):
     assert (data.evals["n_members"] == 1).sum() == 9  # every completed run's beam-3 evaluation, as before
 
 
+def test_study_report_without_any_evaluation(tmp_path):
+    runs = tmp_path / "runs"
+    shutil.copytree(ADDITION, runs, ignore=shutil.ignore_patterns("eval"))  # as `make demo` leaves them
+    readme = build_report(make_study(tmp_path, "sqlite", runs), tmp_path / "report")
+    (tmp_path / "again").mkdir()
+    assert len(load(make_study(tmp_path / "again", "journal", runs)).evals) == 0
+    assert not (tmp_path / "report" / "tables" / "table1.csv").exists()
+    assert "## Results" in readme.read_text()
+
+
 def test_journal_storage_study(tmp_path):
     data = load(make_study(tmp_path, "journal"))
     grid = data.trials[~data.trials["tuning"]]
