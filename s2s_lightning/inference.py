@@ -189,11 +189,12 @@ def evaluate_runs(run_dirs: Sequence[str | Path], split: str = "test", beam: int
 def check_same_sentences(run_dir: Path, split: str, sources: Sequence[str]) -> None:
     """Refuse to score a run on other `split` sentences than it was tested on after training
     (RUN/{split}.src.txt): changed data files, or a run written before data.addition.seed existed."""
+    from .records import as_line, read_lines
+
     saved = run_dir / f"{split}.src.txt"
     if not saved.is_file():
         return
-    was = saved.read_text(encoding="utf-8").split("\n")[:-1]  # as records.write_lines wrote them
-    now = [line.replace("\n", " ") for line in sources]
+    was, now = read_lines(saved), [as_line(s) for s in sources]
     if was != now:
         where = next((i for i, (a, b) in enumerate(zip(was, now)) if a != b), min(len(was), len(now)))
         raise S2SError(f"{run_dir} was tested on other {split} sentences than its data give now ({saved.name} "

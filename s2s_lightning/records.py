@@ -81,12 +81,20 @@ def write_yaml(path: Path, data: dict) -> None:
     atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))
 
 
+def as_line(text: str) -> str:
+    """`text` as write_lines stores it: one line, a newline inside it turned into a space."""
+    return text.replace("\n", " ")
+
+
 def write_lines(path: Path, lines: Iterable[str]) -> None:
-    atomic_write_text(path, "".join(line.replace("\n", " ") + "\n" for line in lines))
+    atomic_write_text(path, "".join(as_line(line) + "\n" for line in lines))
 
 
 def read_lines(path: Path) -> list[str]:
-    return Path(path).read_text(encoding="utf-8").splitlines()
+    """The lines write_lines wrote. Split on "\n" only: str.splitlines would also split on \r, \x85
+    or \u2028 inside a sentence and misalign a file with its partner."""
+    with open(path, encoding="utf-8", newline="") as f:  # newline="": keep a \r as it was written
+        return f.read().split("\n")[:-1]
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:

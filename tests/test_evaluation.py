@@ -26,7 +26,7 @@ from s2s_lightning.data import DataBundle, MosesTokenizer
 from s2s_lightning.errors import S2SError
 from s2s_lightning.evaluation import cased_tokenizer, score, score_split
 from s2s_lightning.inference import TextCodec, load_ensemble, load_run
-from s2s_lightning.records import read_json
+from s2s_lightning.records import as_line, read_json, read_lines, write_lines
 from s2s_lightning.train import train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -319,3 +319,10 @@ def test_evaluate_a_translation_run(tmp_path):
     assert metrics["bleu_signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a")
     assert metrics["metrics"]["test/chrf"] == pytest.approx(
         sacrebleu_cli(tmp_path / "ev" / "test.ref.txt", tmp_path / "ev" / "test.hyp.txt", "-m", "chrf"), abs=1e-5)
+
+
+def test_written_lines_read_back_one_per_sentence(tmp_path):
+    # Sentences may hold characters str.splitlines splits on; hyp/ref files must stay aligned.
+    sentences = ["a\u2028b", "c\rd", "e\x85f", "g\nh", ""]
+    write_lines(tmp_path / "x.txt", sentences)
+    assert read_lines(tmp_path / "x.txt") == [as_line(s) for s in sentences] == sentences[:3] + ["g h", ""]
