@@ -152,6 +152,12 @@ def _is_evaluation(data: Any) -> bool:
     return isinstance(data, dict) and isinstance(data.get("metrics"), dict) and "members" in data
 
 
+def _evaluations(files) -> list[Path]:
+    """The folders of those metrics.json `files` that are evaluation records (other tools write files
+    called metrics.json too)."""
+    return sorted(f.parent for f in files if _is_evaluation(read_json(f)))
+
+
 def find_records(paths: Sequence[Path]) -> tuple[list[Path], list[Path]]:
     """Run directories (with record.json) and evaluation directories (with metrics.json) under `paths`."""
     runs: list[Path] = []
@@ -167,28 +173,23 @@ def find_records(paths: Sequence[Path]) -> tuple[list[Path], list[Path]]:
             evals.append(path)
         elif path.is_dir():
             runs += sorted(f.parent for f in path.rglob(RECORD_FILE))
-            # Other tools write files called metrics.json too: keep only evaluation records.
-            evals += sorted(f.parent for f in path.rglob(EVAL_FILE) if _is_evaluation(read_json(f)))
+            evals += _evaluations(path.rglob(EVAL_FILE))
         else:
             raise S2SError(f"{path} is neither a run directory nor a folder of run directories")
     for run in runs:  # a run given directly still brings its beam evaluations
-        evals += sorted(f.parent for f in (run / "eval").glob(f"*/{EVAL_FILE}") if _is_evaluation(read_json(f)))
+        evals += _evaluations((run / "eval").glob(f"*/{EVAL_FILE}"))
     return _unique(runs), _unique(evals)
 
 
-def ensembles_beside(run_dirs: Sequence[Path]) -> list[Path]:
-    """Ensemble evaluations (several members) anywhere under the run directories' common folder, e.g.
-    `s2s evaluate ... --out runs/addition/ensembles/X` for a study whose runs are runs/addition/<arm>/seed<k>."""
+def evaluations_beside(run_dirs: Sequence[Path]) -> list[Path]:
+    """Evaluations anywhere under the run directories' common folder, such as an ensemble saved with
+    `s2s evaluate ... --out runs/addition/ensembles/X` for a study whose runs are
+    runs/addition/<arm>/seed<k>. `load` keeps those made of the study's runs only."""
     resolved = [Path(d).resolve() for d in run_dirs]
     root = Path(os.path.commonpath(resolved))
     if any(len(d.relative_to(root).parts) > 2 for d in resolved):
         return []  # runs scattered over unrelated folders: no study folder to search
-    found = []
-    for f in sorted(root.rglob(EVAL_FILE)):
-        data = read_json(f)
-        if _is_evaluation(data) and len(data["members"]) > 1:
-            found.append(f.parent)
-    return found
+    return _evaluations(root.rglob(EVAL_FILE))
 
 
 def _unique(paths: list[Path]) -> list[Path]:
@@ -300,7 +301,7 @@ def load(source: Source) -> ReportData:
         where = "--runs " + " ".join(str(d) for d in source.dirs)
     elif isinstance(source, StudySource):
         run_dirs, trials = load_study(source.name, source.storage)
-        eval_dirs = _unique(find_records(run_dirs)[1] + ensembles_beside(run_dirs)) if run_dirs else []
+        eval_dirs = _unique(find_records(run_dirs)[1] + evaluations_beside(run_dirs)) if run_dirs else []
         rows = [load_run_dir(d) for d in run_dirs]
         where = f"Optuna study '{source.name}' ({source.storage})"
     else:
@@ -318,7 +319,7 @@ def load(source: Source) -> ReportData:
         raise S2SError(f"records mix data sets ({', '.join(datasets)}); report them separately")
     runs, varying, arm_axes = name_arms(runs)
     evals = eval_rows(eval_dirs, runs)
-    if isinstance(source, StudySource):  # an ensemble found beside the study's runs must be made of them
+    if isinstance(source, StudySource):  # an evaluation found beside the study's runs must be of them
         made_of_study_runs = evals["member_runs"].map(lambda matched: None not in matched).astype(bool)
         evals = evals[made_of_study_runs].reset_index(drop=True)
     return ReportData(runs=runs, evals=evals, trials=trials, task=tasks[0], varying=varying,
