@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test clean
+.PHONY: setup demo lint test clean
 
 setup: $(STAMP)
 
@@ -22,7 +22,12 @@ demo: setup
 	WANDB_MODE=offline $(VENV)/bin/s2s sweep run ablations/addition.yaml --budget quick --workers 2
 	$(VENV)/bin/s2s report --study addition-quick -o reports/addition-quick
 
-test: setup
+# Lint and format checks first (ruff, configured in pyproject.toml), then the tests.
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: lint
 	$(VENV)/bin/pytest
 
 clean:

@@ -18,22 +18,20 @@ the one flat `key: value` mapping both the Optuna workers and W&B agents pass to
 from __future__ import annotations
 
 import itertools
-import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from . import metrics as M
-from .config import AXES, Config, build_config, read_yaml
-from .config import arm_name as base_arm_name
+from .config import AXES, Config, arm_name, build_config, read_yaml
 from .errors import S2SError
 
 FULL = "full"  # the default budget; every other budget suffixes the study name (`addition-quick`)
 SEED = "seed"  # the Optuna param and W&B parameter that holds the seed
 PER_TRIAL_KEYS = ("seed", "tracking.group", "tracking.name")  # set by the sweep, never by the file
-Scalar = Union[bool, int, float, str]
+Scalar = bool | int | float | str
 
 
 class _Strict(BaseModel):
@@ -44,9 +42,9 @@ class SearchDim(_Strict):
     """One nuisance hyperparameter: `{type: log_uniform, low: 1.0e-4, high: 1.0e-2}`."""
 
     type: Literal["uniform", "log_uniform", "int", "log_int", "categorical"]
-    low: Optional[float] = None
-    high: Optional[float] = None
-    values: Optional[list[Scalar]] = None
+    low: float | None = None
+    high: float | None = None
+    values: list[Scalar] | None = None
 
 
 class Pruner(_Strict):
@@ -71,13 +69,13 @@ class Nuisance(_Strict):
 
 class Objective(_Strict):
     metric: str
-    direction: Optional[Literal["minimize", "maximize"]] = None
+    direction: Literal["minimize", "maximize"] | None = None
 
 
 class Budget(_Strict):
     overrides: dict[str, Any] = {}
     nuisance_trials: int = Field(0, ge=0)  # per arm
-    seeds: Optional[list[int]] = None  # default: the file's `seeds`
+    seeds: list[int] | None = None  # default: the file's `seeds`
 
 
 class AblationFile(_Strict):
@@ -134,11 +132,22 @@ class Plan:
     def axes(self) -> list[str]:
         return list(self.ablation.spec.scientific)
 
+    @property
+    def extra_axes(self) -> list[str]:
+        """Scientific axes beyond the four paper axes: `s2s train --axis` records them with each run."""
+        return [a for a in self.axes if a not in AXES]
+
     def arm(self, name: str) -> Arm:
         return next(a for a in self.arms if a.name == name)
 
-    def overrides(self, arm: Arm, seed: int, nuisance: dict[str, Any] | None = None,
-                  name: str | None = None, group: str | None = None) -> dict[str, Any]:
+    def overrides(
+        self,
+        arm: Arm,
+        seed: int,
+        nuisance: dict[str, Any] | None = None,
+        name: str | None = None,
+        group: str | None = None,
+    ) -> dict[str, Any]:
         """The flat `s2s train` overrides of one trial (the same for Optuna and W&B agents)."""
         out = dict(self.constants)
         out.update(arm.values)
@@ -151,9 +160,14 @@ class Plan:
 
     def fingerprint(self) -> dict:
         """What a study is made of; a study created from a different version of the file is refused."""
-        return {"constants": self.constants, "axes": {a: self.ablation.spec.scientific[a] for a in self.axes},
-                "seeds": self.seeds, "nuisance": {k: v.model_dump() for k, v in self.nuisance.items()},
-                "tuning_seed": self.ablation.spec.nuisance.seed, "objective": self.objective}
+        return {
+            "constants": self.constants,
+            "axes": {a: self.ablation.spec.scientific[a] for a in self.axes},
+            "seeds": self.seeds,
+            "nuisance": {k: v.model_dump() for k, v in self.nuisance.items()},
+            "tuning_seed": self.ablation.spec.nuisance.seed,
+            "objective": self.objective,
+        }
 
 
 def format_overrides(overrides: dict[str, Any]) -> list[str]:
@@ -170,20 +184,6 @@ def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
         else:
             out[dotted] = value
     return out
-
-
-_TOKEN = {"model.num_layers": "L", "train.teacher_forcing_ratio": "tf"}
-
-
-def arm_name(cfg: Config, axes: list[str]) -> str:
-    """The name train.py records (`L1-rev-peeky-tf1`), plus a token per scientific axis outside AXES."""
-    name = base_arm_name(cfg)
-    for axis in axes:
-        if axis not in AXES:
-            value = cfg.get(axis)
-            value = f"{value:g}" if isinstance(value, float) else str(value)
-            name += f"-{axis.rsplit('.', 1)[-1]}{value}"
-    return re.sub(r"[^A-Za-z0-9_.=+-]", "_", name)  # a folder and W&B run name
 
 
 def tuning_metric(objective: str) -> str:
@@ -301,8 +301,10 @@ def expand(ablation: Ablation, budget: str = FULL) -> Plan:
             raise S2SError(f"{path}: nuisance '{key}' is also set in fixed/budgets or per trial")
         _check_search_dim(path, key, dim, spec.base, constants)
     if b.nuisance_trials and not spec.nuisance.space:
-        raise S2SError(f"{path}: budget '{budget}' asks for {b.nuisance_trials} nuisance trials per arm "
-                       "but nuisance.space is empty")
+        raise S2SError(
+            f"{path}: budget '{budget}' asks for {b.nuisance_trials} nuisance trials per arm "
+            "but nuisance.space is empty"
+        )
 
     seeds = b.seeds if b.seeds is not None else spec.seeds
     if not seeds or len(set(seeds)) != len(seeds):
@@ -323,24 +325,36 @@ def expand(ablation: Ablation, budget: str = FULL) -> Plan:
 
     metric = spec.objective.metric
     tuning = tuning_metric(metric)
-    return Plan(ablation=ablation, budget=budget, study=ablation.name if budget == FULL else f"{ablation.name}-{budget}",
-                arms=arms, seeds=list(seeds), constants=constants, nuisance=dict(spec.nuisance.space),
-                nuisance_trials=b.nuisance_trials if spec.nuisance.space else 0, objective=metric,
-                direction=M.DIRECTIONS[metric], tuning_metric=tuning, tuning_direction=M.DIRECTIONS[tuning])
+    return Plan(
+        ablation=ablation,
+        budget=budget,
+        study=ablation.name if budget == FULL else f"{ablation.name}-{budget}",
+        arms=arms,
+        seeds=list(seeds),
+        constants=constants,
+        nuisance=dict(spec.nuisance.space),
+        nuisance_trials=b.nuisance_trials if spec.nuisance.space else 0,
+        objective=metric,
+        direction=M.DIRECTIONS[metric],
+        tuning_metric=tuning,
+        tuning_direction=M.DIRECTIONS[tuning],
+    )
 
 
 def _check_objective(path: Path, objective: Objective, cfg: Config, tuned: bool) -> None:
     metric, task = objective.metric, M.task_of(cfg.data.name)
     if metric not in M.DIRECTIONS:
-        raise S2SError(f"{path}: objective '{metric}' is not an optimisable metric "
-                       f"(allowed: {', '.join(sorted(M.DIRECTIONS))})")
+        raise S2SError(
+            f"{path}: objective '{metric}' is not an optimisable metric (allowed: {', '.join(sorted(M.DIRECTIONS))})"
+        )
     if metric not in M.TASK_METRICS[task]:
         logged = sorted(m for m in M.TASK_METRICS[task] if m in M.DIRECTIONS)
-        raise S2SError(f"{path}: objective '{metric}' is never logged for the {task} task "
-                       f"(data.name={cfg.data.name}; logged: {', '.join(logged)})")
+        raise S2SError(
+            f"{path}: objective '{metric}' is never logged for the {task} task "
+            f"(data.name={cfg.data.name}; logged: {', '.join(logged)})"
+        )
     if objective.direction and objective.direction != M.DIRECTIONS[metric]:
-        raise S2SError(f"{path}: objective '{metric}' is to be {M.DIRECTIONS[metric]}d, "
-                       f"not {objective.direction}d")
+        raise S2SError(f"{path}: objective '{metric}' is to be {M.DIRECTIONS[metric]}d, not {objective.direction}d")
     tuning = tuning_metric(metric)
     if tuned and tuning in (M.VAL_EXACT_MATCH, M.VAL_BLEU) and not cfg.eval.val_task_metric:
         raise S2SError(f"{path}: nuisance tuning on '{tuning}' needs eval.val_task_metric=true")

@@ -1,5 +1,7 @@
-"""Per-sentence scores and what is built from them: length and word-frequency buckets (the paper's
-Fig. 3), bootstrap confidence intervals, and sentence representations (Fig. 2's PCA input).
+"""Statistics over test sentences: per-sentence scores and what is built from them (length and
+word-frequency buckets, the paper's Fig. 3; bootstrap confidence intervals), and paired significance
+tests between two systems on the same sentences (exact McNemar for exact match, sacreBLEU's paired
+bootstrap for BLEU).
 
 Corpus BLEU of any subset of sentences is computed from per-sentence sufficient statistics
 (n-gram matches and totals, hypothesis and reference lengths) summed over the subset, which is what
@@ -19,19 +21,21 @@ by_frequency is empty: digit frequencies say nothing).
 
 from __future__ import annotations
 
+import math
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
-import torch
+from sacrebleu.metrics import BLEU
+from sacrebleu.significance import PairedTest
 
-from .data import source_tensor
 from .records import atomic_write_text
 
 SCORES_COLUMNS = ("index", "src_len", "avg_freq_rank", "score")
 BOOTSTRAP_SEED = 12345
+PAIRED_BOOTSTRAP_SAMPLES = 1000
 
 
 @dataclass
@@ -58,10 +62,8 @@ class SentenceScores:
 
 def bleu_from_stats(stats: np.ndarray) -> float:
     """sacreBLEU's corpus BLEU (default 'exp' smoothing) from summed statistics."""
-    from sacrebleu.metrics import BLEU
-
     sys_len, ref_len, order = int(stats[0]), int(stats[1]), (len(stats) - 2) // 2
-    correct, total = [int(x) for x in stats[2:2 + order]], [int(x) for x in stats[2 + order:]]
+    correct, total = [int(x) for x in stats[2 : 2 + order]], [int(x) for x in stats[2 + order :]]
     return BLEU.compute_bleu(correct, total, sys_len, ref_len, smooth_method="exp").score
 
 
@@ -69,8 +71,6 @@ def sentence_scores(task: str, hyps: Sequence[str], refs: Sequence[str]) -> Sent
     """Sentence BLEU (sacrebleu.sentence_bleu) with its statistics, or 0/1 exact match for addition."""
     if task == "addition":
         return SentenceScores("exact_match", np.array([float(h == r) for h, r in zip(hyps, refs)]), None)
-    from sacrebleu.metrics import BLEU
-
     metric = BLEU(effective_order=True)  # sacrebleu.sentence_bleu's settings
     scores, stats = [], []
     for hyp, ref in zip(hyps, refs):
@@ -94,8 +94,9 @@ def average_rank(tokens: Sequence[str], ranks: dict[str, int]) -> float:
     return sum(ranks.get(t, unknown) for t in tokens) / len(tokens)
 
 
-def buckets(values: np.ndarray, edges: Sequence[float], scores: SentenceScores, low_key: str,
-            high_key: str) -> list[dict]:
+def buckets(
+    values: np.ndarray, edges: Sequence[float], scores: SentenceScores, low_key: str, high_key: str
+) -> list[dict]:
     """Corpus score per bucket edges[i] < value <= edges[i+1], with its sentence count; empty ones left out."""
     out = []
     for low, high in zip(edges[:-1], edges[1:]):
@@ -115,9 +116,17 @@ def bootstrap(scores: SentenceScores, samples: int, seed: int = BOOTSTRAP_SEED) 
     return {"low": float(low), "high": float(high), "mean": float(values.mean()), "n_resamples": int(samples)}
 
 
-def analyse(task: str, hyps: Sequence[str], refs: Sequence[str], src_lens: Sequence[int],
-            avg_ranks: Sequence[float], length_edges: Sequence[int], frequency_edges: Sequence[int],
-            bootstrap_samples: int, scores_file: str) -> tuple[dict, list[tuple]]:
+def analyse(
+    task: str,
+    hyps: Sequence[str],
+    refs: Sequence[str],
+    src_lens: Sequence[int],
+    avg_ranks: Sequence[float],
+    length_edges: Sequence[int],
+    frequency_edges: Sequence[int],
+    bootstrap_samples: int,
+    scores_file: str,
+) -> tuple[dict, list[tuple]]:
     """The analysis.json dict and the rows of the per-sentence scores file."""
     scores = sentence_scores(task, hyps, refs)
     lengths, ranks = np.array(src_lens, dtype=float), np.array(avg_ranks, dtype=float)
@@ -142,19 +151,49 @@ def read_scores(path: Path) -> list[dict]:
     """Rows of a scores file as dicts of numbers (index and src_len as int)."""
     lines = Path(path).read_text(encoding="utf-8").splitlines()
     header = lines[0].split("\t")
-    return [{k: (int(v) if k in ("index", "src_len") else float(v)) for k, v in zip(header, line.split("\t"))}
-            for line in lines[1:]]
+    return [
+        {k: (int(v) if k in ("index", "src_len") else float(v)) for k, v in zip(header, line.split("\t"))}
+        for line in lines[1:]
+    ]
 
 
-@torch.no_grad()
-def sentence_vectors(model, src_ids: Sequence[Sequence[int]], device: torch.device | str = "cpu",
-                     batch_size: int = 256) -> torch.Tensor:
-    """The encoder's final top-layer hidden vector for each source: [P, H] (Fig. 2's PCA input)."""
-    was_training = model.training
-    model.eval()
-    out = []
-    for start in range(0, len(src_ids), batch_size):
-        src, src_len = source_tensor(src_ids[start:start + batch_size])
-        out.append(model.encode(src.to(device), src_len.to(device)).summary.cpu())  # [b, H]
-    model.train(was_training)
-    return torch.cat(out)  # [P, H]
+# ---------------------------------------------------------------------------------- significance
+def exact_mcnemar(a: np.ndarray, b: np.ndarray) -> float:
+    """Two-sided p-value of the paired sign-flip (permutation) test on per-sentence 0/1 correctness.
+
+    Only discordant sentences can change under a flip, so the permutation distribution is exactly
+    Binomial(k, 1/2) over the k discordant pairs: the exact McNemar test, with no sampling noise.
+    """
+    a, b = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
+    wins, losses = int(np.sum(a & ~b)), int(np.sum(~a & b))
+    k, observed = wins + losses, abs(wins - losses)
+    if k == 0:
+        return 1.0
+    tail = sum(math.comb(k, x) for x in range(k + 1) if abs(2 * x - k) >= observed)
+    return min(1.0, tail / 2**k)  # Python ints: exact until the final division
+
+
+def _bleu_options(signature: str | None) -> dict:
+    """BLEU options matching the runs' recorded signature (tok, case), so p-values test the reported BLEU."""
+    fields = dict(part.split(":", 1) for part in (signature or "").split("|") if ":" in part)
+    return {"tokenize": fields.get("tok", "13a"), "lowercase": fields.get("case") == "lc"}
+
+
+def paired_bleu(
+    hyps_a: list[str], hyps_b: list[str], refs: list[str], signature: str | None
+) -> tuple[float, float, float]:
+    """(BLEU a, BLEU b, p) from sacreBLEU's paired bootstrap resampling (seed SACREBLEU_SEED, 12345)."""
+    opts = _bleu_options(signature)
+    if hyps_a == hyps_b:  # sacreBLEU's strict '>' would report p = 1/(n+1) for identical systems
+        score = BLEU(**opts).corpus_score(hyps_a, [refs]).score
+        return score, score, 1.0
+    test = PairedTest(
+        [("a", hyps_a), ("b", hyps_b)],
+        {"BLEU": BLEU(**opts)},
+        references=[refs],
+        test_type="bs",
+        n_samples=PAIRED_BOOTSTRAP_SAMPLES,
+    )
+    _, results = test()
+    base, other = next(v for k, v in results.items() if k != "System")
+    return base.score, other.score, other.p_value

@@ -40,13 +40,14 @@ def evenly_spaced(items: list, n: int) -> list:
     return [items[i * len(items) // n] for i in range(n)]
 
 
-def sentences_per_s(model: Seq2Seq, sources: list[list[int]], beam: int, batch_size: int,
-                    device: torch.device) -> float:
+def sentences_per_s(
+    model: Seq2Seq, sources: list[list[int]], beam: int, batch_size: int, device: torch.device
+) -> float:
     """Decode `sources` in batches of `batch_size` sorted by length, as evaluation does."""
     order = sorted(sources, key=len)
     start = time.perf_counter()
     for i in range(0, len(order), batch_size):
-        src, src_len = source_tensor(order[i:i + batch_size])
+        src, src_len = source_tensor(order[i : i + batch_size])
         decode(model, src.to(device), src_len.to(device), beam, True, 1.5, 10)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -96,8 +97,10 @@ def main(argv: list[str] | None = None) -> None:
     single = evenly_spaced(sorted(sources, key=len), args.single)
     decode(model, *[t.to(device) for t in source_tensor(single[:2])], 2, True, 1.5, 10)  # warm-up
 
-    print(f"model: {args.layers} x {args.hidden} LSTM, embedding {args.embedding}, vocab {args.vocab}; "
-          f"{device}, {torch.get_num_threads()} threads; source lengths {args.min_len}-{args.max_len}")
+    print(
+        f"model: {args.layers} x {args.hidden} LSTM, embedding {args.embedding}, vocab {args.vocab}; "
+        f"{device}, {torch.get_num_threads()} threads; source lengths {args.min_len}-{args.max_len}"
+    )
     print(f"{'search':<10} {'batched (' + str(args.batch_size) + ')':>16} {'one at a time':>15} {'speed-up':>9}")
     for name, beam in (("greedy", 1), (f"beam {args.beam}", args.beam)):
         batched = sentences_per_s(model, sources, beam, args.batch_size, device)
@@ -107,8 +110,10 @@ def main(argv: list[str] | None = None) -> None:
     # K hypotheses as K rows, the batched search B*K rows, and the per-row work is the same.
     small, big = args.beam, args.beam * args.batch_size
     per_row = {n: step_time_per_row(model, n, args.vocab, device, max(3, 2000 // n)) for n in (small, big)}
-    print(f"decoder step alone (no search), per row: {per_row[small] * 1e6:.1f} us at {small} rows, "
-          f"{per_row[big] * 1e6:.2f} us at {big} rows: {per_row[small] / per_row[big]:.1f}x")
+    print(
+        f"decoder step alone (no search), per row: {per_row[small] * 1e6:.1f} us at {small} rows, "
+        f"{per_row[big] * 1e6:.2f} us at {big} rows: {per_row[small] / per_row[big]:.1f}x"
+    )
 
 
 if __name__ == "__main__":

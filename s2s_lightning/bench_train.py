@@ -23,8 +23,8 @@ from .config import load_config
 from .data import DataBundle
 from .errors import S2SError
 from .model import Seq2Seq
+from .records import peak_memory_mb
 from .system import masked_nll
-from .train import peak_memory_mb
 
 
 def measure(cfg, bundle: DataBundle, bucketing: bool, steps: int, warmup: int, device: torch.device) -> dict:
@@ -56,8 +56,12 @@ def measure(cfg, bundle: DataBundle, bucketing: bool, steps: int, warmup: int, d
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
-    return {"tokens_per_s": tokens / seconds, "s_per_step": seconds / steps, "padding": 1 - real / slots,
-            "peak_mb": peak_memory_mb(device) if device.type == "cuda" else None}
+    return {
+        "tokens_per_s": tokens / seconds,
+        "s_per_step": seconds / steps,
+        "padding": 1 - real / slots,
+        "peak_mb": peak_memory_mb(device) if device.type == "cuda" else None,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,9 +84,11 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     m = cfg.model
-    print(f"config: {cfg.data.name}, {m.num_layers} x {m.hidden_dim} LSTM, embedding {m.embedding_dim}, "
-          f"peeky {m.peeky}, batch {cfg.data.batch_size}, teacher forcing {cfg.train.teacher_forcing_ratio}; "
-          f"{device}, {torch.get_num_threads()} threads; {args.steps} steps after {args.warmup} warm-up")
+    print(
+        f"config: {cfg.data.name}, {m.num_layers} x {m.hidden_dim} LSTM, embedding {m.embedding_dim}, "
+        f"peeky {m.peeky}, batch {cfg.data.batch_size}, teacher forcing {cfg.train.teacher_forcing_ratio}; "
+        f"{device}, {torch.get_num_threads()} threads; {args.steps} steps after {args.warmup} warm-up"
+    )
     print(f"{'batches':<10} {'tokens/s':>10} {'s/step':>8} {'padding':>8} {'peak MiB':>9}")
     results = {}
     for name, bucketing in (("bucketed", True), ("random", False)):

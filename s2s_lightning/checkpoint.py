@@ -51,10 +51,13 @@ def load_into(model: torch.nn.Module, path: str | Path) -> None:
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
         what = f"missing {missing[0]}" if missing else f"unexpected {unexpected[0]}"
-        raise S2SError(f"checkpoint {path} does not match the run's config ({what}; e.g. model.peeky or "
-                       f"model.num_layers differ)")
+        raise S2SError(
+            f"checkpoint {path} does not match the run's config ({what}; e.g. model.peeky or model.num_layers differ)"
+        )
     for key, tensor in expected.items():
         if state[key].shape != tensor.shape:
-            raise S2SError(f"checkpoint {path} does not match the run's config: {key} has shape "
-                           f"{tuple(state[key].shape)}, the config gives {tuple(tensor.shape)}")
+            raise S2SError(
+                f"checkpoint {path} does not match the run's config: {key} has shape "
+                f"{tuple(state[key].shape)}, the config gives {tuple(tensor.shape)}"
+            )
     model.load_state_dict(state)

@@ -1,6 +1,9 @@
 """The `s2s` command: train, evaluate, translate, sweep, report, dashboard.
 
-Bad input raises S2SError; it is printed as one line on stderr with exit code 2, never a traceback.
+Every parser lives here; each command's work lives in its module and is imported only when that
+command runs (the handlers below), so `s2s --help` loads no library and `s2s train` never loads
+pandas, seaborn or optuna (reports and sweeps). Bad input raises S2SError; it is printed as one line
+on stderr with exit code 2, never a traceback.
 """
 
 from __future__ import annotations
@@ -8,47 +11,181 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from datetime import datetime
 from pathlib import Path
 
+from . import __version__
 from .errors import S2SError
 
-
-def _cmd_train(args: argparse.Namespace) -> int:
-    from .config import arm_name, load_config
-    from .train import exit_code, train
-
-    cfg = load_config(args.config, args.overrides)
-    run_dir = args.run_dir or Path("runs") / "train" / f"{datetime.now():%Y%m%d-%H%M%S}-{arm_name(cfg)}-s{cfg.seed}"
-    record = train(cfg, run_dir, resume=args.resume)
-    metrics = " ".join(f"{k}={v:.4g}" for k, v in sorted(record["metrics"].items()) if k.startswith("test/"))
-    print(f"{record['status']}: {run_dir} {metrics}")
-    if record.get("error"):
-        print(f"s2s: error: {record['error']}", file=sys.stderr)
-    return exit_code(record)
+SWEEP_STORAGE_HELP = (
+    "Optuna storage: a journal file path or sqlite:///, postgresql://... URL (default: RUNS_DIR/optuna/studies.journal)"
+)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="s2s", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+# --- handlers: the one place each command's module is imported (each is heavy: torch, pandas, optuna)
+def _train(args: argparse.Namespace) -> int:
+    from .train import run_train
 
+    return run_train(args)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .inference import run_evaluate
+
+    return run_evaluate(args)
+
+
+def _translate(args: argparse.Namespace) -> int:
+    from .inference import run_translate
+
+    return run_translate(args)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .report import run_report
+
+    return run_report(args)
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from . import sweep
+
+    return sweep.COMMANDS[args.sweep_command](args)
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    from .sweep import run_dashboard
+
+    return run_dashboard(args)
+
+
+# --- parsers
+def _train_parser(sub) -> None:
     p = sub.add_parser("train", help="train and evaluate one configuration, writing a run record")
     p.add_argument("--config", help="YAML config file (defaults: the addition task, the book's budget)")
     p.add_argument("--run-dir", type=Path, help="where the run record goes (default runs/train/<time>-<arm>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
+    p.add_argument(
+        "--axis",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="a config key that is a scientific axis of this run's study, beyond the four paper "
+        "axes (recorded with the run so reports tell its arms apart; repeatable)",
+    )
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. model.num_layers=4")
-    p.set_defaults(func=_cmd_train)
+    p.set_defaults(func=_train)
 
-    for add in _optional_parsers():
+
+def _run_dirs_parser(sub, name: str, help: str, description: str) -> argparse.ArgumentParser:
+    p = sub.add_parser(name, help=help, description=description)
+    p.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR")
+    p.add_argument("--beam", type=int, help="beam size (default: the run's eval.beam_size; 1 = greedy)")
+    p.add_argument("--checkpoint", default="best", help="best (lowest validation perplexity, default) or last")
+    p.add_argument("--batch-size", type=int, help="sentences decoded together (default: eval.batch_size)")
+    p.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, cuda:N")
+    return p
+
+
+def _evaluate_parsers(sub) -> None:
+    p = _run_dirs_parser(
+        sub,
+        "evaluate",
+        "score trained runs (several = an ensemble) on a split, no training",
+        "Decode a split with the runs' checkpoints (several run directories are an ensemble "
+        "averaging log-probabilities) and write metrics.json, analysis.json, the per-sentence "
+        "scores and the hyp/ref/src files.",
+    )
+    p.add_argument("--split", default="test", choices=("train", "val", "test"))
+    p.add_argument(
+        "--out", type=Path, help="output folder (default RUN_DIR/eval/{split}_beam{K}; required for an ensemble)"
+    )
+    p.add_argument(
+        "--represent",
+        type=Path,
+        metavar="PHRASES",
+        help="instead of scoring, write RUN_DIR/representations.json: the encoder's final hidden "
+        "vector for each line of PHRASES",
+    )
+    p.set_defaults(func=_evaluate)
+
+    p = _run_dirs_parser(
+        sub,
+        "translate",
+        "translate stdin to stdout, one line per line",
+        "Read source sentences on stdin, write translations on stdout, one line per line (an "
+        "empty line gives an empty line).",
+    )
+    p.set_defaults(func=_translate)
+
+
+def _report_parser(sub) -> None:
+    p = sub.add_parser(
+        "report",
+        help="tables, figures and a README from run records",
+        description="Write tables (Markdown, LaTeX, CSV), figures (PNG, PDF) and README.md from run records.",
+    )
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument(
+        "--runs",
+        nargs="+",
+        type=Path,
+        metavar="DIR",
+        help="run directories, evaluation directories, or folders searched for record.json",
+    )
+    src.add_argument("--study", metavar="NAME", help="an Optuna study whose trials carry the user attr run_dir")
+    src.add_argument("--wandb", metavar="ENTITY/PROJECT[/GROUP]", help="W&B runs (needs network)")
+    p.add_argument(
+        "--storage",
+        metavar="URL",
+        help="storage of --study: a journal file path or a database URL such as sqlite:///runs/optuna.db "
+        "(default: the sweep's runs/optuna/studies.journal)",
+    )
+    p.add_argument("-o", "--out", type=Path, required=True, metavar="DIR", help="report folder, e.g. reports/NAME")
+    p.add_argument("--title", help="README title (default: 'Report: NAME')")
+    p.set_defaults(func=_report)
+
+
+def _sweep_common(p: argparse.ArgumentParser, storage: bool = True) -> None:
+    p.add_argument("ablation", help="ablation file, e.g. ablations/addition.yaml")
+    p.add_argument("--budget", default="full", help="a budget named in the file (default: full)")
+    if storage:
+        p.add_argument("--storage", help=SWEEP_STORAGE_HELP)
+        p.add_argument("--runs-dir", default="runs", help="where run directories go (default: runs)")
+
+
+def _sweep_parsers(sub) -> None:
+    p = sub.add_parser("sweep", help="run an ablation file as an Optuna study, or export it as a W&B sweep")
+    actions = p.add_subparsers(dest="sweep_command", required=True, metavar="ACTION")
+
+    r = actions.add_parser("run", help="create or resume the study and run every missing trial")
+    w = actions.add_parser("worker", help="join a running study (e.g. from another node) until nothing waits")
+    for q in (r, w):
+        _sweep_common(q)
+        q.add_argument("--workers", type=int, help="worker processes (default: 1, or one per GPU with --gpus)")
+        q.add_argument("--gpus", help="GPU indices to spread trials over, e.g. 0,1,2,3, or 'all'")
+
+    s = actions.add_parser("status", help="arms x seeds: done / running / failed, with objective values")
+    _sweep_common(s)
+
+    x = actions.add_parser("wandb", help="write the scientific grid x seeds as a W&B sweep config")
+    _sweep_common(x, storage=False)
+    x.add_argument("-o", "--output", help="output file, e.g. sweeps/addition.yaml (default: stdout)")
+    p.set_defaults(func=_sweep)
+
+    d = sub.add_parser("dashboard", help="serve optuna-dashboard for the studies on 127.0.0.1")
+    d.add_argument("--storage", help="Optuna storage (default: RUNS_DIR/optuna/studies.journal)")
+    d.add_argument("--runs-dir", default="runs")
+    d.add_argument("--port", type=int, default=8080)
+    d.set_defaults(func=_dashboard)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="s2s", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_train_parser, _evaluate_parsers, _report_parser, _sweep_parsers):
         add(sub)
     return parser
-
-
-def _optional_parsers():
-    """Sub-commands from the other modules (evaluation, sweeps, reports)."""
-    from .commands import PARSERS
-
-    return PARSERS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("s2s: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # noqa: BLE001 - last resort: one line unless debugging
+    except Exception as exc:
         if os.environ.get("S2S_DEBUG"):
             raise
         first = str(exc).splitlines()[0] if str(exc) else ""

@@ -8,8 +8,10 @@ that names the key and, where it helps, the allowed values.
 from __future__ import annotations
 
 import copy
+import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -38,13 +40,13 @@ class AdditionConfig(_Section):
     # then vary only initialisation and batch order, every arm and seed is tested on the same
     # questions, and runs of different seeds can form an ensemble. null: the run's own seed draws
     # its own dataset (for studying data variance; such runs cannot be ensembled).
-    seed: Optional[int] = Field(0, ge=0)
+    seed: int | None = Field(0, ge=0)
 
 
 class DataConfig(_Section):
     name: Literal["addition", "multi30k", "parallel"] = "addition"
     # multi30k/parallel: folder with {split}.{lang}[.gz]; multi30k also reads $S2S_MULTI30K_DIR.
-    dir: Optional[str] = None
+    dir: str | None = None
     src_lang: str = "de"
     tgt_lang: str = "en"
     train_split: str = "train"
@@ -52,11 +54,11 @@ class DataConfig(_Section):
     test_split: str = "test_2016_flickr"
     lowercase: bool = False
     min_freq: int = Field(1, ge=1)
-    max_src_vocab: Optional[int] = Field(None, ge=1)  # the paper: 160k source words
-    max_tgt_vocab: Optional[int] = Field(None, ge=1)  # the paper: 80k target words
-    max_train_sentences: Optional[int] = Field(None, ge=1)  # first N pairs: tiny runs and demos
-    max_eval_sentences: Optional[int] = Field(None, ge=1)
-    max_length: Optional[int] = Field(None, ge=1)  # drop training pairs longer than this (tokens)
+    max_src_vocab: int | None = Field(None, ge=1)  # the paper: 160k source words
+    max_tgt_vocab: int | None = Field(None, ge=1)  # the paper: 80k target words
+    max_train_sentences: int | None = Field(None, ge=1)  # first N pairs: tiny runs and demos
+    max_eval_sentences: int | None = Field(None, ge=1)
+    max_length: int | None = Field(None, ge=1)  # drop training pairs longer than this (tokens)
     reverse_source: bool = False
     batch_size: int = Field(128, ge=1)
     bucketing: bool = True  # length-bucketed batches (the paper's); False: random batches
@@ -83,21 +85,21 @@ class TrainConfig(_Section):
     optimizer: Literal["adam", "sgd"] = "adam"
     lr: float = Field(1e-3, gt=0.0)
     # The paper's SGD recipe: after `lr_decay_start_epoch` epochs halve every `lr_decay_every` epochs.
-    lr_decay_start_epoch: Optional[float] = Field(None, ge=0.0)
+    lr_decay_start_epoch: float | None = Field(None, ge=0.0)
     lr_decay_every: float = Field(0.5, gt=0.0)
     lr_decay_factor: float = Field(0.5, gt=0.0, le=1.0)
-    grad_clip: Optional[float] = Field(5.0, gt=0.0)
-    early_stopping_patience: Optional[int] = Field(None, ge=1)
+    grad_clip: float | None = Field(5.0, gt=0.0)
+    early_stopping_patience: int | None = Field(None, ge=1)
     accelerator: str = "auto"
     devices: Any = 1
     strategy: str = "auto"
     precision: str = "32-true"
     progress_bar: bool = True
     deterministic: bool = True
-    limit_train_batches: Optional[float] = Field(None, gt=0.0)
+    limit_train_batches: float | None = Field(None, gt=0.0)
 
     @model_validator(mode="after")
-    def _min_below_start(self) -> "TrainConfig":
+    def _min_below_start(self) -> TrainConfig:
         if self.teacher_forcing_schedule != "constant" and self.teacher_forcing_min > self.teacher_forcing_ratio:
             raise ValueError("train.teacher_forcing_min must not exceed train.teacher_forcing_ratio")
         return self
@@ -120,10 +122,10 @@ class TrackingConfig(_Section):
     # auto: online when a W&B API key is configured, else offline. Never fails for lack of network.
     wandb: Literal["auto", "online", "offline", "disabled"] = "auto"
     project: str = "s2s-lightning"
-    entity: Optional[str] = None
-    group: Optional[str] = None
+    entity: str | None = None
+    group: str | None = None
     tags: list[str] = []
-    name: Optional[str] = None
+    name: str | None = None
 
 
 class Config(_Section):
@@ -144,11 +146,33 @@ class Config(_Section):
         return node
 
 
-def arm_name(cfg: Config) -> str:
-    """A short label for the scientific-axis values, e.g. `L1-rev-peeky-tf0.5`; run dirs, W&B run
-    names, sweeps and reports all use it."""
-    return (f"L{cfg.model.num_layers}-{'rev' if cfg.data.reverse_source else 'fwd'}-"
-            f"{'peeky' if cfg.model.peeky else 'plain'}-tf{cfg.train.teacher_forcing_ratio:g}")
+def check_axes(cfg: Config, axes: Sequence[str]) -> list[str]:
+    """The scientific axes beyond AXES among `axes`, each checked to be a config key with a value."""
+    extra = []
+    for axis in axes:
+        try:
+            value = cfg.get(axis)
+        except AttributeError:
+            raise S2SError(f"scientific axis '{axis}' is not a config key") from None
+        if isinstance(value, BaseModel):
+            raise S2SError(f"scientific axis '{axis}' is a config section, not a key")
+        if axis not in AXES and axis not in extra:
+            extra.append(axis)
+    return extra
+
+
+def arm_name(cfg: Config, axes: Sequence[str] = ()) -> str:
+    """A short label for the scientific-axis values, e.g. `L1-rev-peeky-tf0.5`, plus a token per axis
+    outside AXES (`-hidden_dim64`); run dirs, W&B run names, sweeps and reports all use it."""
+    name = (
+        f"L{cfg.model.num_layers}-{'rev' if cfg.data.reverse_source else 'fwd'}-"
+        f"{'peeky' if cfg.model.peeky else 'plain'}-tf{cfg.train.teacher_forcing_ratio:g}"
+    )
+    for axis in check_axes(cfg, axes):
+        value = cfg.get(axis)
+        value = f"{value:g}" if isinstance(value, float) else str(value)
+        name += f"-{axis.rsplit('.', 1)[-1]}{value}"
+    return re.sub(r"[^A-Za-z0-9_.=+-]", "_", name)  # a folder and W&B run name
 
 
 def _format_error(err: ValidationError) -> str:

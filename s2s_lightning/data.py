@@ -1,33 +1,31 @@
-"""Datasets, vocabularies and batches: `addition`, `multi30k` and the user's `parallel` files.
+"""Datasets and batches: `addition`, `multi30k` and the user's `parallel` files, and the bundle.
 
-Every dataset becomes lists of (source tokens, target tokens) per split. Vocabularies are built on
-train only. Source reversal happens here, on real tokens only, so the model never sees it.
+Every dataset becomes raw (source, target) lines per split, tokenized and numericalized through
+text.py (tokenizers, vocabularies, reversal). Vocabularies are built on train only. Source reversal
+happens on real tokens only, before batching, so the model never sees it.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
-import json
 import logging
 import os
 import random
 import shutil
 import urllib.request
 from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .config import Config, DataConfig
 from .errors import S2SError
-
-PAD, SOS, EOS, UNK = "<pad>", "<sos>", "<eos>", "<unk>"
-SPECIALS = (PAD, SOS, EOS, UNK)
-PAD_ID, SOS_ID, EOS_ID, UNK_ID = 0, 1, 2, 3
+from .metrics import task_of
+from .text import EOS_ID, PAD_ID, SOS_ID, TextCodec, Vocab, tokenizers
 
 log = logging.getLogger(__name__)
 
@@ -53,100 +51,11 @@ CACHE_ENV = "S2S_CACHE_DIR"
 MAX_SENTENCE_TOKENS = 1000  # longer lines are almost surely not sentences (misaligned or binary files)
 
 
-class Vocab:
-    """Token <-> id, with the four specials first so their ids are fixed."""
-
-    def __init__(self, tokens: Sequence[str]):
-        self.itos = list(SPECIALS) + [t for t in tokens if t not in SPECIALS]
-        self.stoi = {t: i for i, t in enumerate(self.itos)}
-
-    @classmethod
-    def build(cls, sentences: Sequence[Sequence[str]], min_freq: int = 1, max_size: int | None = None) -> "Vocab":
-        counts = Counter(tok for sent in sentences for tok in sent)
-        # Most frequent first, ties broken alphabetically so the vocabulary is deterministic.
-        ranked = sorted((t for t, c in counts.items() if c >= min_freq), key=lambda t: (-counts[t], t))
-        return cls(ranked[:max_size] if max_size else ranked)
-
-    def __len__(self) -> int:
-        return len(self.itos)
-
-    def encode(self, tokens: Sequence[str]) -> list[int]:
-        return [self.stoi.get(t, UNK_ID) for t in tokens]
-
-    def difference(self, other: "Vocab") -> str | None:
-        """None if both map every id to the same token, else the first difference, in words."""
-        if self.itos == other.itos:
-            return None
-        for i, (mine, theirs) in enumerate(zip(self.itos, other.itos)):
-            if mine != theirs:
-                return f"id {i} is {mine!r} in one and {theirs!r} in the other"
-        return f"{len(self)} words against {len(other)}"
-
-    def decode(self, ids: Sequence[int]) -> list[str]:
-        """Ids up to the first <eos>, without specials other than <unk>."""
-        out = []
-        for i in ids:
-            if i == EOS_ID:
-                break
-            if i in (PAD_ID, SOS_ID):
-                continue
-            out.append(self.itos[i])
-        return out
-
-    def to_list(self) -> list[str]:
-        return list(self.itos)
-
-
-def reverse_tokens(ids: list[int]) -> list[int]:
-    """Reverse real tokens only: specials (<sos>/<eos>/<pad>) keep their positions."""
-    positions = [i for i, t in enumerate(ids) if t not in (PAD_ID, SOS_ID, EOS_ID)]
-    out = list(ids)
-    for pos, tok in zip(positions, reversed([ids[i] for i in positions])):
-        out[pos] = tok
-    return out
-
-
-# ----------------------------------------------------------------------------------------------
-# Tokenizers: characters for addition, Moses for translation.
-
-
-class CharTokenizer:
-    def tokenize(self, text: str) -> list[str]:
-        return list(text)
-
-    def detokenize(self, tokens: Sequence[str]) -> str:
-        return "".join(tokens)
-
-
-class MosesTokenizer:
-    """sacremoses tokenization (escape=False so BLEU sees real characters) and detokenization."""
-
-    def __init__(self, lang: str, lowercase: bool = False):
-        from sacremoses import MosesDetokenizer, MosesTokenizer as _Tok
-
-        self.lowercase = lowercase
-        self._tok = _Tok(lang=lang)
-        self._detok = MosesDetokenizer(lang=lang)
-
-    def tokenize(self, text: str) -> list[str]:
-        text = text.lower() if self.lowercase else text
-        return self._tok.tokenize(text, escape=False)
-
-    def detokenize(self, tokens: Sequence[str]) -> str:
-        return self._detok.detokenize(list(tokens))
-
-
 # ----------------------------------------------------------------------------------------------
 # Raw text per split.
 
 
-@dataclass
-class Corpus:
-    """Raw (untokenized) source/target lines per split, plus how to tokenize each side."""
-
-    splits: dict[str, tuple[list[str], list[str]]]  # name -> (sources, targets); names train/val/test
-    src_tokenizer: object
-    tgt_tokenizer: object
+Corpus = dict[str, tuple[list[str], list[str]]]  # split role (train/val/test) -> (sources, targets), raw lines
 
 
 def make_addition(cfg: DataConfig, seed: int) -> Corpus:
@@ -161,8 +70,10 @@ def make_addition(cfg: DataConfig, seed: int) -> Corpus:
     total = sum(sizes.values())
     space = (a_cfg.max_operand + 1) ** 2
     if total > space // 2:
-        raise S2SError(f"data.addition: {total} distinct questions requested; at most {space // 2} "
-                       f"can be drawn with max_operand={a_cfg.max_operand}")
+        raise S2SError(
+            f"data.addition: {total} distinct questions requested; at most {space // 2} "
+            f"can be drawn with max_operand={a_cfg.max_operand}"
+        )
     rng = random.Random(f"addition-{seed}")
     digits = len(str(a_cfg.max_operand))
 
@@ -183,10 +94,10 @@ def make_addition(cfg: DataConfig, seed: int) -> Corpus:
             pairs.append(pair)
     splits, start = {}, 0
     for name, size in sizes.items():
-        chunk = pairs[start:start + size]
+        chunk = pairs[start : start + size]
         start += size
         splits[name] = ([f"{a}+{b}" for a, b in chunk], [str(a + b) for a, b in chunk])
-    return Corpus(splits, CharTokenizer(), CharTokenizer())
+    return splits
 
 
 def _read_lines(path: Path) -> list[str]:
@@ -238,15 +149,17 @@ def download_multi30k(folder: Path, files: Sequence[str]) -> None:
                 shutil.copyfileobj(resp, out)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
-            raise S2SError(f"multi30k: {name} is not in {folder} and cannot be downloaded ({exc}); "
-                           f"set data.dir or ${MULTI30K_ENV} to a local copy") from None
+            raise S2SError(
+                f"multi30k: {name} is not in {folder} and cannot be downloaded ({exc}); "
+                f"set data.dir or ${MULTI30K_ENV} to a local copy"
+            ) from None
         if _sha256(tmp) != MULTI30K_SHA256[name]:
             tmp.unlink(missing_ok=True)
             raise S2SError(f"multi30k: downloaded {name} fails its sha256 check")
         os.replace(tmp, target)
 
 
-def read_parallel(folder: Path, splits: dict[str, str], src: str, tgt: str) -> dict[str, tuple[list[str], list[str]]]:
+def read_parallel(folder: Path, splits: dict[str, str], src: str, tgt: str) -> Corpus:
     if not folder.is_dir():
         raise S2SError(f"data folder not found: {folder}")
     out = {}
@@ -257,8 +170,10 @@ def read_parallel(folder: Path, splits: dict[str, str], src: str, tgt: str) -> d
                 raise S2SError(f"missing data file {folder / f'{split}.{lang}'} (or .gz)")
         sources, targets = _read_lines(paths[0]), _read_lines(paths[1])
         if len(sources) != len(targets):
-            raise S2SError(f"{paths[0].name} has {len(sources)} lines but {paths[1].name} has "
-                           f"{len(targets)}: source and target files must be line-aligned")
+            raise S2SError(
+                f"{paths[0].name} has {len(sources)} lines but {paths[1].name} has "
+                f"{len(targets)}: source and target files must be line-aligned"
+            )
         out[role] = (sources, targets)
     return out
 
@@ -277,10 +192,12 @@ def load_corpus(cfg: DataConfig, seed: int) -> Corpus:
     if cfg.name == "multi30k":
         for lang in (cfg.src_lang, cfg.tgt_lang):
             if lang not in MULTI30K_LANGS:
-                raise S2SError(f"data.{'src' if lang == cfg.src_lang else 'tgt'}_lang '{lang}' is not a "
-                               f"Multi30k language (allowed: {', '.join(MULTI30K_LANGS)})")
+                raise S2SError(
+                    f"data.{'src' if lang == cfg.src_lang else 'tgt'}_lang '{lang}' is not a "
+                    f"Multi30k language (allowed: {', '.join(MULTI30K_LANGS)})"
+                )
         folder = multi30k_dir(cfg)
-        needed = [f"{s}.{l}.gz" for s in splits.values() for l in (cfg.src_lang, cfg.tgt_lang)]
+        needed = [f"{s}.{lang}.gz" for s in splits.values() for lang in (cfg.src_lang, cfg.tgt_lang)]
         missing = [n for n in needed if _find_file(folder, n.split(".")[0], n.split(".")[1]) is None]
         if missing:
             unknown = [n for n in missing if n not in MULTI30K_SHA256]
@@ -291,8 +208,7 @@ def load_corpus(cfg: DataConfig, seed: int) -> Corpus:
         raise S2SError("data.name=parallel needs data.dir: a folder with {split}.{lang} files")
     else:
         folder = Path(cfg.dir).expanduser()
-    raw = read_parallel(folder, splits, cfg.src_lang, cfg.tgt_lang)
-    return Corpus(raw, MosesTokenizer(cfg.src_lang, cfg.lowercase), MosesTokenizer(cfg.tgt_lang, cfg.lowercase))
+    return read_parallel(folder, splits, cfg.src_lang, cfg.tgt_lang)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -340,9 +256,12 @@ class BucketBatchSampler(Sampler[list[int]]):
         rng.shuffle(order)
         if self.bucketing:
             pool = self.batch_size * 50
-            order = [i for s in range(0, len(order), pool)
-                     for i in sorted(order[s:s + pool], key=lambda i: self.lengths[i])]
-        batches = [order[s:s + self.batch_size] for s in range(0, len(order), self.batch_size)]
+            order = [
+                i
+                for s in range(0, len(order), pool)
+                for i in sorted(order[s : s + pool], key=lambda i: self.lengths[i])
+            ]
+        batches = [order[s : s + self.batch_size] for s in range(0, len(order), self.batch_size)]
         rng.shuffle(batches)
         return batches
 
@@ -373,7 +292,7 @@ class Batch:
     tgt_in: torch.Tensor  # [B, T] <sos> y1 .. yn
     tgt_out: torch.Tensor  # [B, T] y1 .. yn <eos>
 
-    def to(self, device) -> "Batch":
+    def to(self, device) -> Batch:
         return Batch(*(t.to(device) for t in (self.index, self.src, self.src_len, self.tgt_in, self.tgt_out)))
 
     def __len__(self) -> int:
@@ -383,7 +302,7 @@ class Batch:
 def pad(seqs: Sequence[Sequence[int]]) -> torch.Tensor:
     out = torch.full((len(seqs), max(len(s) for s in seqs)), PAD_ID, dtype=torch.long)
     for row, seq in enumerate(seqs):
-        out[row, :len(seq)] = torch.tensor(seq, dtype=torch.long)
+        out[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
     return out
 
 
@@ -396,36 +315,43 @@ def source_tensor(src_ids: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch
 def collate(items: list[tuple[int, list[int], list[int]]]) -> Batch:
     index, srcs, tgts = zip(*items)
     src, src_len = source_tensor(srcs)
-    return Batch(torch.tensor(index), src, src_len,
-                 pad([[SOS_ID] + list(t) for t in tgts]), pad([list(t) + [EOS_ID] for t in tgts]))
+    return Batch(
+        torch.tensor(index),
+        src,
+        src_len,
+        pad([[SOS_ID] + list(t) for t in tgts]),
+        pad([list(t) + [EOS_ID] for t in tgts]),
+    )
 
 
 class DataBundle:
-    """Everything the system needs from the data: vocabularies, splits and loaders."""
+    """Everything training and evaluation need from the data: the codec (tokenizers, vocabularies,
+    reversal), tokenized and numericalized splits, training word counts and loaders."""
 
     def __init__(self, cfg: Config, src_vocab: Vocab | None = None, tgt_vocab: Vocab | None = None):
         self.cfg = cfg.data
         self.seed = cfg.seed
-        self.task = "addition" if cfg.data.name == "addition" else "translation"
+        self.task = task_of(cfg.data.name)
         corpus = load_corpus(cfg.data, cfg.seed)
-        self.src_tokenizer, self.tgt_tokenizer = corpus.src_tokenizer, corpus.tgt_tokenizer
+        pair = tokenizers(cfg.data)
         tokenized = {}
-        for role, (sources, targets) in corpus.splits.items():
+        for role, (sources, targets) in corpus.items():
             limit = self.cfg.max_train_sentences if role == "train" else self.cfg.max_eval_sentences
             sources, targets = sources[:limit], targets[:limit]
-            tokenized[role] = self._tokenize(role, sources, targets)
+            tokenized[role] = self._tokenize(pair, role, sources, targets)
         train_src, train_tgt = tokenized["train"][0], tokenized["train"][1]
         self.src_vocab = src_vocab or Vocab.build(train_src, self.cfg.min_freq, self.cfg.max_src_vocab)
         self.tgt_vocab = tgt_vocab or Vocab.build(train_tgt, self.cfg.min_freq, self.cfg.max_tgt_vocab)
+        self.codec = TextCodec(cfg.data, self.src_vocab, self.tgt_vocab, pair)
         self.train_freq = Counter(tok for sent in train_tgt for tok in sent)
         self.src_freq = Counter(tok for sent in train_src for tok in sent)
         self.splits = {role: self._numericalize(role, *parts) for role, parts in tokenized.items()}
 
-    def _tokenize(self, role, sources, targets):
+    def _tokenize(self, pair, role, sources, targets):
         src_tok, tgt_tok, keep_src, keep_tgt = [], [], [], []
         dropped = {"empty": 0, "long": 0}
         for n, (s, t) in enumerate(zip(sources, targets), start=1):
-            s_toks, t_toks = self.src_tokenizer.tokenize(s), self.tgt_tokenizer.tokenize(t)
+            s_toks, t_toks = pair[0].tokenize(s), pair[1].tokenize(t)
             if role == "train":
                 if not s_toks or not t_toks:
                     dropped["empty"] += 1  # teaches nothing; evaluation keeps such lines, aligned
@@ -435,38 +361,36 @@ class DataBundle:
                     continue
             longest = max(len(s_toks), len(t_toks))
             if longest > MAX_SENTENCE_TOKENS and not (role == "train" and self.cfg.max_length):
-                raise S2SError(f"{role} sentence {n} has {longest} tokens (limit {MAX_SENTENCE_TOKENS}); "
-                               f"set data.max_length to drop long training pairs, or check the files are "
-                               f"sentence-per-line")
+                raise S2SError(
+                    f"{role} sentence {n} has {longest} tokens (limit {MAX_SENTENCE_TOKENS}); "
+                    f"set data.max_length to drop long training pairs, or check the files are "
+                    f"sentence-per-line"
+                )
             src_tok.append(s_toks)
             tgt_tok.append(t_toks)
             keep_src.append(s)
             keep_tgt.append(t)
         if not src_tok:
-            raise S2SError(f"the {role} split has no usable sentence pairs (all {len(sources)} are empty "
-                           f"or longer than data.max_length)")
+            raise S2SError(
+                f"the {role} split has no usable sentence pairs (all {len(sources)} are empty "
+                f"or longer than data.max_length)"
+            )
         for reason, count in dropped.items():
             if count:
-                log.warning("dropped %d training pairs: %s", count,
-                            "a side is empty" if reason == "empty" else f"longer than {self.cfg.max_length} tokens")
+                log.warning(
+                    "dropped %d training pairs: %s",
+                    count,
+                    "a side is empty" if reason == "empty" else f"longer than {self.cfg.max_length} tokens",
+                )
         return src_tok, tgt_tok, keep_src, keep_tgt
 
     def _numericalize(self, role, src_tok, tgt_tok, src_text, tgt_text) -> Split:
-        src_ids = [self.src_vocab.encode(s) for s in src_tok]
-        if self.cfg.reverse_source:
-            src_ids = [reverse_tokens(s) for s in src_ids]
+        src_ids = [self.codec.encode_source_tokens(s) for s in src_tok]
         return Split(src_ids, [self.tgt_vocab.encode(t) for t in tgt_tok], src_text, tgt_text, tgt_tok)
 
-    def encode_source(self, text: str) -> list[int]:
-        """One raw source sentence -> ids as the model reads them (reversed if configured)."""
-        ids = self.src_vocab.encode(self.src_tokenizer.tokenize(text))
-        return reverse_tokens(ids) if self.cfg.reverse_source else ids
-
-    def detokenize(self, ids: Sequence[int]) -> str:
-        return self.tgt_tokenizer.detokenize(self.tgt_vocab.decode(ids))
-
-    def loader(self, role: str, shuffle: bool = False, batch_size: int | None = None,
-               bucketing: bool | None = None) -> DataLoader:
+    def loader(
+        self, role: str, shuffle: bool = False, batch_size: int | None = None, bucketing: bool | None = None
+    ) -> DataLoader:
         """Shuffled batches (length-bucketed unless `bucketing`, default data.bucketing, is False) or
         batches in split order."""
         split = self.splits[role]
@@ -475,23 +399,9 @@ class DataBundle:
             lengths = [len(s) for s in split.src_ids]
             bucketing = self.cfg.bucketing if bucketing is None else bucketing
             sampler = BucketBatchSampler(lengths, bs, self.seed, bucketing)
-            return DataLoader(SplitDataset(split), batch_sampler=sampler, collate_fn=collate,
-                              num_workers=self.cfg.num_workers)
-        return DataLoader(SplitDataset(split), batch_size=bs, shuffle=False, collate_fn=collate,
-                          num_workers=self.cfg.num_workers)
-
-    def save_vocabs(self, run_dir: Path) -> None:
-        from .records import write_json
-
-        write_json(run_dir / "vocab.json", {"src": self.src_vocab.to_list(), "tgt": self.tgt_vocab.to_list()})
-
-
-def load_vocabs(run_dir: Path) -> tuple[Vocab, Vocab]:
-    path = Path(run_dir) / "vocab.json"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return Vocab(data["src"]), Vocab(data["tgt"])
-    except FileNotFoundError:
-        raise S2SError(f"{path} not found: is {run_dir} a run directory written by 's2s train'?") from None
-    except (ValueError, KeyError, TypeError):
-        raise S2SError(f"{path} is corrupted") from None
+            return DataLoader(
+                SplitDataset(split), batch_sampler=sampler, collate_fn=collate, num_workers=self.cfg.num_workers
+            )
+        return DataLoader(
+            SplitDataset(split), batch_size=bs, shuffle=False, collate_fn=collate, num_workers=self.cfg.num_workers
+        )

@@ -14,18 +14,19 @@ Exact match is for `addition`. Files written into out_dir (see records.py):
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
+import sacrebleu
 import torch
 
-from . import metrics as M
 from .analysis import analyse, average_rank, frequency_ranks, write_scores
 from .config import EvalConfig
-from .data import EOS_ID, PAD_ID, DataBundle, MosesTokenizer, source_tensor
+from .data import DataBundle, source_tensor
 from .model import Seq2Seq
-from .records import ANALYSIS_FILE, write_json, write_lines
+from .records import ANALYSIS_FILE, scores_file, split_file, write_json, write_lines
 from .search import as_ensemble, decode
+from .text import EOS_ID, PAD_ID, MosesTokenizer
 
 
 def exact_match(hyps: Sequence[str], refs: Sequence[str]) -> float:
@@ -33,22 +34,18 @@ def exact_match(hyps: Sequence[str], refs: Sequence[str]) -> float:
 
 
 def corpus_bleu(hyps: Sequence[str], refs: Sequence[str], tokenize: str = "13a"):
-    import sacrebleu
-
     metric = sacrebleu.metrics.BLEU(tokenize=tokenize)
     return metric.corpus_score(list(hyps), [list(refs)]), metric.get_signature().format()
 
 
 def corpus_chrf(hyps: Sequence[str], refs: Sequence[str]):
-    import sacrebleu
-
     metric = sacrebleu.metrics.CHRF()
     return metric.corpus_score(list(hyps), [list(refs)]), metric.get_signature().format()
 
 
 def cased_tokenizer(bundle: DataBundle) -> MosesTokenizer:
     """The target-side Moses tokenizer without lowercasing: bleu_tok is always cased."""
-    tok = bundle.tgt_tokenizer
+    tok = bundle.codec.tgt_tokenizer
     if isinstance(tok, MosesTokenizer) and not tok.lowercase:
         return tok
     return MosesTokenizer(bundle.cfg.tgt_lang, lowercase=False)
@@ -58,8 +55,9 @@ def moses_tokenized(tokenizer, texts: Sequence[str]) -> list[str]:
     return [" ".join(tokenizer.tokenize(t)) for t in texts]
 
 
-def score(task: str, hyps: Sequence[str], refs: Sequence[str], prefix: str = "test",
-          tokenizer=None) -> tuple[dict, str | None]:
+def score(
+    task: str, hyps: Sequence[str], refs: Sequence[str], prefix: str = "test", tokenizer=None
+) -> tuple[dict, str | None]:
     """Task metrics named `{prefix}/...` and the 13a BLEU signature (None for addition).
 
     Translation gets `{prefix}/bleu`; with a `tokenizer` (the cased target Moses tokenizer) also
@@ -70,13 +68,30 @@ def score(task: str, hyps: Sequence[str], refs: Sequence[str], prefix: str = "te
     if tokenizer is None:
         bleu, signature = corpus_bleu(hyps, refs)
         return {f"{prefix}/bleu": bleu.score}, signature
-    metrics, signatures = translation_metrics(hyps, refs, moses_tokenized(tokenizer, hyps),
-                                              moses_tokenized(tokenizer, refs), prefix)
+    metrics, signatures = translation_metrics(
+        hyps, refs, moses_tokenized(tokenizer, hyps), moses_tokenized(tokenizer, refs), prefix
+    )
     return metrics, signatures["bleu"]
 
 
-def translation_metrics(hyps: Sequence[str], refs: Sequence[str], tok_hyps: Sequence[str],
-                        tok_refs: Sequence[str], prefix: str = "test") -> tuple[dict, dict]:
+class HypothesisScorer:
+    """scorer(stage, {sentence index: hypothesis ids}) -> the task metrics of those sentences of split
+    `stage`: how the LightningModule scores its validation decoding without knowing the data. A class,
+    not a closure, so the module pickles for ddp_spawn."""
+
+    def __init__(self, bundle: DataBundle):
+        self.bundle = bundle
+
+    def __call__(self, stage: str, hyps: dict[int, list[int]]) -> dict[str, float]:
+        order = sorted(hyps)
+        texts = [self.bundle.codec.detokenize(hyps[i]) for i in order]
+        refs = [self.bundle.splits[stage].tgt_text[i] for i in order]
+        return score(self.bundle.task, texts, refs, prefix=stage)[0]
+
+
+def translation_metrics(
+    hyps: Sequence[str], refs: Sequence[str], tok_hyps: Sequence[str], tok_refs: Sequence[str], prefix: str = "test"
+) -> tuple[dict, dict]:
     """bleu and chrf on detokenized text, bleu_tok on the Moses-tokenized versions; their signatures."""
     bleu, bleu_sig = corpus_bleu(hyps, refs)
     bleu_tok, tok_sig = corpus_bleu(tok_hyps, tok_refs, "none")
@@ -86,8 +101,9 @@ def translation_metrics(hyps: Sequence[str], refs: Sequence[str], tok_hyps: Sequ
 
 
 @torch.no_grad()
-def decode_ids(models: Sequence[Seq2Seq], src_ids: Sequence[Sequence[int]], cfg: EvalConfig,
-               device: torch.device | str = "cpu") -> list[list[int]]:
+def decode_ids(
+    models: Sequence[Seq2Seq], src_ids: Sequence[Sequence[int]], cfg: EvalConfig, device: torch.device | str = "cpu"
+) -> list[list[int]]:
     """Hypothesis ids (<eos> and <pad> stripped) for each source, in order.
 
     Sources are decoded in batches of similar length (less padding, similar length limits); the
@@ -101,10 +117,17 @@ def decode_ids(models: Sequence[Seq2Seq], src_ids: Sequence[Sequence[int]], cfg:
     out: list[list[int]] = [[] for _ in src_ids]
     try:
         for start in range(0, len(order), cfg.batch_size):
-            chunk = order[start:start + cfg.batch_size]
+            chunk = order[start : start + cfg.batch_size]
             src, src_len = source_tensor([src_ids[i] for i in chunk])
-            hyps = decode(models, src.to(device), src_len.to(device), cfg.beam_size, cfg.length_normalize,
-                          cfg.max_len_a, cfg.max_len_b)  # [b, T]
+            hyps = decode(
+                models,
+                src.to(device),
+                src_len.to(device),
+                cfg.beam_size,
+                cfg.length_normalize,
+                cfg.max_len_a,
+                cfg.max_len_b,
+            )  # [b, T]
             for i, row in zip(chunk, hyps.tolist()):
                 out[i] = _strip(row)
     finally:
@@ -118,14 +141,21 @@ def _strip(ids: list[int]) -> list[int]:
     return [i for i in ids[:end] if i != PAD_ID]
 
 
-def decode_split(models: Sequence[Seq2Seq], bundle: DataBundle, role: str, cfg: EvalConfig,
-                 device: torch.device | str = "cpu") -> list[list[int]]:
+def decode_split(
+    models: Sequence[Seq2Seq], bundle: DataBundle, role: str, cfg: EvalConfig, device: torch.device | str = "cpu"
+) -> list[list[int]]:
     """Hypothesis ids for every sentence of split `role`, in order (cfg.beam_size; 1 = greedy)."""
     return decode_ids(models, bundle.splits[role].src_ids, cfg, device)
 
 
-def evaluate_split(models: Sequence[Seq2Seq], bundle: DataBundle, role: str, cfg: EvalConfig,
-                   out_dir: Path | None, device: torch.device | str = "cpu") -> dict:
+def evaluate_split(
+    models: Sequence[Seq2Seq],
+    bundle: DataBundle,
+    role: str,
+    cfg: EvalConfig,
+    out_dir: Path | None,
+    device: torch.device | str = "cpu",
+) -> dict:
     """Decode `role` with cfg.beam_size, score it, and (with out_dir) write the files and analyses.
 
     Returns {"metrics", "bleu_signature", "hyps", "signatures", "analysis", "sentences_per_s"}.
@@ -133,13 +163,12 @@ def evaluate_split(models: Sequence[Seq2Seq], bundle: DataBundle, role: str, cfg
     start = time.perf_counter()
     ids = decode_split(models, bundle, role, cfg, device)
     elapsed = time.perf_counter() - start
-    result = score_split(bundle, role, [bundle.detokenize(h) for h in ids], cfg, out_dir)
+    result = score_split(bundle, role, [bundle.codec.detokenize(h) for h in ids], cfg, out_dir)
     result["sentences_per_s"] = len(ids) / max(elapsed, 1e-9)
     return result
 
 
-def score_split(bundle: DataBundle, role: str, hyps: Sequence[str], cfg: EvalConfig,
-                out_dir: Path | None) -> dict:
+def score_split(bundle: DataBundle, role: str, hyps: Sequence[str], cfg: EvalConfig, out_dir: Path | None) -> dict:
     """Score detokenized hypotheses of split `role`; with out_dir, write the text files and analyses."""
     split = bundle.splits[role]
     hyps, refs = list(hyps), split.tgt_text
@@ -151,24 +180,34 @@ def score_split(bundle: DataBundle, role: str, hyps: Sequence[str], cfg: EvalCon
         metrics, sigs = translation_metrics(hyps, refs, tok_hyps, tok_refs, prefix=role)
     else:
         metrics, sigs = score(bundle.task, hyps, refs, prefix=role)[0], {}
-    scores_file = f"{role}.scores.tsv"
+    scores_name = scores_file(role)
     ranks = frequency_ranks(bundle.src_freq)
-    avg_ranks = [average_rank(bundle.src_tokenizer.tokenize(s), ranks) for s in split.src_text]
-    analysis, rows = analyse(bundle.task, hyps, refs, [len(s) for s in split.src_ids], avg_ranks,
-                             cfg.length_buckets, cfg.frequency_buckets, cfg.bootstrap_samples, scores_file)
+    avg_ranks = [average_rank(bundle.codec.src_tokenizer.tokenize(s), ranks) for s in split.src_text]
+    analysis, rows = analyse(
+        bundle.task,
+        hyps,
+        refs,
+        [len(s) for s in split.src_ids],
+        avg_ranks,
+        cfg.length_buckets,
+        cfg.frequency_buckets,
+        cfg.bootstrap_samples,
+        scores_name,
+    )
     if out_dir is not None:
         out_dir = Path(out_dir)
-        write_lines(out_dir / f"{role}.src.txt", split.src_text)
-        write_lines(out_dir / f"{role}.ref.txt", refs)
-        write_lines(out_dir / f"{role}.hyp.txt", hyps)
+        write_lines(out_dir / split_file(role, "src"), split.src_text)
+        write_lines(out_dir / split_file(role, "ref"), refs)
+        write_lines(out_dir / split_file(role, "hyp"), hyps)
         if bundle.task == "translation":
-            write_lines(out_dir / f"{role}.ref.tok.txt", tok_refs)
-            write_lines(out_dir / f"{role}.hyp.tok.txt", tok_hyps)
-        write_scores(out_dir / scores_file, rows)
+            write_lines(out_dir / split_file(role, "ref.tok"), tok_refs)
+            write_lines(out_dir / split_file(role, "hyp.tok"), tok_hyps)
+        write_scores(out_dir / scores_name, rows)
         write_json(out_dir / ANALYSIS_FILE, analysis)
-    return {"metrics": metrics, "bleu_signature": sigs.get("bleu"), "hyps": hyps, "signatures": sigs,
-            "analysis": analysis}
-
-
-__all__ = ["evaluate_split", "score_split", "decode_split", "decode_ids", "score", "translation_metrics", "exact_match",
-           "corpus_bleu", "corpus_chrf", "cased_tokenizer", "M"]
+    return {
+        "metrics": metrics,
+        "bleu_signature": sigs.get("bleu"),
+        "hyps": hyps,
+        "signatures": sigs,
+        "analysis": analysis,
+    }

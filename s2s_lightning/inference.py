@@ -1,10 +1,9 @@
-"""Using trained runs: load a run directory (or several, as an ensemble), and the `s2s evaluate` and
-`s2s translate` commands.
+"""Using trained runs: load a run directory (or several, as an ensemble), and what `s2s evaluate`
+and `s2s translate` do with them (their parsers live in cli.py).
 
 A run directory holds config.yaml, vocab.json and checkpoints/{best,last}.ckpt (records.py). The
 members of an ensemble must share vocabularies, tokenization and reverse_source; their model sizes
-may differ. This module's top level imports only the standard library, so registering its parsers
-keeps `s2s --help` fast.
+may differ. Raw text is encoded and decoded by the run's `TextCodec` (text.py), as in training.
 """
 
 from __future__ import annotations
@@ -13,22 +12,33 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
+import torch
+
+from .checkpoint import load_into
+from .config import Config, load_config
+from .data import DataBundle, addition_data_seed, source_tensor
 from .errors import S2SError
-
-if TYPE_CHECKING:
-    import torch
-
-    from .config import Config
-    from .data import DataBundle, Vocab
-    from .model import Seq2Seq
-
-CHECKPOINTS = ("best", "last")
-REPRESENTATIONS_FILE = "representations.json"
-METRICS_FILE = "metrics.json"
+from .evaluation import decode_ids, evaluate_split
+from .model import Seq2Seq
+from .records import (
+    CHECKPOINTS,
+    CONFIG_FILE,
+    EVAL_FILE,
+    REPRESENTATIONS_FILE,
+    as_line,
+    check_writable,
+    checkpoint_path,
+    eval_dir,
+    read_lines,
+    read_vocabs,
+    split_file,
+    write_json,
+)
+from .text import TextCodec, Vocab
 
 
 @dataclass
@@ -36,25 +46,19 @@ class Ensemble:
     """Trained models that decode together (one run = an ensemble of one), with what they share."""
 
     run_dirs: list[Path]
-    configs: list["Config"]
-    models: list["Seq2Seq"]
-    src_vocab: "Vocab"
-    tgt_vocab: "Vocab"
+    configs: list[Config]
+    models: list[Seq2Seq]
+    src_vocab: Vocab
+    tgt_vocab: Vocab
 
     @property
-    def cfg(self) -> "Config":
+    def cfg(self) -> Config:
         """The first member's config: data and eval settings (shared by every member)."""
         return self.configs[0]
 
 
-def load_run(run_dir: str | Path, checkpoint: str = "best", device: "torch.device | str" = "cpu"):
+def load_run(run_dir: str | Path, checkpoint: str = "best", device: torch.device | str = "cpu"):
     """(config, model in eval mode, source vocab, target vocab) of one trained run."""
-    from .checkpoint import load_into
-    from .config import load_config
-    from .data import load_vocabs
-    from .model import Seq2Seq
-    from .records import CHECKPOINT_DIR, CONFIG_FILE
-
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise S2SError(f"run directory not found: {run_dir}")
@@ -63,12 +67,13 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", device: "torch.devic
     if checkpoint not in CHECKPOINTS:
         raise S2SError(f"checkpoint must be one of {', '.join(CHECKPOINTS)}, got '{checkpoint}'")
     cfg = load_config(run_dir / CONFIG_FILE)
-    src_vocab, tgt_vocab = load_vocabs(run_dir)
-    path = run_dir / CHECKPOINT_DIR / f"{checkpoint}.ckpt"
+    src_vocab, tgt_vocab = read_vocabs(run_dir)
+    path = checkpoint_path(run_dir, checkpoint)
     if not path.is_file():
         other = "last" if checkpoint == "best" else "best"
-        raise S2SError(f"checkpoint not found: {path} (the run may not have finished an epoch; "
-                       f"try --checkpoint {other})")
+        raise S2SError(
+            f"checkpoint not found: {path} (the run may not have finished an epoch; try --checkpoint {other})"
+        )
     model = Seq2Seq(len(src_vocab), len(tgt_vocab), cfg.model)
     load_into(model, path)
     return cfg, model.to(device).eval(), src_vocab, tgt_vocab
@@ -78,8 +83,9 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", device: "torch.devic
 SHARED_DATA_KEYS = ("name", "src_lang", "tgt_lang", "lowercase", "reverse_source")
 
 
-def load_ensemble(run_dirs: Sequence[str | Path], checkpoint: str = "best",
-                  device: "torch.device | str" = "cpu") -> Ensemble:
+def load_ensemble(
+    run_dirs: Sequence[str | Path], checkpoint: str = "best", device: torch.device | str = "cpu"
+) -> Ensemble:
     """Load every run; raise S2SError unless they share vocabularies, tokenization and reverse_source."""
     if not run_dirs:
         raise S2SError("no run directory given")
@@ -88,23 +94,26 @@ def load_ensemble(run_dirs: Sequence[str | Path], checkpoint: str = "best",
     for run_dir, (cfg, _, src, tgt) in zip(run_dirs[1:], loaded[1:]):
         for key in SHARED_DATA_KEYS:
             if getattr(cfg.data, key) != getattr(first_cfg.data, key):
-                raise S2SError(f"ensemble members disagree on data.{key}: {run_dirs[0]} has "
-                               f"{getattr(first_cfg.data, key)!r}, {run_dir} has {getattr(cfg.data, key)!r}")
+                raise S2SError(
+                    f"ensemble members disagree on data.{key}: {run_dirs[0]} has "
+                    f"{getattr(first_cfg.data, key)!r}, {run_dir} has {getattr(cfg.data, key)!r}"
+                )
         if cfg.data.name == "addition":
             _check_same_questions(run_dirs[0], first_cfg, run_dir, cfg)
         for side, mine, theirs in (("source", src, src_vocab), ("target", tgt, tgt_vocab)):
             difference = theirs.difference(mine)
             if difference:
-                raise S2SError(f"ensemble members have different {side} vocabularies: {run_dirs[0]} and "
-                               f"{run_dir} ({difference}); were they trained on the same data?")
-    return Ensemble([Path(d) for d in run_dirs], [c for c, *_ in loaded], [m for _, m, *_ in loaded],
-                    src_vocab, tgt_vocab)
+                raise S2SError(
+                    f"ensemble members have different {side} vocabularies: {run_dirs[0]} and "
+                    f"{run_dir} ({difference}); were they trained on the same data?"
+                )
+    return Ensemble(
+        [Path(d) for d in run_dirs], [c for c, *_ in loaded], [m for _, m, *_ in loaded], src_vocab, tgt_vocab
+    )
 
 
-def _check_same_questions(first_dir: "str | Path", first: "Config", run_dir: "str | Path", cfg: "Config") -> None:
+def _check_same_questions(first_dir: str | Path, first: Config, run_dir: str | Path, cfg: Config) -> None:
     """Addition members must have drawn the same questions, or one's test set is another's training data."""
-    from .data import addition_data_seed
-
     seeds = addition_data_seed(first.data, first.seed), addition_data_seed(cfg.data, cfg.seed)
     if seeds[0] != seeds[1]:
         why = f"data seeds {seeds[0]} and {seeds[1]}"
@@ -112,37 +121,13 @@ def _check_same_questions(first_dir: "str | Path", first: "Config", run_dir: "st
         why = "data.addition differs"
     else:
         return
-    raise S2SError(f"ensemble members were trained on different addition questions: {first_dir} and {run_dir} "
-                   f"({why}), so one's test questions can be another's training data")
+    raise S2SError(
+        f"ensemble members were trained on different addition questions: {first_dir} and {run_dir} "
+        f"({why}), so one's test questions can be another's training data"
+    )
 
 
-class TextCodec:
-    """Raw text <-> ids for a trained run, without reading its corpus (for translate and represent)."""
-
-    def __init__(self, cfg: "Config", src_vocab: "Vocab", tgt_vocab: "Vocab"):
-        from .data import CharTokenizer, MosesTokenizer
-
-        data = cfg.data
-        if data.name == "addition":  # the same choice as data.load_corpus
-            self.src_tokenizer, self.tgt_tokenizer = CharTokenizer(), CharTokenizer()
-        else:
-            self.src_tokenizer = MosesTokenizer(data.src_lang, data.lowercase)
-            self.tgt_tokenizer = MosesTokenizer(data.tgt_lang, data.lowercase)
-        self.src_vocab, self.tgt_vocab, self.reverse_source = src_vocab, tgt_vocab, data.reverse_source
-
-    def encode_source(self, text: str) -> list[int]:
-        from .data import reverse_tokens
-
-        ids = self.src_vocab.encode(self.src_tokenizer.tokenize(text))
-        return reverse_tokens(ids) if self.reverse_source else ids
-
-    def detokenize(self, ids: Sequence[int]) -> str:
-        return self.tgt_tokenizer.detokenize(self.tgt_vocab.decode(ids))
-
-
-def _device(name: str) -> "torch.device":
-    import torch
-
+def _device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -151,63 +136,77 @@ def _device(name: str) -> "torch.device":
         raise S2SError(f"unknown device '{name}' (e.g. auto, cpu, cuda, cuda:1)") from None
 
 
-def _eval_config(cfg: "Config", beam: int | None, batch_size: int | None):
+def _eval_config(cfg: Config, beam: int | None, batch_size: int | None):
     update = {k: v for k, v in (("beam_size", beam), ("batch_size", batch_size)) if v is not None}
     if any(v < 1 for v in update.values()):
         raise S2SError(f"--beam and --batch-size must be at least 1, got {update}")
     return cfg.eval.model_copy(update=update)
 
 
-def evaluate_runs(run_dirs: Sequence[str | Path], split: str = "test", beam: int | None = None,
-                  out_dir: str | Path | None = None, checkpoint: str = "best", device: str = "auto",
-                  batch_size: int | None = None) -> tuple[dict, Path]:
+def evaluate_runs(
+    run_dirs: Sequence[str | Path],
+    split: str = "test",
+    beam: int | None = None,
+    out_dir: str | Path | None = None,
+    checkpoint: str = "best",
+    device: str = "auto",
+    batch_size: int | None = None,
+) -> tuple[dict, Path]:
     """Score runs (several = an ensemble) on `split` without training; returns (metrics.json dict, out dir)."""
-    from .data import DataBundle
-    from .evaluation import evaluate_split
-    from .records import check_writable, write_json
-
     if len(run_dirs) > 1 and out_dir is None:
         raise S2SError(f"evaluating an ensemble of {len(run_dirs)} runs needs --out DIR")
     dev = _device(device)
     ens = load_ensemble(run_dirs, checkpoint, dev)
     eval_cfg = _eval_config(ens.cfg, beam, batch_size)
-    out = Path(out_dir) if out_dir is not None else Path(run_dirs[0]) / "eval" / f"{split}_beam{eval_cfg.beam_size}"
+    out = Path(out_dir) if out_dir is not None else eval_dir(run_dirs[0], split, eval_cfg.beam_size)
     bundle = DataBundle(ens.cfg, ens.src_vocab, ens.tgt_vocab)
     for run_dir in run_dirs:
         check_same_sentences(Path(run_dir), split, bundle.splits[split].src_text)
     check_writable(out)
     result = evaluate_split(ens.models, bundle, split, eval_cfg, out, dev)
-    record = {"beam_size": eval_cfg.beam_size, "split": split, "metrics": result["metrics"],
-              "bleu_signature": result["bleu_signature"], "members": [str(d) for d in run_dirs],
-              "sentences_per_s": result["sentences_per_s"], "checkpoint": checkpoint,
-              "length_normalize": eval_cfg.length_normalize, "signatures": result["signatures"],
-              "num_sentences": len(result["hyps"]), "device": str(dev)}
-    write_json(out / METRICS_FILE, record)
+    record = {
+        "beam_size": eval_cfg.beam_size,
+        "split": split,
+        "metrics": result["metrics"],
+        "bleu_signature": result["bleu_signature"],
+        "members": [str(d) for d in run_dirs],
+        "sentences_per_s": result["sentences_per_s"],
+        "checkpoint": checkpoint,
+        "length_normalize": eval_cfg.length_normalize,
+        "signatures": result["signatures"],
+        "num_sentences": len(result["hyps"]),
+        "device": str(dev),
+    }
+    write_json(out / EVAL_FILE, record)
     return record, out
 
 
 def check_same_sentences(run_dir: Path, split: str, sources: Sequence[str]) -> None:
     """Refuse to score a run on other `split` sentences than it was tested on after training
     (RUN/{split}.src.txt): changed data files, or a run written before data.addition.seed existed."""
-    from .records import as_line, read_lines
-
-    saved = run_dir / f"{split}.src.txt"
+    saved = run_dir / split_file(split, "src")
     if not saved.is_file():
         return
     was, now = read_lines(saved), [as_line(s) for s in sources]
     if was != now:
         where = next((i for i, (a, b) in enumerate(zip(was, now)) if a != b), min(len(was), len(now)))
-        raise S2SError(f"{run_dir} was tested on other {split} sentences than its data give now ({saved.name} "
-                       f"differs at line {where + 1}: {len(was)} sentences then, {len(now)} now); "
-                       f"was it trained on other data?")
+        raise S2SError(
+            f"{run_dir} was tested on other {split} sentences than its data give now ({saved.name} "
+            f"differs at line {where + 1}: {len(was)} sentences then, {len(now)} now); "
+            f"was it trained on other data?"
+        )
 
 
-def translate_lines(ens: Ensemble, lines: Iterable[str], beam: int | None = None, batch_size: int | None = None,
-                    device: "torch.device | str" = "cpu", flush_every_line: bool = False) -> Iterator[str]:
+def translate_lines(
+    ens: Ensemble,
+    lines: Iterable[str],
+    beam: int | None = None,
+    batch_size: int | None = None,
+    device: torch.device | str = "cpu",
+    flush_every_line: bool = False,
+) -> Iterator[str]:
     """Translations of `lines`, one per line, in order; an empty (or blank) line gives an empty line."""
-    from .evaluation import decode_ids
-
-    codec = TextCodec(ens.cfg, ens.src_vocab, ens.tgt_vocab)
+    codec = TextCodec(ens.cfg.data, ens.src_vocab, ens.tgt_vocab)
     eval_cfg = _eval_config(ens.cfg, beam, batch_size)
     chunk = 1 if flush_every_line else eval_cfg.batch_size
 
@@ -228,12 +227,10 @@ def translate_lines(ens: Ensemble, lines: Iterable[str], beam: int | None = None
         yield from flush(pending)
 
 
-def export_representations(run_dir: str | Path, phrases_file: str | Path, checkpoint: str = "best",
-                           device: str = "auto") -> Path:
+def export_representations(
+    run_dir: str | Path, phrases_file: str | Path, checkpoint: str = "best", device: str = "auto"
+) -> Path:
     """Write RUN_DIR/representations.json: {"phrases": [...], "vectors": [[...], ...]} (encoder summaries)."""
-    from .analysis import sentence_vectors
-    from .records import write_json
-
     path = Path(phrases_file)
     try:
         phrases = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -245,18 +242,33 @@ def export_representations(run_dir: str | Path, phrases_file: str | Path, checkp
         raise S2SError(f"{path} holds no phrases (one per line)")
     dev = _device(device)
     cfg, model, src_vocab, tgt_vocab = load_run(run_dir, checkpoint, dev)
-    codec = TextCodec(cfg, src_vocab, tgt_vocab)
+    codec = TextCodec(cfg.data, src_vocab, tgt_vocab)
     vectors = sentence_vectors(model, [codec.encode_source(p) for p in phrases], dev)  # [P, H]
     out = Path(run_dir) / REPRESENTATIONS_FILE
     write_json(out, {"phrases": phrases, "vectors": vectors.tolist()})
     return out
 
 
+@torch.no_grad()
+def sentence_vectors(
+    model: Seq2Seq, src_ids: Sequence[Sequence[int]], device: torch.device | str = "cpu", batch_size: int = 256
+) -> torch.Tensor:
+    """The encoder's final top-layer hidden vector for each source: [P, H] (Fig. 2's PCA input)."""
+    was_training = model.training
+    model.eval()
+    out = []
+    for start in range(0, len(src_ids), batch_size):
+        src, src_len = source_tensor(src_ids[start : start + batch_size])
+        out.append(model.encode(src.to(device), src_len.to(device)).summary.cpu())  # [b, H]
+    model.train(was_training)
+    return torch.cat(out)  # [P, H]
+
+
 # ----------------------------------------------------------------------------------------------
-# Commands.
+# Commands (parsers in cli.py).
 
 
-def _cmd_evaluate(args: argparse.Namespace) -> int:
+def run_evaluate(args: argparse.Namespace) -> int:
     if args.represent is not None:
         if len(args.run_dirs) > 1:
             raise S2SError("--represent takes one run directory")
@@ -264,14 +276,15 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"wrote {out}")
         return 0
     start = time.perf_counter()
-    record, out = evaluate_runs(args.run_dirs, args.split, args.beam, args.out, args.checkpoint, args.device,
-                                args.batch_size)
+    record, out = evaluate_runs(
+        args.run_dirs, args.split, args.beam, args.out, args.checkpoint, args.device, args.batch_size
+    )
     metrics = " ".join(f"{k}={v:.4g}" for k, v in sorted(record["metrics"].items()))
-    print(f"{metrics} beam={record['beam_size']} ({time.perf_counter() - start:.1f} s) -> {out / METRICS_FILE}")
+    print(f"{metrics} beam={record['beam_size']} ({time.perf_counter() - start:.1f} s) -> {out / EVAL_FILE}")
     return 0
 
 
-def _cmd_translate(args: argparse.Namespace) -> int:
+def run_translate(args: argparse.Namespace) -> int:
     dev = _device(args.device)
     ens = load_ensemble(args.run_dirs, args.checkpoint, dev)
     try:
@@ -289,33 +302,3 @@ def _cmd_translate(args: argparse.Namespace) -> int:
     except BrokenPipeError:  # e.g. `| head`: the reader left, which is not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
     return 0
-
-
-def add_parsers(sub) -> None:
-    """Register `s2s evaluate` and `s2s translate` (called by cli.build_parser via commands.PARSERS)."""
-    p = sub.add_parser("evaluate", help="score trained runs (several = an ensemble) on a split, no training",
-                       description="Decode a split with the runs' checkpoints (several run directories are "
-                                   "an ensemble averaging log-probabilities) and write metrics.json, "
-                                   "analysis.json, the per-sentence scores and the hyp/ref/src files.")
-    p.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR")
-    p.add_argument("--split", default="test", choices=("train", "val", "test"))
-    p.add_argument("--beam", type=int, help="beam size (default: the run's eval.beam_size; 1 = greedy)")
-    p.add_argument("--out", type=Path, help="output folder (default RUN_DIR/eval/{split}_beam{K}; "
-                                            "required for an ensemble)")
-    p.add_argument("--checkpoint", default="best", choices=CHECKPOINTS)
-    p.add_argument("--batch-size", type=int, help="sentences decoded together (default: eval.batch_size)")
-    p.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, cuda:N")
-    p.add_argument("--represent", type=Path, metavar="PHRASES",
-                   help="instead of scoring, write RUN_DIR/representations.json: the encoder's final "
-                        "hidden vector for each line of PHRASES")
-    p.set_defaults(func=_cmd_evaluate)
-
-    p = sub.add_parser("translate", help="translate stdin to stdout, one line per line",
-                       description="Read source sentences on stdin, write translations on stdout, one line "
-                                   "per line (an empty line gives an empty line).")
-    p.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR")
-    p.add_argument("--beam", type=int, help="beam size (default: the run's eval.beam_size; 1 = greedy)")
-    p.add_argument("--checkpoint", default="best", choices=CHECKPOINTS)
-    p.add_argument("--batch-size", type=int, help="lines decoded together (default: eval.batch_size)")
-    p.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, cuda:N")
-    p.set_defaults(func=_cmd_translate)

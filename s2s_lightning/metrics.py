@@ -23,27 +23,79 @@ TEST_BLEU_TOK = "test/bleu_tok"  # paper-comparable: tokenize='none' on Moses-to
 TEST_CHRF = "test/chrf"
 
 # Logged once per validation epoch (history.csv columns and intermediate values for pruners).
-PER_EPOCH = (TRAIN_LOSS, VAL_LOSS, VAL_PPL, VAL_TOKEN_ACC, VAL_EXACT_MATCH, VAL_BLEU, LR,
-             TRAIN_TOKENS_PER_S, TEACHER_FORCING)
-FINAL = (VAL_PPL, VAL_TOKEN_ACC, VAL_EXACT_MATCH, VAL_BLEU, TEST_LOSS, TEST_PPL, TEST_TOKEN_ACC,
-         TEST_EXACT_MATCH, TEST_BLEU, TEST_BLEU_TOK, TEST_CHRF)
+PER_EPOCH = (
+    TRAIN_LOSS,
+    VAL_LOSS,
+    VAL_PPL,
+    VAL_TOKEN_ACC,
+    VAL_EXACT_MATCH,
+    VAL_BLEU,
+    LR,
+    TRAIN_TOKENS_PER_S,
+    TEACHER_FORCING,
+)
+FINAL = (
+    VAL_PPL,
+    VAL_TOKEN_ACC,
+    VAL_EXACT_MATCH,
+    VAL_BLEU,
+    TEST_LOSS,
+    TEST_PPL,
+    TEST_TOKEN_ACC,
+    TEST_EXACT_MATCH,
+    TEST_BLEU,
+    TEST_BLEU_TOK,
+    TEST_CHRF,
+)
 
 # Direction of "better" for every metric a sweep may optimise.
 DIRECTIONS = {
-    VAL_LOSS: "minimize", VAL_PPL: "minimize", VAL_TOKEN_ACC: "maximize",
-    VAL_EXACT_MATCH: "maximize", VAL_BLEU: "maximize",
-    TEST_LOSS: "minimize", TEST_PPL: "minimize", TEST_TOKEN_ACC: "maximize",
-    TEST_EXACT_MATCH: "maximize", TEST_BLEU: "maximize", TEST_BLEU_TOK: "maximize",
+    VAL_LOSS: "minimize",
+    VAL_PPL: "minimize",
+    VAL_TOKEN_ACC: "maximize",
+    VAL_EXACT_MATCH: "maximize",
+    VAL_BLEU: "maximize",
+    TEST_LOSS: "minimize",
+    TEST_PPL: "minimize",
+    TEST_TOKEN_ACC: "maximize",
+    TEST_EXACT_MATCH: "maximize",
+    TEST_BLEU: "maximize",
+    TEST_BLEU_TOK: "maximize",
     TEST_CHRF: "maximize",
 }
 
 # Metrics each task logs (a translation task has no exact match, addition has no BLEU).
 TASK_METRICS = {
-    "addition": {TRAIN_LOSS, VAL_LOSS, VAL_PPL, VAL_TOKEN_ACC, VAL_EXACT_MATCH, TEST_LOSS, TEST_PPL,
-                 TEST_TOKEN_ACC, TEST_EXACT_MATCH, LR, TRAIN_TOKENS_PER_S, TEACHER_FORCING},
-    "translation": {TRAIN_LOSS, VAL_LOSS, VAL_PPL, VAL_TOKEN_ACC, VAL_BLEU, TEST_LOSS, TEST_PPL,
-                    TEST_TOKEN_ACC, TEST_BLEU, TEST_BLEU_TOK, TEST_CHRF, LR, TRAIN_TOKENS_PER_S,
-                    TEACHER_FORCING},
+    "addition": {
+        TRAIN_LOSS,
+        VAL_LOSS,
+        VAL_PPL,
+        VAL_TOKEN_ACC,
+        VAL_EXACT_MATCH,
+        TEST_LOSS,
+        TEST_PPL,
+        TEST_TOKEN_ACC,
+        TEST_EXACT_MATCH,
+        LR,
+        TRAIN_TOKENS_PER_S,
+        TEACHER_FORCING,
+    },
+    "translation": {
+        TRAIN_LOSS,
+        VAL_LOSS,
+        VAL_PPL,
+        VAL_TOKEN_ACC,
+        VAL_BLEU,
+        TEST_LOSS,
+        TEST_PPL,
+        TEST_TOKEN_ACC,
+        TEST_BLEU,
+        TEST_BLEU_TOK,
+        TEST_CHRF,
+        LR,
+        TRAIN_TOKENS_PER_S,
+        TEACHER_FORCING,
+    },
 }
 
 

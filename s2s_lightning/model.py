@@ -14,7 +14,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from .config import ModelConfig
-from .data import PAD_ID
+from .text import PAD_ID
 
 
 @dataclass
@@ -23,7 +23,7 @@ class DecoderState:
     c: torch.Tensor  # [L, B, H]
     summary: torch.Tensor  # [B, H] the encoder's final top-layer hidden vector (Peeky's input)
 
-    def select(self, index: torch.Tensor) -> "DecoderState":
+    def select(self, index: torch.Tensor) -> DecoderState:
         """Rows `index` of the batch (beam search reorders and expands hypotheses with this)."""
         return DecoderState(self.h[:, index], self.c[:, index], self.summary[index])
 
@@ -32,8 +32,13 @@ class Encoder(nn.Module):
     def __init__(self, vocab_size: int, cfg: ModelConfig):
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, cfg.embedding_dim, padding_idx=PAD_ID)
-        self.lstm = nn.LSTM(cfg.embedding_dim, cfg.hidden_dim, cfg.num_layers, batch_first=True,
-                            dropout=cfg.dropout if cfg.num_layers > 1 else 0.0)
+        self.lstm = nn.LSTM(
+            cfg.embedding_dim,
+            cfg.hidden_dim,
+            cfg.num_layers,
+            batch_first=True,
+            dropout=cfg.dropout if cfg.num_layers > 1 else 0.0,
+        )
         self.dropout = nn.Dropout(cfg.dropout)
 
     def forward(self, src: torch.Tensor, src_len: torch.Tensor) -> DecoderState:
@@ -51,8 +56,13 @@ class Decoder(nn.Module):
         self.peeky = cfg.peeky
         extra = cfg.hidden_dim if cfg.peeky else 0
         self.embedding = nn.Embedding(vocab_size, cfg.embedding_dim, padding_idx=PAD_ID)
-        self.lstm = nn.LSTM(cfg.embedding_dim + extra, cfg.hidden_dim, cfg.num_layers, batch_first=True,
-                            dropout=cfg.dropout if cfg.num_layers > 1 else 0.0)
+        self.lstm = nn.LSTM(
+            cfg.embedding_dim + extra,
+            cfg.hidden_dim,
+            cfg.num_layers,
+            batch_first=True,
+            dropout=cfg.dropout if cfg.num_layers > 1 else 0.0,
+        )
         self.dropout = nn.Dropout(cfg.dropout)
         self.out = nn.Linear(cfg.hidden_dim + extra, vocab_size)
 
@@ -91,8 +101,14 @@ class Seq2Seq(nn.Module):
     def encode(self, src: torch.Tensor, src_len: torch.Tensor) -> DecoderState:
         return self.encoder(src, src_len)
 
-    def forward(self, src: torch.Tensor, src_len: torch.Tensor, tgt_in: torch.Tensor,
-                teacher_forcing_ratio: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        src: torch.Tensor,
+        src_len: torch.Tensor,
+        tgt_in: torch.Tensor,
+        teacher_forcing_ratio: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
         """Logits [B, T, V] for targets tgt_in [B, T] (<sos> y1 .. yn).
 
         At ratio 1.0 the decoder reads the whole target in one call. Below 1.0 (scheduled

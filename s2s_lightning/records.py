@@ -1,10 +1,12 @@
-"""Run records: atomic writes and the files a run directory holds.
+"""Run records: the files a run directory holds, their names and readers, and atomic writes.
 
-A run directory written by `s2s train --run-dir DIR`:
+This module owns every file name of a run directory; other modules use the constants and readers
+here, never string literals. A run directory written by `s2s train --run-dir DIR`:
   config.yaml       resolved config
   vocab.json        {"src": [...], "tgt": [...]} (ids are list positions)
   history.csv       one row per validation epoch (metric names from metrics.py)
-  record.json       status, final metrics, cost, environment (see `base_record`)
+  record.json       status, final metrics, cost, environment (train.base_record)
+  train.log         the trial's output when a sweep ran it
   test.src.txt / test.ref.txt / test.hyp.txt   line-aligned, detokenized
   test.ref.tok.txt / test.hyp.tok.txt          Moses-tokenized, cased (the paper's tokenized BLEU)
   test.scores.tsv   sentence-level scores (index, src_len, avg_freq_rank, score)
@@ -22,20 +24,49 @@ import io
 import json
 import math
 import os
+import resource
 import subprocess
 import tempfile
+from collections.abc import Iterable
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import yaml
 
 from .errors import S2SError
+from .text import Vocab
 
 CONFIG_FILE = "config.yaml"
 RECORD_FILE = "record.json"
 HISTORY_FILE = "history.csv"
+VOCAB_FILE = "vocab.json"
 ANALYSIS_FILE = "analysis.json"
+REPRESENTATIONS_FILE = "representations.json"
+EVAL_FILE = "metrics.json"  # an evaluation record: RUN/eval/{split}_beam{K}/ or `s2s evaluate --out DIR`
+LOG_FILE = "train.log"
 CHECKPOINT_DIR = "checkpoints"
+CHECKPOINTS = ("best", "last")
+EVAL_DIR = "eval"
+
+
+def checkpoint_path(run_dir: Path, which: str = "last") -> Path:
+    """RUN/checkpoints/{best,last}.ckpt"""
+    return Path(run_dir) / CHECKPOINT_DIR / f"{which}.ckpt"
+
+
+def split_file(split: str, kind: str) -> str:
+    """`test.hyp.txt`: kind is src, ref, hyp (detokenized) or ref.tok, hyp.tok (Moses-tokenized)."""
+    return f"{split}.{kind}.txt"
+
+
+def scores_file(split: str) -> str:
+    return f"{split}.scores.tsv"
+
+
+def eval_dir(run_dir: Path, split: str, beam_size: int) -> Path:
+    """Where `s2s evaluate RUN --beam K` writes by default."""
+    return Path(run_dir) / EVAL_DIR / f"{split}_beam{beam_size}"
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -108,6 +139,49 @@ def write_csv(path: Path, rows: list[dict]) -> None:
     atomic_write_text(path, buf.getvalue())
 
 
+def read_history(path: Path) -> list[dict]:
+    """history.csv as one dict per epoch: `epoch` and `step` ints, every other column a float or None.
+    No file yet: no rows."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            return [{k: _history_value(k, v) for k, v in row.items()} for row in csv.DictReader(f)]
+    except (ValueError, UnicodeDecodeError, csv.Error):
+        raise S2SError(f"{path} is not a readable CSV file") from None
+
+
+def _history_value(key: str, text: str | None) -> int | float | None:
+    if text in ("", None):
+        return None
+    return int(float(text)) if key in ("epoch", "step") else float(text)
+
+
+def write_vocabs(run_dir: Path, src: Vocab, tgt: Vocab) -> None:
+    write_json(Path(run_dir) / VOCAB_FILE, {"src": src.to_list(), "tgt": tgt.to_list()})
+
+
+def read_vocabs(run_dir: Path) -> tuple[Vocab, Vocab]:
+    path = Path(run_dir) / VOCAB_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return Vocab(data["src"]), Vocab(data["tgt"])
+    except FileNotFoundError:
+        raise S2SError(f"{path} not found: is {run_dir} a run directory written by 's2s train'?") from None
+    except (ValueError, KeyError, TypeError):
+        raise S2SError(f"{path} is corrupted") from None
+
+
+def peak_memory_mb(device: Any) -> float:
+    """The allocator's peak on a CUDA device, else the process's max RSS."""
+    if device.type == "cuda":
+        import torch  # heavy, and only a training process has a device: reports read records without it
+
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
 def check_writable(run_dir: Path) -> None:
     """Fail before any work starts if the run directory cannot be written."""
     run_dir = Path(run_dir)
@@ -122,8 +196,9 @@ def check_writable(run_dir: Path) -> None:
 def _git(*args: str) -> str | None:
     """stdout of a git command run in the package's checkout; None outside one or without git."""
     try:
-        out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
+        out = subprocess.run(
+            ["git", *args], capture_output=True, text=True, timeout=5, cwd=Path(__file__).resolve().parent
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout if out.returncode == 0 else None
@@ -141,8 +216,6 @@ def git_dirty() -> bool | None:
 
 
 def library_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
     out = {}
     for name in ("s2s-lightning", "torch", "pytorch-lightning", "wandb", "optuna", "sacrebleu", "sacremoses"):
         try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import matplotlib
 import numpy as np
@@ -23,10 +23,8 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from . import metrics as M
 from .errors import S2SError
-from .report_tables import PRIMARY, axis_value_label, metric_label, metric_phrase
-
-if TYPE_CHECKING:
-    from .report import ReportData
+from .report_data import ReportData
+from .report_labels import PRIMARY, axis_value_label, metric_label, metric_phrase
 
 TF_AXIS = "train.teacher_forcing_ratio"
 _ANALYSIS_METRIC = {"bleu": "BLEU", "exact_match": "exact match"}  # analysis.json "metric"
@@ -90,8 +88,19 @@ def val_curves(data: ReportData, folder: Path) -> Plot | None:
     fig, axes = _figure(5.2 * len(panels), 4.2, ncols=len(panels))
     for ax, metric in zip(axes, panels):
         sub = df.dropna(subset=[metric])
-        sns.lineplot(sub, x="epoch", y=metric, hue="arm", hue_order=arms, palette=data.palette, errorbar="sd",
-                     marker="o", markersize=5, legend=False, ax=ax)
+        sns.lineplot(
+            sub,
+            x="epoch",
+            y=metric,
+            hue="arm",
+            hue_order=arms,
+            palette=data.palette,
+            errorbar="sd",
+            marker="o",
+            markersize=5,
+            legend=False,
+            ax=ax,
+        )
         ax.set(xlabel="Epoch", ylabel=metric_label(metric))
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if metric == M.VAL_PPL and sub[metric].min() > 0 and sub[metric].max() / sub[metric].min() > 10:
@@ -102,8 +111,11 @@ def val_curves(data: ReportData, folder: Path) -> Plot | None:
     fig.suptitle("Validation curves")
     _arm_legend(fig, arms, data.palette)
     _save(fig, folder, "val_curves")
-    return Plot("val_curves", "Validation curves per arm",
-                "Validation perplexity and task metric per epoch: mean over seeds, band ± 1 sd.")
+    return Plot(
+        "val_curves",
+        "Validation curves per arm",
+        "Validation perplexity and task metric per epoch: mean over seeds, band ± 1 sd.",
+    )
 
 
 def test_scores(data: ReportData, folder: Path) -> Plot | None:
@@ -113,8 +125,9 @@ def test_scores(data: ReportData, folder: Path) -> Plot | None:
         return None
     arms = _present(data, df)
     fig, (ax,) = _figure(7.0, 1.6 + 0.5 * len(arms))
-    common = dict(data=df, x=metric, y="arm", order=arms, hue="arm", hue_order=arms, palette=data.palette,
-                  legend=False, ax=ax)
+    common = dict(
+        data=df, x=metric, y="arm", order=arms, hue="arm", hue_order=arms, palette=data.palette, legend=False, ax=ax
+    )
     sns.stripplot(**common, alpha=0.5, size=6, jitter=0.12)
     sns.pointplot(**common, errorbar="sd", markers="D", markersize=8, linestyle="none", capsize=0.3)
     ax.set(xlabel=f"Test {metric_phrase(metric)}", ylabel="", title=f"Test {metric_phrase(metric)} per arm")
@@ -122,8 +135,9 @@ def test_scores(data: ReportData, folder: Path) -> Plot | None:
         tick.set_color(data.palette[arm])
     name = f"test_{metric.split('/')[1]}"
     _save(fig, folder, name)
-    return Plot(name, f"Test {metric_phrase(metric)} per arm",
-                "Dots: one per seed; diamonds and bars: mean ± 1 sd over seeds.")
+    return Plot(
+        name, f"Test {metric_phrase(metric)} per arm", "Dots: one per seed; diamonds and bars: mean ± 1 sd over seeds."
+    )
 
 
 def _bucket_label(lo: float, hi: float, integer: bool) -> str:
@@ -159,18 +173,37 @@ def bucket_plot(data: ReportData, folder: Path, key: str) -> Plot | None:
     arms = _present(data, df)
     metric = " / ".join(sorted(_ANALYSIS_METRIC.get(n, str(n)) for n in names if n)) or "Score"
     fig, (ax,) = _figure(7.0, 4.4)
-    sns.pointplot(df, x="bucket", y="score", order=order, hue="arm", hue_order=arms, palette=data.palette,
-                  errorbar="sd", dodge=0.3 if len(arms) > 1 else False, capsize=0.1, markersize=5, legend=False,
-                  ax=ax)
+    sns.pointplot(
+        df,
+        x="bucket",
+        y="score",
+        order=order,
+        hue="arm",
+        hue_order=arms,
+        palette=data.palette,
+        errorbar="sd",
+        dodge=0.3 if len(arms) > 1 else False,
+        capsize=0.1,
+        markersize=5,
+        legend=False,
+        ax=ax,
+    )
     ax.set_xticks(range(len(order)), [f"{b}\n(n={int(n)})" for b, n in zip(order, buckets)])
-    what = ("source sentence length" if key == "by_length" else "average word-frequency rank")
-    ax.set(xlabel="Source sentence length (tokens)" if key == "by_length"
-           else "Average word-frequency rank (0 = most frequent word)",
-           ylabel=f"Test {metric}", title=f"Test {metric} by {what}")
+    what = "source sentence length" if key == "by_length" else "average word-frequency rank"
+    ax.set(
+        xlabel="Source sentence length (tokens)"
+        if key == "by_length"
+        else "Average word-frequency rank (0 = most frequent word)",
+        ylabel=f"Test {metric}",
+        title=f"Test {metric} by {what}",
+    )
     _arm_legend(fig, arms, data.palette)
     _save(fig, folder, key)
-    return Plot(key, f"Test {metric} by {what}",
-                f"Test sentences bucketed by {what} (n: sentences per bucket); mean over seeds ± 1 sd.")
+    return Plot(
+        key,
+        f"Test {metric} by {what}",
+        f"Test sentences bucketed by {what} (n: sentences per bucket); mean over seeds ± 1 sd.",
+    )
 
 
 def teacher_forcing(data: ReportData, folder: Path) -> Plot | None:
@@ -182,8 +215,9 @@ def teacher_forcing(data: ReportData, folder: Path) -> Plot | None:
         return None
     arms = _present(data, df)
     others = [a for a in data.varying if a != TF_AXIS]
-    df["group"] = [" · ".join(axis_value_label(a, data.arm_axes[arm][a]) for a in others) or "all arms"
-                   for arm in df["arm"]]
+    df["group"] = [
+        " · ".join(axis_value_label(a, data.arm_axes[arm][a]) for a in others) or "all arms" for arm in df["arm"]
+    ]
     fig, (ax,) = _figure(7.0, 4.4)
     styles = ["-", "--", ":", "-."]
     groups = list(dict.fromkeys(df.set_index("arm").loc[arms, "group"]))  # in arm order
@@ -193,25 +227,38 @@ def teacher_forcing(data: ReportData, folder: Path) -> Plot | None:
         if len(g) < 2:
             continue  # a single ratio: nothing to join
         # Lines in grey join the arms of one group; colour stays the arm's, as in every other figure.
-        ax.plot(g.index, g["mean"], color="0.35", linestyle=styles[lines % 4], linewidth=1.5, zorder=1,
-                label=group)
+        ax.plot(g.index, g["mean"], color="0.35", linestyle=styles[lines % 4], linewidth=1.5, zorder=1, label=group)
         lines += 1
-        ax.fill_between(g.index, g["mean"] - g["std"].fillna(0), g["mean"] + g["std"].fillna(0), color="0.5",
-                        alpha=0.12, zorder=0)
+        ax.fill_between(
+            g.index, g["mean"] - g["std"].fillna(0), g["mean"] + g["std"].fillna(0), color="0.5", alpha=0.12, zorder=0
+        )
     for arm in arms:
         sub = df[df["arm"] == arm]
         ax.scatter(sub[TF_AXIS], sub[metric], color=data.palette[arm], s=18, alpha=0.5, zorder=2)
-        ax.scatter(sub[TF_AXIS].iloc[:1], [sub[metric].mean()], color=data.palette[arm], s=70, marker="D",
-                   edgecolor="white", zorder=3)
+        ax.scatter(
+            sub[TF_AXIS].iloc[:1],
+            [sub[metric].mean()],
+            color=data.palette[arm],
+            s=70,
+            marker="D",
+            edgecolor="white",
+            zorder=3,
+        )
     if len(groups) > 1 and lines:
         ax.legend(title="Grey lines join", loc="best", fontsize=8, title_fontsize=8)
-    ax.set(xlabel="Teacher forcing ratio (train.teacher_forcing_ratio)", ylabel=f"Test {metric_phrase(metric)}",
-           title=f"Test {metric_phrase(metric)} vs teacher forcing ratio")
+    ax.set(
+        xlabel="Teacher forcing ratio (train.teacher_forcing_ratio)",
+        ylabel=f"Test {metric_phrase(metric)}",
+        title=f"Test {metric_phrase(metric)} vs teacher forcing ratio",
+    )
     _arm_legend(fig, arms, data.palette, marker="D")
     _save(fig, folder, "teacher_forcing")
-    return Plot("teacher_forcing", "Teacher forcing ratio",
-                "Diamonds: mean over seeds per arm; dots: seeds; grey lines and bands (± 1 sd) join arms that "
-                "differ only in the teacher forcing ratio.")
+    return Plot(
+        "teacher_forcing",
+        "Teacher forcing ratio",
+        "Diamonds: mean over seeds per arm; dots: seeds; grey lines and bands (± 1 sd) join arms that "
+        "differ only in the teacher forcing ratio.",
+    )
 
 
 def _annotate(ax, points: np.ndarray, phrases: list[str]) -> None:
@@ -227,9 +274,16 @@ def _annotate(ax, points: np.ndarray, phrases: list[str]) -> None:
         crowd = sum(abs(p[0] - unit[i, 0]) < 0.3 and abs(p[1] - unit[i, 1]) < 0.08 for p in placed)
         placed.append(unit[i])
         right_half = unit[i, 0] > 0.5
-        ax.annotate(phrases[i], points[i], xytext=(-5 if right_half else 5, 3 - 10 * crowd), textcoords="offset points",
-                    ha="right" if right_half else "left", va="center", fontsize=7,
-                    arrowprops=dict(arrowstyle="-", color="0.6", linewidth=0.5) if crowd else None)
+        ax.annotate(
+            phrases[i],
+            points[i],
+            xytext=(-5 if right_half else 5, 3 - 10 * crowd),
+            textcoords="offset points",
+            ha="right" if right_half else "left",
+            va="center",
+            fontsize=7,
+            arrowprops=dict(arrowstyle="-", color="0.6", linewidth=0.5) if crowd else None,
+        )
 
 
 def representations(data: ReportData, folder: Path) -> Plot | None:
@@ -258,17 +312,23 @@ def representations(data: ReportData, folder: Path) -> Plot | None:
         explained = s**2 / np.sum(s**2)
         ax.scatter(points[:, 0], points[:, 1], color=data.palette[arm], s=30)
         _annotate(ax, points, phrases)
-        ax.set(title=f"{arm} (seed {seed})", xlabel=f"PC1 ({explained[0]:.0%} of variance)",
-               ylabel=f"PC2 ({explained[1]:.0%})")
+        ax.set(
+            title=f"{arm} (seed {seed})",
+            xlabel=f"PC1 ({explained[0]:.0%} of variance)",
+            ylabel=f"PC2 ({explained[1]:.0%})",
+        )
         ax.title.set_color(data.palette[arm])
         ax.margins(x=0.08, y=0.15)
-    for ax in axes[len(chosen):]:
+    for ax in axes[len(chosen) :]:
         ax.remove()
     fig.suptitle("PCA of sentence representations (final encoder state)")
     _save(fig, folder, "representations")
-    return Plot("representations", "Sentence representations",
-                "Two-dimensional PCA projection of the LSTM's final hidden state for each phrase "
-                "(Sutskever et al., 2014, Fig. 2), one run per arm.")
+    return Plot(
+        "representations",
+        "Sentence representations",
+        "Two-dimensional PCA projection of the LSTM's final hidden state for each phrase "
+        "(Sutskever et al., 2014, Fig. 2), one run per arm.",
+    )
 
 
 def build_figures(data: ReportData, folder: Path) -> dict[str, Plot]:
@@ -276,7 +336,12 @@ def build_figures(data: ReportData, folder: Path) -> dict[str, Plot]:
     for old in [*folder.glob("*.png"), *folder.glob("*.pdf")]:
         old.unlink()  # a figure that no longer applies must not survive from an earlier report
     with matplotlib.rc_context(sns.axes_style("whitegrid")):
-        plots = [test_scores(data, folder), val_curves(data, folder), bucket_plot(data, folder, "by_length"),
-                 bucket_plot(data, folder, "by_frequency"), teacher_forcing(data, folder),
-                 representations(data, folder)]
+        plots = [
+            test_scores(data, folder),
+            val_curves(data, folder),
+            bucket_plot(data, folder, "by_length"),
+            bucket_plot(data, folder, "by_frequency"),
+            teacher_forcing(data, folder),
+            representations(data, folder),
+        ]
     return {p.name: p for p in plots if p is not None}

@@ -10,73 +10,36 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from . import metrics as M
-from .config import AXES
-from .records import atomic_write_text, read_lines
-
-if TYPE_CHECKING:
-    from .report import ReportData
+from .analysis import PAIRED_BOOTSTRAP_SAMPLES, exact_mcnemar, paired_bleu
+from .records import atomic_write_text, read_lines, split_file
+from .report_data import ReportData
+from .report_labels import (
+    DASH,
+    PRIMARY,
+    axis_name,
+    axis_value_label,
+    decimals,
+    is_fraction,
+    metric_label,
+    metric_phrase,
+    short_path,
+)
 
 RESULT_METRICS = (M.TEST_BLEU, M.TEST_BLEU_TOK, M.TEST_CHRF, M.TEST_EXACT_MATCH, M.TEST_TOKEN_ACC, M.TEST_PPL)
-PRIMARY = {"addition": M.TEST_EXACT_MATCH, "translation": M.TEST_BLEU}
-_LABELS = {M.TEST_BLEU: "BLEU", M.TEST_BLEU_TOK: "BLEU (tok)", M.TEST_CHRF: "chrF",
-           M.TEST_EXACT_MATCH: "Exact match", M.TEST_TOKEN_ACC: "Token acc.", M.TEST_PPL: "Perplexity",
-           M.VAL_PPL: "Validation perplexity", M.VAL_BLEU: "Validation BLEU",
-           M.VAL_EXACT_MATCH: "Validation exact match"}
-_DECIMALS = {M.TEST_EXACT_MATCH: 3, M.TEST_TOKEN_ACC: 3}  # fractions; BLEU, chrF and perplexity get 2
-BOOTSTRAP_SAMPLES = 1000
 ALPHA = 0.05
-DASH = "—"
-
-# How each scientific axis reads in an arm label; `None` means the record did not say.
-AXIS_NAMES = {"model.num_layers": "layers", "data.reverse_source": "source order",
-              "model.peeky": "decoder", "train.teacher_forcing_ratio": "teacher forcing"}
-
-
-def axis_value_label(axis: str, value: Any, long: bool = False) -> str:
-    """`reversed`, `peeky`, `tf=0.5` in arm labels; `long` adds the noun where the label stands alone."""
-    if value is None or (isinstance(value, float) and pd.isna(value)):
-        return f"{AXIS_NAMES[axis]}=?"
-    if axis == "model.num_layers":
-        return f"{int(value)} layer{'s' if int(value) != 1 else ''}"
-    if axis == "data.reverse_source":
-        return ("reversed" if value else "forward") + (" source" if long else "")
-    if axis == "model.peeky":
-        return ("peeky" if value else "plain") + (" decoder" if long else "")
-    ratio = f"{float(value):g}"
-    ratio += "" if "." in ratio or "e" in ratio else ".0"  # tf=1.0 reads as a ratio, tf=1 as a count
-    return f"teacher forcing {ratio}" if long else f"tf={ratio}"
-
-
-def metric_label(name: str) -> str:
-    return _LABELS.get(name, name)
-
-
-def metric_phrase(name: str) -> str:
-    """The label inside a sentence: "Test exact match", but "Test BLEU", "Test chrF"."""
-    label = metric_label(name)
-    return label if label[:2].isupper() or label[0].islower() else label[0].lower() + label[1:]
-
-
-def short_path(path: str) -> str:
-    """A run directory as the reader would type it: relative to the working directory when inside it."""
-    try:
-        return str(Path(path).resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return path
 
 
 def fmt_score(mean: float, std: float, n: int, metric: str, n_expected: int | None = None) -> str:
     """`27.31 ± 0.52`; a lone seed has no deviation; a count differing from the arm's is shown."""
     if n == 0:
         return DASH
-    d = _DECIMALS.get(metric, 2)
-    if metric in _DECIMALS and mean < 1 and round(mean, d) == 1:
+    d = decimals(metric)
+    if is_fraction(metric) and mean < 1 and round(mean, d) == 1:
         d += 1  # a fraction short of 1 never reads as a perfect "1.000"
     text = f"{mean:.{d}f}" + (f" ± {std:.{d}f}" if n > 1 else "")
     return text + (f" (n={n})" if n_expected is not None and n != n_expected else "")
@@ -98,8 +61,10 @@ class Table:
     bold: set[tuple[int, str]] = field(default_factory=set)  # (row, column) of best values
 
     def _cells(self, wrap) -> list[list[str]]:
-        return [[wrap(str(v)) if (i, c) in self.bold else str(v) for c, v in row.items()]
-                for i, row in enumerate(self.display.to_dict("records"))]
+        return [
+            [wrap(str(v)) if (i, c) in self.bold else str(v) for c, v in row.items()]
+            for i, row in enumerate(self.display.to_dict("records"))
+        ]
 
     def markdown(self) -> str:
         header = [str(c) for c in self.display.columns]
@@ -107,11 +72,21 @@ class Table:
         widths = [max([len(h)] + [len(r[j]) for r in rows]) for j, h in enumerate(header)]
 
         def line(cells):
-            return "| " + " | ".join(c.ljust(w) if j < self.text_columns else c.rjust(w)
-                                     for j, (c, w) in enumerate(zip(cells, widths))) + " |"
+            return (
+                "| "
+                + " | ".join(
+                    c.ljust(w) if j < self.text_columns else c.rjust(w) for j, (c, w) in enumerate(zip(cells, widths))
+                )
+                + " |"
+            )
 
-        rule = "|" + "|".join(":" + "-" * (w + 1) if j < self.text_columns else "-" * (w + 1) + ":"
-                              for j, w in enumerate(widths)) + "|"
+        rule = (
+            "|"
+            + "|".join(
+                ":" + "-" * (w + 1) if j < self.text_columns else "-" * (w + 1) + ":" for j, w in enumerate(widths)
+            )
+            + "|"
+        )
         return "\n".join([line(header), rule, *map(line, rows)])
 
     def latex(self) -> str:
@@ -121,17 +96,50 @@ class Table:
         def line(cells):
             return " & ".join(tex_escape(c).replace("\x00", r"\textbf{").replace("\x01", "}") for c in cells) + r" \\"
 
-        return "\n".join([r"\begin{table}[t]", r"\centering",
-                          rf"\caption{{{tex_escape(self.title)}. {tex_escape(self.caption)}}}",
-                          rf"\label{{tab:{self.name}}}", rf"\begin{{tabular}}{{{cols}}}", r"\toprule",
-                          line([str(c) for c in self.display.columns]), r"\midrule", *map(line, rows),
-                          r"\bottomrule", r"\end{tabular}", r"\end{table}"]) + "\n"
+        return (
+            "\n".join(
+                [
+                    r"\begin{table}[t]",
+                    r"\centering",
+                    rf"\caption{{{tex_escape(self.title)}. {tex_escape(self.caption)}}}",
+                    rf"\label{{tab:{self.name}}}",
+                    rf"\begin{{tabular}}{{{cols}}}",
+                    r"\toprule",
+                    line([str(c) for c in self.display.columns]),
+                    r"\midrule",
+                    *map(line, rows),
+                    r"\bottomrule",
+                    r"\end{tabular}",
+                    r"\end{table}",
+                ]
+            )
+            + "\n"
+        )
 
 
-_TEX = [("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"), ("#", r"\#"), ("_", r"\_"),
-        ("{", r"\{"), ("}", r"\}"), ("~", r"\textasciitilde{}"), ("^", r"\textasciicircum{}"), ("`", ""),
-        ("±", r"$\pm$"), ("·", r"$\cdot$"), ("−", "$-$"), ("Δ", r"$\Delta$"), ("—", "--"), ("–", "--"),
-        ("→", r"$\rightarrow$"), ("<", "$<$"), (">", "$>$"), ("×", r"$\times$")]
+_TEX = [
+    ("\\", r"\textbackslash{}"),
+    ("&", r"\&"),
+    ("%", r"\%"),
+    ("$", r"\$"),
+    ("#", r"\#"),
+    ("_", r"\_"),
+    ("{", r"\{"),
+    ("}", r"\}"),
+    ("~", r"\textasciitilde{}"),
+    ("^", r"\textasciicircum{}"),
+    ("`", ""),
+    ("±", r"$\pm$"),
+    ("·", r"$\cdot$"),
+    ("−", "$-$"),
+    ("Δ", r"$\Delta$"),
+    ("—", "--"),
+    ("–", "--"),
+    ("→", r"$\rightarrow$"),
+    ("<", "$<$"),
+    (">", "$>$"),
+    ("×", r"$\times$"),
+]
 
 
 def tex_escape(text: str) -> str:
@@ -175,11 +183,16 @@ def summary_table(data: ReportData) -> Table:
                 bold.update((int(i), metric_label(m)) for i in tied)
     beams = sorted(int(b) for b in done["beam_size"].dropna().unique())
     beam_text = f"beam {', '.join(map(str, beams))}" if beams else "the runs' decoding"
-    return Table("summary", "Test results per arm",
-                 f"Mean ± sample std over seeds of completed runs (n seeds), test set decoded with {beam_text}; "
-                 "best mean in bold (all tied arms; none when every arm ties). Params: median parameter count; "
-                 "train tok/s: median over runs of each run's median target tokens/s per epoch.",
-                 pd.DataFrame(disp), numbers, bold=bold)
+    return Table(
+        "summary",
+        "Test results per arm",
+        f"Mean ± sample std over seeds of completed runs (n seeds), test set decoded with {beam_text}; "
+        "best mean in bold (all tied arms; none when every arm ties). Params: median parameter count; "
+        "train tok/s: median over runs of each run's median target tokens/s per epoch.",
+        pd.DataFrame(disp),
+        numbers,
+        bold=bold,
+    )
 
 
 def beam_scores(data: ReportData) -> pd.DataFrame:
@@ -224,8 +237,10 @@ def table1(data: ReportData) -> Table | None:
     disp, nums = [], []
 
     def add(method, runs, kind, arm, n_members, beam):
-        row, num = {"Method": method}, {"method": method, "kind": kind, "arm": arm, "n_members": n_members,
-                                        "beam_size": beam}
+        row, num = (
+            {"Method": method},
+            {"method": method, "kind": kind, "arm": arm, "n_members": n_members, "beam_size": beam},
+        )
         for m in metrics:
             mean, std, n = stats(runs[m])
             row[metric_label(m)] = fmt_score(mean, std, n, m)
@@ -255,12 +270,19 @@ def table1(data: ReportData) -> Table | None:
         add(f"Ensemble of {n_members} {direction}LSTMs{extras}, beam {beam}", runs, "ensemble", arm, n_members, beam)
     if not disp:
         return None
-    what = ("BLEU is sacreBLEU on detokenized text, BLEU (tok) the paper-comparable score on tokenized text."
-            if data.task == "translation" else "Exact match: the share of test questions answered exactly.")
-    return Table("table1", f"Table 1 layout (Sutskever et al., 2014): test {metric_phrase(metrics[0])}",
-                 "Single models at the largest beam evaluated for the arm (mean ± std over seeds, n runs); "
-                 "ensembles as evaluated by s2s evaluate with several runs (n evaluations). " + what,
-                 pd.DataFrame(disp), pd.DataFrame(nums))
+    what = (
+        "BLEU is sacreBLEU on detokenized text, BLEU (tok) the paper-comparable score on tokenized text."
+        if data.task == "translation"
+        else "Exact match: the share of test questions answered exactly."
+    )
+    return Table(
+        "table1",
+        f"Table 1 layout (Sutskever et al., 2014): test {metric_phrase(metrics[0])}",
+        "Single models at the largest beam evaluated for the arm (mean ± std over seeds, n runs); "
+        "ensembles as evaluated by s2s evaluate with several runs (n evaluations). " + what,
+        pd.DataFrame(disp),
+        pd.DataFrame(nums),
+    )
 
 
 def beam_table(data: ReportData) -> Table | None:
@@ -279,52 +301,19 @@ def beam_table(data: ReportData) -> Table | None:
             row[f"Beam {beam}"] = fmt_score(mean, std, n, metric, n_runs)
             nums.append({"arm": arm, "beam_size": beam, "metric": metric, "mean": mean, "std": std, "n": n})
         disp.append(row)
-    return Table("beam", f"Test {metric_phrase(metric)} by beam size",
-                 f"Mean ± std over seeds of {metric}; beam sizes other than a run's own come from "
-                 "s2s evaluate RUN --beam K (eval/test_beamK/metrics.json).", pd.DataFrame(disp), pd.DataFrame(nums))
+    return Table(
+        "beam",
+        f"Test {metric_phrase(metric)} by beam size",
+        f"Mean ± std over seeds of {metric}; beam sizes other than a run's own come from "
+        "s2s evaluate RUN --beam K (eval/test_beamK/metrics.json).",
+        pd.DataFrame(disp),
+        pd.DataFrame(nums),
+    )
 
 
 # ---------------------------------------------------------------------------------- significance
-def exact_mcnemar(a: np.ndarray, b: np.ndarray) -> float:
-    """Two-sided p-value of the paired sign-flip (permutation) test on per-sentence 0/1 correctness.
-
-    Only discordant sentences can change under a flip, so the permutation distribution is exactly
-    Binomial(k, 1/2) over the k discordant pairs: the exact McNemar test, with no sampling noise.
-    """
-    a, b = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
-    wins, losses = int(np.sum(a & ~b)), int(np.sum(~a & b))
-    k, observed = wins + losses, abs(wins - losses)
-    if k == 0:
-        return 1.0
-    tail = sum(math.comb(k, x) for x in range(k + 1) if abs(2 * x - k) >= observed)
-    return min(1.0, tail / 2**k)  # Python ints: exact until the final division
-
-
-def _bleu_options(signature: str | None) -> dict:
-    """BLEU options matching the runs' recorded signature (tok, case), so p-values test the reported BLEU."""
-    fields = dict(part.split(":", 1) for part in (signature or "").split("|") if ":" in part)
-    return {"tokenize": fields.get("tok", "13a"), "lowercase": fields.get("case") == "lc"}
-
-
-def paired_bleu(hyps_a: list[str], hyps_b: list[str], refs: list[str],
-                signature: str | None) -> tuple[float, float, float]:
-    """(BLEU a, BLEU b, p) from sacreBLEU's paired bootstrap resampling (seed SACREBLEU_SEED, 12345)."""
-    from sacrebleu.metrics import BLEU
-    from sacrebleu.significance import PairedTest
-
-    opts = _bleu_options(signature)
-    if hyps_a == hyps_b:  # sacreBLEU's strict '>' would report p = 1/(n+1) for identical systems
-        score = BLEU(**opts).corpus_score(hyps_a, [refs]).score
-        return score, score, 1.0
-    test = PairedTest([("a", hyps_a), ("b", hyps_b)], {"BLEU": BLEU(**opts)}, references=[refs],
-                      test_type="bs", n_samples=BOOTSTRAP_SAMPLES)
-    _, results = test()
-    base, other = next(v for k, v in results.items() if k != "System")
-    return base.score, other.score, other.p_value
-
-
 def _test_files(run_dir: str) -> tuple[list[str], list[str]] | None:
-    hyp, ref = Path(run_dir) / "test.hyp.txt", Path(run_dir) / "test.ref.txt"
+    hyp, ref = Path(run_dir) / split_file("test", "hyp"), Path(run_dir) / split_file("test", "ref")
     return (read_lines(hyp), read_lines(ref)) if hyp.is_file() and ref.is_file() else None
 
 
@@ -332,8 +321,8 @@ def one_axis_pairs(data: ReportData) -> list[tuple[str, str, str]]:
     """Arm pairs that differ in exactly one axis: each measures one ablation, all else equal."""
     pairs = []
     for i, a in enumerate(data.arms):
-        for b in data.arms[i + 1:]:
-            diff = [x for x in AXES if data.arm_axes[a][x] != data.arm_axes[b][x]]
+        for b in data.arms[i + 1 :]:
+            diff = [x for x in data.axes if data.arm_axes[a][x] != data.arm_axes[b][x]]
             if len(diff) == 1 and None not in (data.arm_axes[a][diff[0]], data.arm_axes[b][diff[0]]):
                 pairs.append((a, b, diff[0]))
     return pairs
@@ -358,42 +347,73 @@ def significance_table(data: ReportData) -> Table | None:
             else:
                 signature = done.loc[done["run_dir"] == runs_a[seed], "bleu_signature"].iloc[0]
                 sa, sb, p = paired_bleu(hyp_a, hyp_b, refs, signature)
-            nums.append({"axis": axis, "arm_a": a, "arm_b": b, "seed": seed, "score_a": sa, "score_b": sb,
-                         "delta": sb - sa, "p_value": p})
+            nums.append(
+                {
+                    "axis": axis,
+                    "arm_a": a,
+                    "arm_b": b,
+                    "seed": seed,
+                    "score_a": sa,
+                    "score_b": sb,
+                    "delta": sb - sa,
+                    "p_value": p,
+                }
+            )
     if not nums:
         return None
     numbers = pd.DataFrame(nums)
-    d = _DECIMALS.get(metric, 2)
+    d = decimals(metric)
     disp = []
     for (axis, a, b), g in numbers.groupby(["axis", "arm_a", "arm_b"], sort=False):
         # Per seed, the sign with the p-value: seeds can be significant in opposite directions.
         significant = g["p_value"] < ALPHA
-        disp.append({"Axis": AXIS_NAMES[axis], "A": a, "B": b, "Δ (B − A)": f"{g['delta'].mean():+.{d}f}",
-                     "Seeds": str(len(g)),
-                     "Δ (p) per seed": ", ".join(f"{x:+.{d}f} ({p:.3f})" for x, p in zip(g["delta"], g["p_value"])),
-                     "B / A better": f"{int((significant & (g['delta'] > 0)).sum())} / "
-                                     f"{int((significant & (g['delta'] < 0)).sum())}"})
-    test = ("exact McNemar test (the exact paired permutation test) on per-sentence exact match"
-            if data.task == "addition" else
-            f"sacreBLEU paired bootstrap resampling ({BOOTSTRAP_SAMPLES} resamples) on the test set")
-    return Table("significance", f"Paired significance of {metric_phrase(metric)} between arms",
-                 f"Pairs of arms that differ in one axis, compared seed by seed on the same test sentences with "
-                 f"the {test}. Δ: mean over seeds of B − A; last column: seeds where B (A) is significantly better, "
-                 f"p < {ALPHA}.",
-                 pd.DataFrame(disp), numbers, text_columns=3)
+        disp.append(
+            {
+                "Axis": axis_name(axis),
+                "A": a,
+                "B": b,
+                "Δ (B − A)": f"{g['delta'].mean():+.{d}f}",
+                "Seeds": str(len(g)),
+                "Δ (p) per seed": ", ".join(f"{x:+.{d}f} ({p:.3f})" for x, p in zip(g["delta"], g["p_value"])),
+                "B / A better": f"{int((significant & (g['delta'] > 0)).sum())} / "
+                f"{int((significant & (g['delta'] < 0)).sum())}",
+            }
+        )
+    test = (
+        "exact McNemar test (the exact paired permutation test) on per-sentence exact match"
+        if data.task == "addition"
+        else f"sacreBLEU paired bootstrap resampling ({PAIRED_BOOTSTRAP_SAMPLES} resamples) on the test set"
+    )
+    return Table(
+        "significance",
+        f"Paired significance of {metric_phrase(metric)} between arms",
+        f"Pairs of arms that differ in one axis, compared seed by seed on the same test sentences with "
+        f"the {test}. Δ: mean over seeds of B − A; last column: seeds where B (A) is significantly better, "
+        f"p < {ALPHA}.",
+        pd.DataFrame(disp),
+        numbers,
+        text_columns=3,
+    )
 
 
 # -------------------------------------------------------------------------------- health and runs
-_TRIAL_STATES = {"COMPLETE": "completed", "FAIL": "failed", "PRUNED": "pruned", "RUNNING": "running",
-                 "WAITING": "waiting"}
+_TRIAL_STATES = {
+    "COMPLETE": "completed",
+    "FAIL": "failed",
+    "PRUNED": "pruned",
+    "RUNNING": "running",
+    "WAITING": "waiting",
+}
 
 
 def health_table(data: ReportData) -> Table:
     """Run records by status, next to Optuna trials by state (grid and tuning) for a study source."""
     columns = {"Run records": (data.runs["status"], data.runs["wall_time_s"])}
     if data.trials is not None:
-        for title, part in [("Optuna trials", data.trials[~data.trials["tuning"]]),
-                            ("Tuning trials", data.trials[data.trials["tuning"]])]:
+        for title, part in [
+            ("Optuna trials", data.trials[~data.trials["tuning"]]),
+            ("Tuning trials", data.trials[data.trials["tuning"]]),
+        ]:
             if title == "Optuna trials" or len(part):
                 states = part["state"].map(lambda s: _TRIAL_STATES.get(s, s.lower()))
                 walls = part["wall_time_s"] if title == "Tuning trials" else None  # grid runs: in Run records
@@ -412,50 +432,94 @@ def health_table(data: ReportData) -> Table:
         hours = None if walls is None else float(round(walls.fillna(0).sum() / 3600, 3))
         unrecorded = [missing[0] if missing else None] if data.trials is not None else []
         values[title] = [len(states), *(int(counts.get(s, 0)) for s in statuses), *unrecorded, hours]
-    disp = pd.DataFrame({"": items, **{title: [DASH if v is None else f"{v:.2f}" if isinstance(v, float) else str(v)
-                                               for v in column] for title, column in values.items()}})
+    disp = pd.DataFrame(
+        {
+            "": items,
+            **{
+                title: [DASH if v is None else f"{v:.2f}" if isinstance(v, float) else str(v) for v in column]
+                for title, column in values.items()
+            },
+        }
+    )
     numbers = pd.DataFrame({"item": items, **values})
-    return Table("health", "Sweep health", "Every record and trial found, whatever its status; only completed "
-                 "runs of the study's grid enter the results. Compute counts failed runs too.", disp, numbers)
+    return Table(
+        "health",
+        "Sweep health",
+        "Every record and trial found, whatever its status; only completed "
+        "runs of the study's grid enter the results. Compute counts failed runs too.",
+        disp,
+        numbers,
+    )
 
 
 def failures_table(data: ReportData) -> Table | None:
     bad = data.runs[data.runs["status"].isin(["failed", "interrupted"])]
     if bad.empty:
         return None
-    disp = pd.DataFrame({"Run": bad["run_dir"].map(short_path), "Arm": bad["arm"].astype(str),
-                         "Seed": bad["seed"].astype(str),
-                         "Status": bad["status"], "Error": bad["error"].fillna("").astype(str)})
-    return Table("failures", "Failed and interrupted runs", "The error line each record holds.",
-                 disp.reset_index(drop=True), bad[["run_dir", "arm", "seed", "status", "error"]], text_columns=5)
+    disp = pd.DataFrame(
+        {
+            "Run": bad["run_dir"].map(short_path),
+            "Arm": bad["arm"].astype(str),
+            "Seed": bad["seed"].astype(str),
+            "Status": bad["status"],
+            "Error": bad["error"].fillna("").astype(str),
+        }
+    )
+    return Table(
+        "failures",
+        "Failed and interrupted runs",
+        "The error line each record holds.",
+        disp.reset_index(drop=True),
+        bad[["run_dir", "arm", "seed", "status", "error"]],
+        text_columns=5,
+    )
 
 
 def runs_table(data: ReportData) -> Table:
     metric = PRIMARY[data.task]
     runs = data.runs
-    d = _DECIMALS.get(metric, 2)
+    d = decimals(metric)
 
     def num(v, digits):
         return DASH if v is None or pd.isna(v) else f"{v:.{digits}f}"
 
-    disp = pd.DataFrame({
-        "Run": runs["run_dir"].map(short_path), "Arm": runs["arm"].astype(str), "Seed": runs["seed"].astype(str),
-        "Status": runs["status"], metric_label(metric): [num(v, d) for v in runs[metric]],
-        "Perplexity": [num(v, 2) for v in runs[M.TEST_PPL]],
-        "Epochs": [DASH if pd.isna(v) else str(int(v)) for v in runs["epochs_completed"]],
-        "Minutes": [num(v / 60 if v is not None and not pd.isna(v) else None, 1) for v in runs["wall_time_s"]],
-        "Tokens/s": [num(v, 0) for v in runs[M.TRAIN_TOKENS_PER_S]],
-        "Peak MiB": [num(v, 0) for v in runs["peak_memory_mb"]]})
+    disp = pd.DataFrame(
+        {
+            "Run": runs["run_dir"].map(short_path),
+            "Arm": runs["arm"].astype(str),
+            "Seed": runs["seed"].astype(str),
+            "Status": runs["status"],
+            metric_label(metric): [num(v, d) for v in runs[metric]],
+            "Perplexity": [num(v, 2) for v in runs[M.TEST_PPL]],
+            "Epochs": [DASH if pd.isna(v) else str(int(v)) for v in runs["epochs_completed"]],
+            "Minutes": [num(v / 60 if v is not None and not pd.isna(v) else None, 1) for v in runs["wall_time_s"]],
+            "Tokens/s": [num(v, 0) for v in runs[M.TRAIN_TOKENS_PER_S]],
+            "Peak MiB": [num(v, 0) for v in runs["peak_memory_mb"]],
+        }
+    )
     scalar = [c for c in runs.columns if c not in ("config", "history", "analysis", "representations", "versions")]
-    return Table("runs", "Runs", "Every run record the report read (test scores at the run's own beam; "
-                 "tokens/s: median target tokens/s over epochs; peak memory: the process's max RSS on CPU, "
-                 "the allocator's peak on GPU).",
-                 disp, runs[scalar], text_columns=4)
+    return Table(
+        "runs",
+        "Runs",
+        "Every run record the report read (test scores at the run's own beam; "
+        "tokens/s: median target tokens/s over epochs; peak memory: the process's max RSS on CPU, "
+        "the allocator's peak on GPU).",
+        disp,
+        runs[scalar],
+        text_columns=4,
+    )
 
 
 def build_tables(data: ReportData) -> dict[str, Table]:
-    tables = [summary_table(data), table1(data), beam_table(data), significance_table(data),
-              health_table(data), failures_table(data), runs_table(data)]
+    tables = [
+        summary_table(data),
+        table1(data),
+        beam_table(data),
+        significance_table(data),
+        health_table(data),
+        failures_table(data),
+        runs_table(data),
+    ]
     return {t.name: t for t in tables if t is not None}
 
 

@@ -24,15 +24,15 @@ limit has no <eos>.
 
 from __future__ import annotations
 
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 import torch
 
-from .data import EOS_ID, PAD_ID, SOS_ID
 from .errors import S2SError
 from .model import DecoderState, Seq2Seq
+from .text import EOS_ID, PAD_ID, SOS_ID
 
-Models = Union[Seq2Seq, Sequence[Seq2Seq]]
+Models = Seq2Seq | Sequence[Seq2Seq]
 
 
 def max_lengths(src_len: torch.Tensor, a: float, b: int) -> torch.Tensor:
@@ -59,8 +59,9 @@ def encode(models: list[Seq2Seq], src: torch.Tensor, src_len: torch.Tensor) -> l
     return [m.encode(src, src_len) for m in models]
 
 
-def step_log_probs(models: list[Seq2Seq], tokens: torch.Tensor,
-                   states: list[DecoderState]) -> tuple[torch.Tensor, list[DecoderState]]:
+def step_log_probs(
+    models: list[Seq2Seq], tokens: torch.Tensor, states: list[DecoderState]
+) -> tuple[torch.Tensor, list[DecoderState]]:
     """One decoder step of every member: tokens [N] -> mean log-probabilities [N, V], new states.
 
     The mean of log-probabilities is the log of the members' geometric mean, not renormalised.
@@ -84,8 +85,9 @@ def forbid_specials(scores: torch.Tensor) -> torch.Tensor:
     return scores
 
 
-def _step_top(models: list[Seq2Seq], tokens: torch.Tensor, states: list[DecoderState],
-              width: int) -> tuple[torch.Tensor, torch.Tensor, list[DecoderState]]:
+def _step_top(
+    models: list[Seq2Seq], tokens: torch.Tensor, states: list[DecoderState], width: int
+) -> tuple[torch.Tensor, torch.Tensor, list[DecoderState]]:
     """The `width` most likely next tokens of each row: log-probabilities and ids [N, width], states."""
     log_probs, states = step_log_probs(models, tokens, states)  # [N, V]
     top_lp, top_tok = log_probs.topk(min(width, log_probs.size(1)), dim=1)  # [N, width]
@@ -97,8 +99,9 @@ def _select(states: list[DecoderState], index: torch.Tensor) -> list[DecoderStat
 
 
 @torch.no_grad()
-def greedy(models: Models, src: torch.Tensor, src_len: torch.Tensor, max_len_a: float = 1.5,
-           max_len_b: int = 10) -> torch.Tensor:
+def greedy(
+    models: Models, src: torch.Tensor, src_len: torch.Tensor, max_len_a: float = 1.5, max_len_b: int = 10
+) -> torch.Tensor:
     """Batched greedy decoding: [B, S] -> [B, T] ids, <eos> then <pad> after each sentence ends."""
     models = as_ensemble(models)
     batch, device = src.size(0), src.device
@@ -127,8 +130,15 @@ def greedy(models: Models, src: torch.Tensor, src_len: torch.Tensor, max_len_a: 
 
 
 @torch.no_grad()
-def beam_search(models: Models, src: torch.Tensor, src_len: torch.Tensor, beam_size: int = 12,
-                length_normalize: bool = True, max_len_a: float = 1.5, max_len_b: int = 10) -> torch.Tensor:
+def beam_search(
+    models: Models,
+    src: torch.Tensor,
+    src_len: torch.Tensor,
+    beam_size: int = 12,
+    length_normalize: bool = True,
+    max_len_a: float = 1.5,
+    max_len_b: int = 10,
+) -> torch.Tensor:
     """Batched beam search: [B, S] -> [B, T] ids of each sentence's best complete hypothesis."""
     models = as_ensemble(models)
     if beam_size < 1:
@@ -178,7 +188,7 @@ def beam_search(models: Models, src: torch.Tensor, src_len: torch.Tensor, beam_s
             sentences = alive[rows]
             best[sentences, :t] = history[rows, beams]
             best[sentences, t] = top_tok[rows, cand_pos[rows]]
-            best[sentences, t + 1:] = PAD_ID
+            best[sentences, t + 1 :] = PAD_ID
             best_score[sentences] = cand_best[rows]
         n_complete[alive] += complete.sum(1)
 
@@ -187,8 +197,9 @@ def beam_search(models: Models, src: torch.Tensor, src_len: torch.Tensor, beam_s
         order = torch.sort((~partial).to(torch.uint8), dim=1, stable=True).indices[:, :k]  # [N, K]
         scores = top_scores.gather(1, order).masked_fill(~partial.gather(1, order), neg_inf)  # [N, K]
         beams, new_tokens = top_beam.gather(1, order), top_tok.gather(1, order)  # [N, K]
-        history = torch.cat([history.gather(1, beams.unsqueeze(-1).expand(-1, -1, t)),
-                             new_tokens.unsqueeze(-1)], dim=2)  # [N, K, t+1]
+        history = torch.cat(
+            [history.gather(1, beams.unsqueeze(-1).expand(-1, -1, t)), new_tokens.unsqueeze(-1)], dim=2
+        )  # [N, K, t+1]
         rows = (torch.arange(n, device=device).unsqueeze(1) * h + beams).view(-1)  # [N*K]
         states, tokens = _select(states, rows), new_tokens.view(-1)
 
@@ -205,11 +216,18 @@ def beam_search(models: Models, src: torch.Tensor, src_len: torch.Tensor, beam_s
             states, tokens = _select(states, flat), tokens[flat]
 
     lengths = (best != PAD_ID).sum(1)
-    return best[:, :max(int(lengths.max()), 1)]  # [B, T]
+    return best[:, : max(int(lengths.max()), 1)]  # [B, T]
 
 
-def decode(models: Models, src: torch.Tensor, src_len: torch.Tensor, beam_size: int = 1,
-           length_normalize: bool = True, max_len_a: float = 1.5, max_len_b: int = 10) -> torch.Tensor:
+def decode(
+    models: Models,
+    src: torch.Tensor,
+    src_len: torch.Tensor,
+    beam_size: int = 1,
+    length_normalize: bool = True,
+    max_len_a: float = 1.5,
+    max_len_b: int = 10,
+) -> torch.Tensor:
     """Greedy for beam size 1, beam search otherwise: [B, S] -> [B, T] ids."""
     if beam_size == 1:
         return greedy(models, src, src_len, max_len_a, max_len_b)
@@ -217,8 +235,7 @@ def decode(models: Models, src: torch.Tensor, src_len: torch.Tensor, beam_size: 
 
 
 @torch.no_grad()
-def sequence_log_probs(models: Models, src: torch.Tensor, src_len: torch.Tensor,
-                       hyps: torch.Tensor) -> torch.Tensor:
+def sequence_log_probs(models: Models, src: torch.Tensor, src_len: torch.Tensor, hyps: torch.Tensor) -> torch.Tensor:
     """Teacher-forced model score of each hypothesis: hyps [B, T] (greedy's format) -> [B].
 
     The sum of the (ensemble-averaged) log-probabilities of its tokens up to and including <eos>,
@@ -226,8 +243,9 @@ def sequence_log_probs(models: Models, src: torch.Tensor, src_len: torch.Tensor,
     """
     models = as_ensemble(models)
     tgt_in = torch.cat([torch.full_like(hyps[:, :1], SOS_ID), hyps[:, :-1]], dim=1)  # [B, T]
-    log_probs = torch.stack([m.decoder(tgt_in, m.encode(src, src_len))[0].log_softmax(-1)
-                             for m in models]).mean(0)  # [B, T, V]
+    log_probs = torch.stack([m.decoder(tgt_in, m.encode(src, src_len))[0].log_softmax(-1) for m in models]).mean(
+        0
+    )  # [B, T, V]
     token_lp = log_probs.gather(2, hyps.unsqueeze(-1)).squeeze(-1)  # [B, T]
     return torch.where(hypothesis_mask(hyps), token_lp, torch.zeros_like(token_lp)).sum(1)
 

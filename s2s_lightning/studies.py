@@ -23,6 +23,7 @@ from typing import Any
 
 import optuna
 from optuna.storages import BaseStorage
+from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
 from .ablation import SEED, Plan
@@ -35,6 +36,12 @@ PLAN_ATTR = "plan"  # main study user attribute: the plan's fingerprint
 HEARTBEAT_S = 60.0
 STALE_AFTER_S = 600.0  # a trial on another host is stale after this long without a heartbeat
 DEFAULT_JOURNAL = Path("optuna") / "studies.journal"  # under --runs-dir: one file, every study
+DEFAULT_RUNS_DIR = "runs"
+
+
+def default_storage(runs_dir: str | Path = DEFAULT_RUNS_DIR) -> str:
+    """The storage of every command given no --storage: one journal file under the runs folder."""
+    return str(Path(runs_dir) / DEFAULT_JOURNAL)
 
 
 def redact(text: str) -> str:
@@ -42,22 +49,28 @@ def redact(text: str) -> str:
     return re.sub(r"(\w[\w+.-]*://[^:/@\s]*:)[^/\s]*@", r"\1***@", str(text))  # up to the last @
 
 
-def storage_label(url: str | None, runs_dir: Path) -> str:
-    return redact(url) if url else str(Path(runs_dir) / DEFAULT_JOURNAL)
+def storage_label(url: str | None, runs_dir: str | Path = DEFAULT_RUNS_DIR) -> str:
+    """The storage as messages and reports name it: the URL with its password hidden."""
+    return redact(url) if url else default_storage(runs_dir)
 
 
-def open_storage(url: str | None, runs_dir: str | Path = "runs") -> BaseStorage:
-    """A journal file (default; safe for several workers on one node) or any Optuna RDB URL.
+def open_storage(url: str | None, runs_dir: str | Path = DEFAULT_RUNS_DIR, create: bool = True) -> BaseStorage:
+    """The one way to open Optuna storage: a journal file (default; safe for several workers on one
+    node) or any Optuna RDB URL.
 
     A bare path is a journal file; `sqlite:///...`, `postgresql://...`, `mysql://...` are RDB URLs.
-    Anything unreachable fails here, before any work starts, with the password redacted.
+    With `create` False (readers such as `s2s report`) a journal or SQLite file that does not exist is
+    an error rather than a new empty storage. Anything unreachable fails here, before any work starts,
+    with the password redacted.
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    target = url or str(Path(runs_dir) / DEFAULT_JOURNAL)
+    target = url or default_storage(runs_dir)
+    local = target.removeprefix("sqlite:///") if "://" not in target or target.startswith("sqlite:///") else None
+    if not create and local is not None and not Path(local).is_file():
+        kind = "journal file" if "://" not in target else "SQLite file"
+        raise S2SError(f"Optuna storage {redact(target)} does not exist (no {kind} there)")
     try:
         if "://" not in target:
-            from optuna.storages.journal import JournalFileBackend
-
             Path(target).parent.mkdir(parents=True, exist_ok=True)
             storage: BaseStorage = optuna.storages.JournalStorage(JournalFileBackend(target))
         elif target.split(":", 1)[0].split("+")[0] in ("sqlite", "postgresql", "mysql"):
@@ -68,15 +81,19 @@ def open_storage(url: str | None, runs_dir: str | Path = "runs") -> BaseStorage:
                 connect = {"connect_args": {"connect_timeout": 10}}
             storage = optuna.storages.RDBStorage(target, engine_kwargs=connect)
         else:
-            raise S2SError(f"unsupported Optuna storage '{redact(target)}' (a journal file path, "
-                           "sqlite:///FILE, postgresql://... or mysql://...)")
+            raise S2SError(
+                f"unsupported Optuna storage '{redact(target)}' (a journal file path, "
+                "sqlite:///FILE, postgresql://... or mysql://...)"
+            )
         storage.get_all_studies()  # reach it now
     except S2SError:
         raise
     except ImportError:
-        raise S2SError(f"Optuna storage {redact(target)} needs its database driver "
-                       "(postgresql: pip install 's2s-lightning[postgres]'; mysql: pip install pymysql)") from None
-    except Exception as exc:  # noqa: BLE001 - drivers raise many types for an unreachable database
+        raise S2SError(
+            f"Optuna storage {redact(target)} needs its database driver "
+            "(postgresql: pip install 's2s-lightning[postgres]'; mysql: pip install pymysql)"
+        ) from None
+    except Exception as exc:
         why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         first = (why.strip().splitlines() or [""])[0]
         raise S2SError(f"cannot open Optuna storage {redact(target)}: {type(exc).__name__}: {redact(first)}") from None
@@ -95,8 +112,9 @@ def _first_difference(old: Any, new: Any, path: str = "") -> str:
     return f"{path}: {old!r} -> {new!r}"
 
 
-def open_studies(storage: BaseStorage, plan: Plan, create: bool = True, pruner=None,
-                 label: str = "...") -> tuple[optuna.Study | None, dict[str, optuna.Study]]:
+def open_studies(
+    storage: BaseStorage, plan: Plan, create: bool = True, pruner=None, label: str = "..."
+) -> tuple[optuna.Study | None, dict[str, optuna.Study]]:
     """(main study, {arm: tuning study}); None / {} when `create` is False and they do not exist.
 
     `pruner` is attached to the tuning studies (workers need it; the coordinator and `status` do
@@ -107,8 +125,7 @@ def open_studies(storage: BaseStorage, plan: Plan, create: bool = True, pruner=N
     names = {s.study_name for s in storage.get_all_studies()}
     if plan.study not in names and not create:
         return None, {}
-    main = optuna.create_study(study_name=plan.study, storage=storage, direction=plan.direction,
-                               load_if_exists=True)
+    main = optuna.create_study(study_name=plan.study, storage=storage, direction=plan.direction, load_if_exists=True)
     saved = main.user_attrs.get(PLAN_ATTR)
     if saved is None:
         main.set_user_attr(PLAN_ATTR, fingerprint)
@@ -116,21 +133,28 @@ def open_studies(storage: BaseStorage, plan: Plan, create: bool = True, pruner=N
         main.set_user_attr("budget", plan.budget)
         main.set_user_attr("objective", plan.objective)
     elif saved != fingerprint:
-        raise S2SError(f"study '{plan.study}' was made from a different version of {plan.ablation.path} "
-                       f"({_first_difference(saved, fingerprint)}); restore the file, or delete the study "
-                       f"(optuna delete-study --study-name {plan.study} --storage {label}) to start over")
+        raise S2SError(
+            f"study '{plan.study}' was made from a different version of {plan.ablation.path} "
+            f"({_first_difference(saved, fingerprint)}); restore the file, or delete the study "
+            f"(optuna delete-study --study-name {plan.study} --storage {label}) to start over"
+        )
     tuning = {}
     if plan.nuisance_trials:
         for arm in plan.arms:
             name = tuning_study_name(plan, arm.name)
             if name in names or create:
                 tuning[arm.name] = optuna.create_study(
-                    study_name=name, storage=storage, direction=plan.tuning_direction, load_if_exists=True,
-                    pruner=pruner)
+                    study_name=name,
+                    storage=storage,
+                    direction=plan.tuning_direction,
+                    load_if_exists=True,
+                    pruner=pruner,
+                )
     return main, tuning
 
 
 # --- liveness -------------------------------------------------------------------------------------
+
 
 def _proc_start(pid: int) -> str | None:
     """The process start time in clock ticks since boot (Linux), which tells a reused pid apart."""
@@ -211,8 +235,9 @@ def grid_key(t: FrozenTrial) -> tuple:
     return t.user_attrs.get(ARM), t.user_attrs.get(SEED)
 
 
-def reconcile(storage: BaseStorage, plan: Plan, main: optuna.Study, tuning: dict[str, optuna.Study],
-              run_id: str) -> int:
+def reconcile(
+    storage: BaseStorage, plan: Plan, main: optuna.Study, tuning: dict[str, optuna.Study], run_id: str
+) -> int:
     """Fail stale trials and enqueue every missing tuning slot and grid point; returns the count."""
     added = 0
     for arm in plan.arms:
@@ -247,8 +272,9 @@ def tuning_ready(study: optuna.Study | None) -> tuple[bool, FrozenTrial | None]:
     return True, pick(done, key=lambda t: t.value)
 
 
-def claim(storage: BaseStorage, plan: Plan, main: optuna.Study,
-          tuning: dict[str, optuna.Study]) -> tuple[optuna.Study | None, FrozenTrial | None, bool]:
+def claim(
+    storage: BaseStorage, plan: Plan, main: optuna.Study, tuning: dict[str, optuna.Study]
+) -> tuple[optuna.Study | None, FrozenTrial | None, bool]:
     """Take one WAITING trial: (study, trial, anything still waiting).
 
     Tuning trials go first, lowest slot across arms (arms tune side by side); a grid trial is taken

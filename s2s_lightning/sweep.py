@@ -30,8 +30,10 @@ from optuna.trial import TrialState
 
 from .ablation import FULL, Plan, expand, load_ablation
 from .errors import S2SError
-from .records import check_writable
-from .studies import (RAN_IN, SLOT, grid_key, is_stale, open_storage, open_studies, reconcile, storage_label)
+from .records import atomic_write_text, check_writable
+from .studies import RAN_IN, SLOT, grid_key, is_stale, open_storage, open_studies, reconcile, storage_label
+from .sweep_worker import worker_process
+from .wandb_sweep import render_sweep
 
 RECONCILE_S = 30.0  # how often the coordinator looks for trials whose worker died elsewhere
 MAX_ROUNDS = 3  # worker rounds per `sweep run`; later rounds only retry trials whose worker died
@@ -45,7 +47,7 @@ def parse_gpus(spec: str | None, workers: int | None) -> tuple[int, list[str | N
             raise S2SError(f"--workers must be at least 1 (got {n})")
         return n, [None] * n
     if spec == "all":
-        import torch
+        import torch  # seconds to import, for the coordinator only with --gpus all
 
         ids = [str(i) for i in range(torch.cuda.device_count())]
         if not ids:
@@ -58,7 +60,7 @@ def parse_gpus(spec: str | None, workers: int | None) -> tuple[int, list[str | N
     if n < 1 or len(ids) % n:
         raise S2SError(f"--workers {n} cannot split {len(ids)} GPUs evenly; one trial per GPU (or GPU group)")
     size = len(ids) // n
-    return n, [",".join(ids[i * size:(i + 1) * size]) for i in range(n)]
+    return n, [",".join(ids[i * size : (i + 1) * size]) for i in range(n)]
 
 
 @contextmanager
@@ -71,8 +73,10 @@ def coordinator_lock(runs_dir: Path, study: str):
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             f.seek(0)
-            raise S2SError(f"study '{study}' is already being run (pid {f.read().strip() or '?'}); "
-                           "to add workers on another node use `s2s sweep worker`") from None
+            raise S2SError(
+                f"study '{study}' is already being run (pid {f.read().strip() or '?'}); "
+                "to add workers on another node use `s2s sweep worker`"
+            ) from None
         f.truncate(0)
         f.write(str(os.getpid()))
         f.flush()
@@ -83,20 +87,40 @@ def _waiting(main, tuning) -> bool:
     return any(s.get_trials(deepcopy=False, states=(TrialState.WAITING,)) for s in [main, *tuning.values()])
 
 
-def _spawner(plan: Plan, budget: str, storage: str | None, runs_dir: Path, run_id: str, gpu_groups: list,
-             train_command: list[str] | None, poll_s: float):
+def _spawner(
+    plan: Plan,
+    budget: str,
+    storage: str | None,
+    runs_dir: Path,
+    run_id: str,
+    gpu_groups: list,
+    train_command: list[str] | None,
+    poll_s: float,
+):
     """spawn(i): start worker process i (its own GPU group, an even share of the CPU threads)."""
-    from .sweep_worker import worker_process
-
     threads = max(1, (os.cpu_count() or 1) // len(gpu_groups))
     ctx = multiprocessing.get_context("spawn")  # no inherited storage connections or locks
 
     def spawn(i: int):
-        p = ctx.Process(target=worker_process, name=f"w{i}", args=(
-            str(plan.ablation.path), budget, storage, str(runs_dir), run_id, gpu_groups[i], threads,
-            train_command, poll_s, f"w{i}"))
+        p = ctx.Process(
+            target=worker_process,
+            name=f"w{i}",
+            args=(
+                str(plan.ablation.path),
+                budget,
+                storage,
+                str(runs_dir),
+                run_id,
+                gpu_groups[i],
+                threads,
+                train_command,
+                poll_s,
+                f"w{i}",
+            ),
+        )
         p.start()
         return p
+
     return spawn
 
 
@@ -128,8 +152,10 @@ def _supervise(n: int, spawn, poll_s: float, on_death=None, tick=None) -> None:
                 tick()
                 last = time.monotonic()
         if broken:
-            raise S2SError(f"sweep workers failed ({', '.join(broken)}); see their errors above. "
-                           "Finished trials are kept; rerun to continue")
+            raise S2SError(
+                f"sweep workers failed ({', '.join(broken)}); see their errors above. "
+                "Finished trials are kept; rerun to continue"
+            )
     except KeyboardInterrupt:
         for p in procs.values():
             p.terminate()
@@ -147,9 +173,16 @@ def _ran(run_id: str, main, tuning: dict) -> int:
     return sum(t.user_attrs.get(RAN_IN) == run_id for s in [main, *tuning.values()] for t in s.trials)
 
 
-def run_sweep(ablation: str | Path, budget: str = FULL, storage: str | None = None, workers: int | None = None,
-              gpus: str | None = None, runs_dir: str | Path = "runs", train_command: list[str] | None = None,
-              poll_s: float = 1.0) -> dict:
+def run_sweep(
+    ablation: str | Path,
+    budget: str = FULL,
+    storage: str | None = None,
+    workers: int | None = None,
+    gpus: str | None = None,
+    runs_dir: str | Path = "runs",
+    train_command: list[str] | None = None,
+    poll_s: float = 1.0,
+) -> dict:
     """Run every missing trial of the ablation at `budget`; returns {"started": n, "status": rows}
     where `started` counts the trials this invocation ran (0 when the study was already complete)."""
     plan = expand(load_ablation(ablation), budget)
@@ -162,9 +195,12 @@ def run_sweep(ablation: str | Path, budget: str = FULL, storage: str | None = No
 
     with coordinator_lock(runs_dir, plan.study):
         main, tuning = open_studies(store, plan, create=True, label=label)
-        print(f"study {plan.study}: {len(plan.arms)} arms x {len(plan.seeds)} seeds"
-              + (f", {plan.nuisance_trials} nuisance trials per arm" if plan.nuisance_trials else "")
-              + f"; storage {label}; {n} worker(s)", flush=True)
+        print(
+            f"study {plan.study}: {len(plan.arms)} arms x {len(plan.seeds)} seeds"
+            + (f", {plan.nuisance_trials} nuisance trials per arm" if plan.nuisance_trials else "")
+            + f"; storage {label}; {n} worker(s)",
+            flush=True,
+        )
         retry = lambda: reconcile(store, plan, main, tuning, run_id)  # noqa: E731 - also fails stale trials
         for _ in range(MAX_ROUNDS):
             added = retry()
@@ -178,9 +214,16 @@ def run_sweep(ablation: str | Path, budget: str = FULL, storage: str | None = No
     return {"started": started, "status": rows}
 
 
-def join_sweep(ablation: str | Path, budget: str = FULL, storage: str | None = None, workers: int | None = None,
-               gpus: str | None = None, runs_dir: str | Path = "runs", train_command: list[str] | None = None,
-               poll_s: float = 1.0) -> int:
+def join_sweep(
+    ablation: str | Path,
+    budget: str = FULL,
+    storage: str | None = None,
+    workers: int | None = None,
+    gpus: str | None = None,
+    runs_dir: str | Path = "runs",
+    train_command: list[str] | None = None,
+    poll_s: float = 1.0,
+) -> int:
     """`s2s sweep worker`: add workers (one per GPU with --gpus) to a study that `s2s sweep run` created,
     e.g. from another node sharing its RDB storage. They claim waiting trials until none is left; only
     the coordinator enqueues and retries. Returns how many trials they ran."""
@@ -191,8 +234,10 @@ def join_sweep(ablation: str | Path, budget: str = FULL, storage: str | None = N
     store, label = open_storage(storage, runs_dir), storage_label(storage, runs_dir)
     main, tuning = open_studies(store, plan, create=False, label=label)
     if main is None:
-        raise S2SError(f"study '{plan.study}' does not exist in {label}; create it with `s2s sweep run "
-                       f"{ablation}" + ("" if budget == FULL else f" --budget {budget}") + f" --storage {label}`")
+        raise S2SError(
+            f"study '{plan.study}' does not exist in {label}; create it with `s2s sweep run "
+            f"{ablation}" + ("" if budget == FULL else f" --budget {budget}") + f" --storage {label}`"
+        )
     run_id = uuid.uuid4().hex[:12]
     print(f"joining study {plan.study}; storage {label}; {n} worker(s)", flush=True)
     _supervise(n, _spawner(plan, budget, storage, runs_dir, run_id, gpu_groups, train_command, poll_s), poll_s)
@@ -201,8 +246,13 @@ def join_sweep(ablation: str | Path, budget: str = FULL, storage: str | None = N
 
 def status_rows(plan: Plan, main, tuning: dict) -> list[dict]:
     """One row per arm: its tuning progress and, per seed, the state and objective value."""
-    order = {TrialState.COMPLETE: 0, TrialState.RUNNING: 1, TrialState.WAITING: 2, TrialState.FAIL: 3,
-             TrialState.PRUNED: 4}
+    order = {
+        TrialState.COMPLETE: 0,
+        TrialState.RUNNING: 1,
+        TrialState.WAITING: 2,
+        TrialState.FAIL: 3,
+        TrialState.PRUNED: 4,
+    }
     trials = main.get_trials(deepcopy=False) if main is not None else []
     rows = []
     for arm in plan.arms:
@@ -210,19 +260,35 @@ def status_rows(plan: Plan, main, tuning: dict) -> list[dict]:
         for seed in plan.seeds:
             attempts = sorted((t for t in trials if grid_key(t) == (arm.name, seed)), key=lambda t: order[t.state])
             t = attempts[0] if attempts else None
-            state = "-" if t is None else "stale" if is_stale(t) else {
-                TrialState.COMPLETE: "done", TrialState.RUNNING: "running", TrialState.WAITING: "waiting",
-                TrialState.FAIL: "failed", TrialState.PRUNED: "pruned"}[t.state]
-            row["seeds"][seed] = {"state": state, "value": t.value if state == "done" else None,
-                                  "trial": None if t is None else t.number}
+            state = (
+                "-"
+                if t is None
+                else "stale"
+                if is_stale(t)
+                else {
+                    TrialState.COMPLETE: "done",
+                    TrialState.RUNNING: "running",
+                    TrialState.WAITING: "waiting",
+                    TrialState.FAIL: "failed",
+                    TrialState.PRUNED: "pruned",
+                }[t.state]
+            )
+            row["seeds"][seed] = {
+                "state": state,
+                "value": t.value if state == "done" else None,
+                "trial": None if t is None else t.number,
+            }
         if arm.name in tuning:
             tt = [t for t in tuning[arm.name].get_trials(deepcopy=False) if t.user_attrs.get(SLOT) is not None]
             done = [t for t in tt if t.state == TrialState.COMPLETE]
             pick = max if plan.tuning_direction == "maximize" else min
-            row["tuning"] = {"done": len(done), "pruned": sum(t.state == TrialState.PRUNED for t in tt),
-                             "failed": sum(t.state == TrialState.FAIL for t in tt),
-                             "running": sum(t.state == TrialState.RUNNING for t in tt),
-                             "best": pick(t.value for t in done) if done else None}
+            row["tuning"] = {
+                "done": len(done),
+                "pruned": sum(t.state == TrialState.PRUNED for t in tt),
+                "failed": sum(t.state == TrialState.FAIL for t in tt),
+                "running": sum(t.state == TrialState.RUNNING for t in tt),
+                "best": pick(t.value for t in done) if done else None,
+            }
         rows.append(row)
     return rows
 
@@ -237,9 +303,12 @@ def format_status(plan: Plan, rows: list[dict], storage: str) -> str:
         if plan.nuisance_trials:
             t = row.get("tuning") or {"done": 0, "pruned": 0, "failed": 0, "running": 0, "best": None}
             finished = t["done"] + t["pruned"] + t["failed"]
-            line.append(f"{finished}/{plan.nuisance_trials}" + (f" {t['pruned']}p" if t["pruned"] else "")
-                        + (f" {t['failed']}f" if t["failed"] else "")
-                        + (f" best {t['best']:.4g}" if t["best"] is not None else ""))
+            line.append(
+                f"{finished}/{plan.nuisance_trials}"
+                + (f" {t['pruned']}p" if t["pruned"] else "")
+                + (f" {t['failed']}f" if t["failed"] else "")
+                + (f" best {t['best']:.4g}" if t["best"] is not None else "")
+            )
         values = []
         for seed in plan.seeds:
             cell = row["seeds"][seed]
@@ -253,13 +322,17 @@ def format_status(plan: Plan, rows: list[dict], storage: str) -> str:
     widths = [max(len(str(r[i])) for r in [cols] + table) for i in range(len(cols))]
     lines = ["  ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip() for r in [cols] + table]
     total = len(rows) * len(plan.seeds)
-    summary = ", ".join(f"{counts[k]} {'not started' if k == '-' else k}" for k in
-                        ("done", "running", "waiting", "failed", "stale", "-") if counts.get(k))
+    summary = ", ".join(
+        f"{counts[k]} {'not started' if k == '-' else k}"
+        for k in ("done", "running", "waiting", "failed", "stale", "-")
+        if counts.get(k)
+    )
     return "\n".join(head + lines + [f"grid: {total} points ({len(rows)} arms x {len(plan.seeds)} seeds): {summary}"])
 
 
-def sweep_status(ablation: str | Path, budget: str = FULL, storage: str | None = None,
-                 runs_dir: str | Path = "runs") -> str:
+def sweep_status(
+    ablation: str | Path, budget: str = FULL, storage: str | None = None, runs_dir: str | Path = "runs"
+) -> str:
     plan = expand(load_ablation(ablation), budget)
     store, label = open_storage(storage, runs_dir), storage_label(storage, runs_dir)
     main, tuning = open_studies(store, plan, create=False, label=label)
@@ -268,6 +341,7 @@ def sweep_status(ablation: str | Path, budget: str = FULL, storage: str | None =
 
 
 # --- command line ----------------------------------------------------------------------------------
+
 
 def _cmd_run(args: argparse.Namespace) -> int:
     out = run_sweep(args.ablation, args.budget, args.storage, args.workers, args.gpus, args.runs_dir)
@@ -287,12 +361,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_wandb(args: argparse.Namespace) -> int:
-    from .wandb_sweep import render_sweep
-
     text = render_sweep(expand(load_ablation(args.ablation), args.budget))
     if args.output:
-        from .records import atomic_write_text
-
         atomic_write_text(Path(args.output), text)
         print(f"wrote {args.output}; start it with: wandb sweep {args.output}")
     else:
@@ -300,8 +370,9 @@ def _cmd_wandb(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_dashboard(args: argparse.Namespace) -> int:
-    import optuna_dashboard
+def run_dashboard(args: argparse.Namespace) -> int:
+    """`s2s dashboard`: optuna-dashboard on the sweep's storage."""
+    import optuna_dashboard  # a web server's worth of imports, for this command only
 
     store = open_storage(args.storage, args.runs_dir)
     print(f"optuna-dashboard for {storage_label(args.storage, args.runs_dir)} on http://127.0.0.1:{args.port}/")
@@ -309,46 +380,5 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
     return 0
 
 
-def _common(p: argparse.ArgumentParser, storage: bool = True) -> None:
-    p.add_argument("ablation", help="ablation file, e.g. ablations/addition.yaml")
-    p.add_argument("--budget", default=FULL, help="a budget named in the file (default: full)")
-    if storage:
-        p.add_argument("--storage", help="Optuna storage: a journal file path or sqlite:///, postgresql://... "
-                                         "URL (default: RUNS_DIR/optuna/studies.journal)")
-        p.add_argument("--runs-dir", default="runs", help="where run directories go (default: runs)")
-
-
-def add_sweep_parsers(sub) -> None:
-    """Add `sweep` (run, worker, status, wandb) and `dashboard` to the `s2s` sub-command parsers."""
-    p = sub.add_parser("sweep", help="run an ablation file as an Optuna study, or export it as a W&B sweep")
-    actions = p.add_subparsers(dest="sweep_command", required=True, metavar="ACTION")
-
-    r = actions.add_parser("run", help="create or resume the study and run every missing trial")
-    _common(r)
-    r.add_argument("--workers", type=int, help="worker processes (default: 1, or one per GPU with --gpus)")
-    r.add_argument("--gpus", help="GPU indices to spread trials over, e.g. 0,1,2,3, or 'all'")
-    r.set_defaults(func=_cmd_run)
-
-    w = actions.add_parser("worker", help="join a running study (e.g. from another node) until nothing waits")
-    _common(w)
-    w.add_argument("--workers", type=int, help="worker processes (default: 1, or one per GPU with --gpus)")
-    w.add_argument("--gpus", help="GPU indices to spread trials over, e.g. 0,1,2,3, or 'all'")
-    w.set_defaults(func=_cmd_worker)
-
-    s = actions.add_parser("status", help="arms x seeds: done / running / failed, with objective values")
-    _common(s)
-    s.set_defaults(func=_cmd_status)
-
-    x = actions.add_parser("wandb", help="write the scientific grid x seeds as a W&B sweep config")
-    _common(x, storage=False)
-    x.add_argument("-o", "--output", help="output file, e.g. sweeps/addition.yaml (default: stdout)")
-    x.set_defaults(func=_cmd_wandb)
-
-    d = sub.add_parser("dashboard", help="serve optuna-dashboard for the studies on 127.0.0.1")
-    d.add_argument("--storage", help="Optuna storage (default: RUNS_DIR/optuna/studies.journal)")
-    d.add_argument("--runs-dir", default="runs")
-    d.add_argument("--port", type=int, default=8080)
-    d.set_defaults(func=_cmd_dashboard)
-
-
-
+# `s2s sweep ACTION` (parsers in cli.py)
+COMMANDS = {"run": _cmd_run, "worker": _cmd_worker, "status": _cmd_status, "wandb": _cmd_wandb}

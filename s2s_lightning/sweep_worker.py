@@ -10,7 +10,7 @@ writing into a run directory that a retry is about to reuse.
 
 from __future__ import annotations
 
-import csv
+import ctypes
 import math
 import os
 import shutil
@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -26,19 +27,36 @@ from optuna.trial import FrozenTrial, TrialState
 
 from .ablation import SEED, Plan, SearchDim, expand, format_overrides, load_ablation
 from .config import build_config
-from .records import CHECKPOINT_DIR, HISTORY_FILE, RECORD_FILE, read_json, write_json
-from .studies import (ARM, GRID, SLOT, HEARTBEAT, HEARTBEAT_S, KIND, RAN_IN, TUNE, WORKER, claim, grid_key, is_stale,
-                      open_storage, open_studies, retryable, tuning_ready, tuning_study_name, worker_identity)
+from .records import HISTORY_FILE, LOG_FILE, RECORD_FILE, checkpoint_path, read_history, read_json, write_json
+from .studies import (
+    ARM,
+    GRID,
+    HEARTBEAT,
+    HEARTBEAT_S,
+    KIND,
+    RAN_IN,
+    SLOT,
+    TUNE,
+    WORKER,
+    claim,
+    grid_key,
+    is_stale,
+    open_storage,
+    open_studies,
+    retryable,
+    tuning_ready,
+    tuning_study_name,
+    worker_identity,
+)
 
 TRAIN_COMMAND = [sys.executable, "-m", "s2s_lightning", "train"]
-LOG_FILE = "train.log"  # the trial's stdout and stderr, in its run directory
 
 
 class Interrupted(Exception):
     """SIGINT/SIGTERM reached the worker: stop the trial, leave it to be resumed."""
 
 
-def _raise_interrupted(signum, frame):  # noqa: ARG001 - signal handler signature
+def _raise_interrupted(signum, frame):
     # Further signals must not break the clean-up that follows.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -48,8 +66,6 @@ def _raise_interrupted(signum, frame):  # noqa: ARG001 - signal handler signatur
 def _die_with_parent(sig: int = signal.SIGKILL) -> None:
     """Linux: deliver `sig` to this process when its parent dies; a no-op elsewhere."""
     try:
-        import ctypes
-
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(sig))  # PR_SET_PDEATHSIG = 1
     except (OSError, AttributeError):
         pass
@@ -58,8 +74,6 @@ def _die_with_parent(sig: int = signal.SIGKILL) -> None:
 def _sampler(plan: Plan, slot: int):
     """A fresh sampler for tuning slot `slot`, seeded by study and slot: every arm draws the same
     random (and TPE start-up) points, and a rerun draws the same points given the same history."""
-    import zlib
-
     seed = zlib.crc32(f"{plan.study}:{slot}".encode())
     if plan.ablation.spec.nuisance.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
@@ -73,8 +87,9 @@ def _pruner(plan: Plan):
         return optuna.pruners.MedianPruner(n_startup_trials=p.startup_trials, n_warmup_steps=p.warmup_epochs)
     if p.type == "hyperband":
         max_epochs = build_config({}, plan.constants).train.max_epochs
-        return optuna.pruners.HyperbandPruner(min_resource=p.min_epochs, max_resource=max_epochs,
-                                              reduction_factor=p.reduction_factor)
+        return optuna.pruners.HyperbandPruner(
+            min_resource=p.min_epochs, max_resource=max_epochs, reduction_factor=p.reduction_factor
+        )
     return optuna.pruners.NopPruner()
 
 
@@ -89,14 +104,6 @@ def _suggest(trial: optuna.Trial, key: str, dim: SearchDim) -> Any:
 def seed_choices(plan: Plan) -> list[int]:
     """The `seed` param's categorical choices; fixed for the study's lifetime (Optuna requires it)."""
     return list(dict.fromkeys(plan.seeds + [plan.ablation.spec.nuisance.seed]))
-
-
-def _read_history(path: Path) -> list[dict]:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return list(csv.DictReader(f))
-    except OSError:
-        return []
 
 
 def _float(value: Any) -> float | None:
@@ -134,7 +141,7 @@ def _prepare_run_dir(run_dir: Path, previous: list[FrozenTrial], number: int) ->
             shutil.rmtree(run_dir)
         return False
     last_attempt = max(previous, key=lambda t: t.number, default=None)
-    if last_attempt is not None and retryable(last_attempt) and (run_dir / CHECKPOINT_DIR / "last.ckpt").is_file():
+    if last_attempt is not None and retryable(last_attempt) and checkpoint_path(run_dir, "last").is_file():
         return True
     # A real failure is kept for inspection, out of the way of `<arm>/seed*/` globs.
     attic = run_dir.parent.parent / ".attempts" / f"{run_dir.parent.name}-{run_dir.name}-before-trial{number}"
@@ -146,9 +153,20 @@ def _prepare_run_dir(run_dir: Path, previous: list[FrozenTrial], number: int) ->
 class TrialRunner:
     """Runs claimed trials of one plan; one instance per worker process."""
 
-    def __init__(self, plan: Plan, storage, main: optuna.Study, tuning: dict[str, optuna.Study], runs_dir: Path,
-                 run_id: str, gpus: str | None = None, threads: int | None = None,
-                 train_command: list[str] | None = None, poll_s: float = 1.0, tag: str = "w0"):
+    def __init__(
+        self,
+        plan: Plan,
+        storage,
+        main: optuna.Study,
+        tuning: dict[str, optuna.Study],
+        runs_dir: Path,
+        run_id: str,
+        gpus: str | None = None,
+        threads: int | None = None,
+        train_command: list[str] | None = None,
+        poll_s: float = 1.0,
+        tag: str = "w0",
+    ):
         self.plan, self.storage, self.main, self.tuning = plan, storage, main, tuning
         self.runs_dir, self.run_id, self.gpus, self.threads = Path(runs_dir), run_id, gpus, threads
         self.train_command = list(train_command or TRAIN_COMMAND)
@@ -189,12 +207,20 @@ class TrialRunner:
             nuisance = {k: _suggest(trial, k, dim) for k, dim in plan.nuisance.items()} if self.tuning else {}
             run_dir = self.runs_dir / plan.study / arm.name / f"seed{seed}"
             name, group = f"{arm.name}-seed{seed}", plan.study
-            previous = [t for t in study.get_trials(deepcopy=False)
-                        if grid_key(t) == (arm.name, seed) and t.number != frozen.number]
+            previous = [
+                t
+                for t in study.get_trials(deepcopy=False)
+                if grid_key(t) == (arm.name, seed) and t.number != frozen.number
+            ]
         overrides = plan.overrides(arm, seed, nuisance, name=name, group=group)
         resume = _prepare_run_dir(run_dir, previous, frozen.number)
-        cmd = self.train_command + ["--run-dir", str(run_dir)] + (["--resume"] if resume else []) \
+        cmd = (
+            self.train_command
+            + ["--run-dir", str(run_dir)]
+            + (["--resume"] if resume else [])
+            + [word for axis in plan.extra_axes for word in ("--axis", axis)]
             + format_overrides(overrides)
+        )
         trial.set_user_attr("run_dir", str(run_dir))
         trial.set_user_attr("resumed", resume)
         self.log(f"{study.study_name} trial {frozen.number} {name}: {'resumed' if resume else 'started'}")
@@ -205,9 +231,15 @@ class TrialRunner:
         """Refuse duplicates; give the trial its arm's best nuisance values (as fixed params)."""
         # Only two coordinators (on two nodes) can enqueue a point twice: the finished or the earlier
         # live attempt wins, and the other never touches the run directory they would share.
-        done = [t for t in study.get_trials(deepcopy=False) if grid_key(t) == grid_key(frozen) and (
-            t.state == TrialState.COMPLETE
-            or (t.state == TrialState.RUNNING and t.number < frozen.number and not is_stale(t)))]
+        done = [
+            t
+            for t in study.get_trials(deepcopy=False)
+            if grid_key(t) == grid_key(frozen)
+            and (
+                t.state == TrialState.COMPLETE
+                or (t.state == TrialState.RUNNING and t.number < frozen.number and not is_stale(t))
+            )
+        ]
         if done:
             self.storage.set_trial_user_attr(frozen._trial_id, "duplicate_of", done[0].number)
             study.tell(frozen.number, state=TrialState.FAIL)
@@ -221,26 +253,41 @@ class TrialRunner:
             return TrialState.FAIL
         fixed = {**frozen.system_attrs.get("fixed_params", {}), **best.params}
         self.storage.set_trial_system_attr(frozen._trial_id, "fixed_params", fixed)
-        self.storage.set_trial_user_attr(frozen._trial_id, "tuned_by",
-                                         f"{tuning_study_name(self.plan, arm)}#{best.number}")
+        self.storage.set_trial_user_attr(
+            frozen._trial_id, "tuned_by", f"{tuning_study_name(self.plan, arm)}#{best.number}"
+        )
         return None
 
-    def _train(self, study: optuna.Study, trial: optuna.Trial, kind: str, cmd: list[str], run_dir: Path,
-               name: str, max_epochs: int) -> TrialState:
+    def _train(
+        self,
+        study: optuna.Study,
+        trial: optuna.Trial,
+        kind: str,
+        cmd: list[str],
+        run_dir: Path,
+        name: str,
+        max_epochs: int,
+    ) -> TrialState:
         plan, start = self.plan, time.perf_counter()
         run_dir.mkdir(parents=True, exist_ok=True)
         reported: set[int] = set()
         pruned_at = None
         last_beat = time.time()
         with open(run_dir / LOG_FILE, "ab") as log:
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    env=self._env(study.study_name, trial.number), start_new_session=True,
-                                    preexec_fn=_die_with_parent)
+            proc = subprocess.Popen(
+                cmd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self._env(study.study_name, trial.number),
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
             try:
                 while True:
                     finished = proc.poll() is not None
-                    for row in _read_history(run_dir / HISTORY_FILE):
-                        epoch, value = int(float(row["epoch"])), _float(row.get(plan.tuning_metric))
+                    for row in read_history(run_dir / HISTORY_FILE):
+                        epoch, value = row["epoch"], _float(row.get(plan.tuning_metric))
                         if epoch not in reported and value is not None:
                             trial.report(value, epoch)
                             reported.add(epoch)
@@ -293,11 +340,17 @@ class TrialRunner:
                 _close_record(run_dir, error)
                 trial.set_user_attr("interrupted", True)
             else:
-                error = record.get("error") or (f"{metric} missing from the record" if returncode == 0 else None) \
-                    or _last_line(run_dir / LOG_FILE) or f"exit code {returncode}"
+                error = (
+                    record.get("error")
+                    or (f"{metric} missing from the record" if returncode == 0 else None)
+                    or _last_line(run_dir / LOG_FILE)
+                    or f"exit code {returncode}"
+                )
             trial.set_user_attr("error", str(error)[:500])
             study.tell(trial, state=TrialState.FAIL)
-            self.log(f"{study.study_name} trial {trial.number} {name}: FAILED ({str(error)[:200]}); log {run_dir / LOG_FILE}")
+            self.log(
+                f"{study.study_name} trial {trial.number} {name}: FAILED ({str(error)[:200]}); log {run_dir / LOG_FILE}"
+            )
             return TrialState.FAIL
         except (ValueError, RuntimeError) as exc:  # failed as stale meanwhile: a retry owns the key now
             self.log(f"{study.study_name} trial {trial.number} {name}: result not stored ({exc})")
@@ -319,8 +372,17 @@ def _last_line(path: Path) -> str | None:
     return lines[-1].strip() if lines else None
 
 
-def work(plan: Plan, storage, runs_dir: Path, run_id: str, gpus: str | None = None, threads: int | None = None,
-         train_command: list[str] | None = None, poll_s: float = 1.0, tag: str = "w0") -> int:
+def work(
+    plan: Plan,
+    storage,
+    runs_dir: Path,
+    run_id: str,
+    gpus: str | None = None,
+    threads: int | None = None,
+    train_command: list[str] | None = None,
+    poll_s: float = 1.0,
+    tag: str = "w0",
+) -> int:
     """Claim and run trials until nothing is waiting; returns how many trials this worker ran."""
     main, tuning = open_studies(storage, plan, create=False, pruner=_pruner(plan))
     if main is None:
@@ -340,16 +402,26 @@ def work(plan: Plan, storage, runs_dir: Path, run_id: str, gpus: str | None = No
         ran += 1
 
 
-def worker_process(ablation_path: str, budget: str, storage_url: str | None, runs_dir: str, run_id: str,
-                   gpus: str | None, threads: int | None, train_command: list[str] | None, poll_s: float,
-                   tag: str) -> None:
+def worker_process(
+    ablation_path: str,
+    budget: str,
+    storage_url: str | None,
+    runs_dir: str,
+    run_id: str,
+    gpus: str | None,
+    threads: int | None,
+    train_command: list[str] | None,
+    poll_s: float,
+    tag: str,
+) -> None:
     """Entry point of a worker process spawned by `s2s sweep run` (multiprocessing, spawn)."""
     _die_with_parent(signal.SIGTERM)  # the coordinator died: stop the trial cleanly
     signal.signal(signal.SIGINT, _raise_interrupted)
     signal.signal(signal.SIGTERM, _raise_interrupted)
     try:
         plan = expand(load_ablation(ablation_path), budget)
-        work(plan, open_storage(storage_url, runs_dir), Path(runs_dir), run_id, gpus, threads, train_command,
-             poll_s, tag)
+        work(
+            plan, open_storage(storage_url, runs_dir), Path(runs_dir), run_id, gpus, threads, train_command, poll_s, tag
+        )
     except Interrupted:
         sys.exit(130)

@@ -2,13 +2,15 @@
 
 Loss is masked cross-entropy (pad ignored); perplexity is exp(sum NLL / target tokens), summed across
 ranks before dividing, because perplexities do not average. Validation also decodes greedily for the
-task metric (exact match for addition, BLEU for translation).
+task metric (exact match for addition, BLEU for translation), scored by a callable the caller builds
+(evaluation.HypothesisScorer), so this module knows nothing of the data or of sacreBLEU.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 
 import pytorch_lightning as pl
 import torch
@@ -16,10 +18,15 @@ import torch.nn.functional as F
 
 from . import metrics as M
 from .config import Config
-from .data import PAD_ID, Batch, DataBundle
+from .data import Batch
 from .errors import S2SError
 from .model import Seq2Seq
 from .search import greedy
+from .text import PAD_ID
+
+# score(stage, {sentence index: hypothesis ids}) -> task metrics named `{stage}/...`
+HypothesisScorer = Callable[[str, dict[int, list[int]]], dict[str, float]]
+STAGES = ("train", "val", "test")
 
 
 class DivergenceError(S2SError):
@@ -59,20 +66,22 @@ def masked_nll(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor
 
 
 class Seq2SeqSystem(pl.LightningModule):
-    def __init__(self, cfg: Config, model: Seq2Seq, bundle: DataBundle | None = None,
-                 steps_per_epoch: int = 1):
+    def __init__(
+        self, cfg: Config, model: Seq2Seq, score_hyps: HypothesisScorer | None = None, steps_per_epoch: int = 1
+    ):
         super().__init__()
-        self.cfg, self.model, self.bundle = cfg, model, bundle
+        self.cfg, self.model, self.score_hyps = cfg, model, score_hyps
         self.steps_per_epoch = max(steps_per_epoch, 1)
         self.epoch_metrics: dict[str, float] = {}  # the last validation epoch's row of history.csv
-        self._reset("train")
-        self._reset("val")
-        self._reset("test")
+        # Per stage, sums rather than means, so they combine across batches and ranks: [nll, tokens, correct].
+        self.sums: dict[str, torch.Tensor] = {}
+        self.hyps: dict[str, dict[int, list[int]]] = {}  # per stage: sentence index -> greedy hypothesis ids
+        for stage in STAGES:
+            self._reset(stage)
 
-    # -- accumulators: sums, not means, so they combine across batches and ranks ------------------
     def _reset(self, stage: str) -> None:
-        setattr(self, f"_{stage}_sums", torch.zeros(3, dtype=torch.float64))  # nll, tokens, correct
-        setattr(self, f"_{stage}_hyps", {})
+        self.sums[stage] = torch.zeros(3, dtype=torch.float64)
+        self.hyps[stage] = {}
         if stage == "train":
             self._train_start = time.perf_counter()
 
@@ -85,16 +94,16 @@ class Seq2SeqSystem(pl.LightningModule):
         logits = self.model(batch.src, batch.src_len, batch.tgt_in, ratio)  # [B, T, V]
         nll, tokens, correct = masked_nll(logits, batch.tgt_out)
         loss = nll / tokens.clamp(min=1)
-        sums = getattr(self, f"_{stage}_sums")
-        sums += torch.stack([nll.detach(), tokens, correct]).double().cpu()
+        self.sums[stage] += torch.stack([nll.detach(), tokens, correct]).double().cpu()
         if stage == "train":
             if not torch.isfinite(loss):
-                raise DivergenceError(f"training diverged: loss is {loss.item()} at epoch "
-                                      f"{self.current_epoch}, step {self.global_step}")
+                raise DivergenceError(
+                    f"training diverged: loss is {loss.item()} at epoch {self.current_epoch}, step {self.global_step}"
+                )
             self.log(M.TRAIN_LOSS, loss, prog_bar=True, batch_size=len(batch))
-        elif stage == "val" and self.cfg.eval.val_task_metric:
+        elif stage == "val" and self.cfg.eval.val_task_metric and self.score_hyps is not None:
             out = greedy(self.model, batch.src, batch.src_len, self.cfg.eval.max_len_a, self.cfg.eval.max_len_b)
-            getattr(self, f"_{stage}_hyps").update(zip(batch.index.tolist(), out.tolist()))
+            self.hyps[stage].update(zip(batch.index.tolist(), out.tolist()))
         return loss
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
@@ -128,19 +137,16 @@ class Seq2SeqSystem(pl.LightningModule):
         return hyps
 
     def _eval_metrics(self, stage: str) -> dict[str, float]:
-        nll, tokens, correct = self._reduce(getattr(self, f"_{stage}_sums")).tolist()
+        nll, tokens, correct = self._reduce(self.sums[stage]).tolist()
         tokens = max(tokens, 1.0)
-        out = {f"{stage}/loss": nll / tokens, f"{stage}/ppl": math.exp(min(nll / tokens, 50.0)),
-               f"{stage}/token_acc": correct / tokens}
-        hyps = self._gather_hyps(getattr(self, f"_{stage}_hyps"))
-        if hyps and self.bundle is not None:
-            from .evaluation import score
-
-            split = self.bundle.splits[stage]
-            order = sorted(hyps)
-            texts = [self.bundle.detokenize(hyps[i]) for i in order]
-            refs = [split.tgt_text[i] for i in order]
-            out.update(score(self.bundle.task, texts, refs, prefix=stage)[0])
+        out = {
+            f"{stage}/loss": nll / tokens,
+            f"{stage}/ppl": math.exp(min(nll / tokens, 50.0)),
+            f"{stage}/token_acc": correct / tokens,
+        }
+        hyps = self._gather_hyps(self.hyps[stage])
+        if hyps and self.score_hyps is not None:
+            out.update(self.score_hyps(stage, hyps))
         return out
 
     def on_validation_epoch_end(self) -> None:
@@ -148,13 +154,17 @@ class Seq2SeqSystem(pl.LightningModule):
         self.log_dict(out, prog_bar=True, sync_dist=False)  # already reduced across ranks
         if self.trainer.sanity_checking:
             return
-        nll, tokens, _ = self._reduce(self._train_sums).tolist()
+        nll, tokens, _ = self._reduce(self.sums["train"]).tolist()
         elapsed = time.perf_counter() - self._train_start
-        row = {"epoch": self.current_epoch, "step": self.global_step,
-               M.TRAIN_LOSS: nll / max(tokens, 1.0), **out,
-               M.LR: self.trainer.optimizers[0].param_groups[0]["lr"] if self.trainer.optimizers else None,
-               M.TRAIN_TOKENS_PER_S: tokens / elapsed if tokens else None,
-               M.TEACHER_FORCING: self.teacher_forcing_ratio}
+        row = {
+            "epoch": self.current_epoch,
+            "step": self.global_step,
+            M.TRAIN_LOSS: nll / max(tokens, 1.0),
+            **out,
+            M.LR: self.trainer.optimizers[0].param_groups[0]["lr"] if self.trainer.optimizers else None,
+            M.TRAIN_TOKENS_PER_S: tokens / elapsed if tokens else None,
+            M.TEACHER_FORCING: self.teacher_forcing_ratio,
+        }
         self.epoch_metrics = row
         extra = {k: v for k, v in row.items() if k in (M.LR, M.TRAIN_TOKENS_PER_S, M.TEACHER_FORCING) and v is not None}
         self.log_dict(extra, sync_dist=False)

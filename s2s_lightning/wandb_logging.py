@@ -10,15 +10,18 @@ import netrc
 import os
 from pathlib import Path
 
-from .config import Config, arm_name
+from pytorch_lightning.loggers import WandbLogger
+
+from .config import Config
 
 
 def _api_key_configured() -> bool:
     if os.environ.get("WANDB_API_KEY"):
         return True
     try:
-        auth = netrc.netrc().authenticators(os.environ.get("WANDB_BASE_URL", "api.wandb.ai")
-                                            .removeprefix("https://").removeprefix("http://"))
+        auth = netrc.netrc().authenticators(
+            os.environ.get("WANDB_BASE_URL", "api.wandb.ai").removeprefix("https://").removeprefix("http://")
+        )
         return bool(auth and auth[2])
     except (OSError, netrc.NetrcParseError):
         return False
@@ -42,41 +45,56 @@ def wandb_mode(cfg: Config) -> str:
     return cfg.tracking.wandb
 
 
-def make_wandb_logger(cfg: Config, run_dir: Path, previous: dict | None = None):
-    """(WandbLogger or None, the record's `wandb` entry)."""
+def make_wandb_logger(cfg: Config, run_dir: Path, arm: str, previous: dict | None = None):
+    """(WandbLogger or None, the record's `wandb` entry); the run is named `<arm>-seed<k>` by default."""
     mode = wandb_mode(cfg)
     if mode == "disabled":
         return None, {"mode": "disabled"}
     t = cfg.tracking
     run_id = (previous or {}).get("id")  # resuming a run continues its W&B run
-    kwargs = dict(project=t.project, entity=t.entity, group=t.group, tags=list(t.tags) or None,
-                  name=t.name or f"{arm_name(cfg)}-seed{cfg.seed}", save_dir=str(run_dir),
-                  config=cfg.to_dict(), id=run_id, resume="allow" if run_id else None, log_model=False)
+    kwargs = dict(
+        project=t.project,
+        entity=t.entity,
+        group=t.group,
+        tags=list(t.tags) or None,
+        name=t.name or f"{arm}-seed{cfg.seed}",
+        save_dir=str(run_dir),
+        config=cfg.to_dict(),
+        id=run_id,
+        resume="allow" if run_id else None,
+        log_model=False,
+    )
     os.environ.setdefault("WANDB_SILENT", "true")
     try:
         logger, experiment, mode = _start(mode, kwargs)
-    except Exception:  # noqa: BLE001 - wandb raises many types
+    except Exception:
         if not run_id:
             raise
         # A run killed mid-write can leave its id unusable (offline: "run ID is in use"): continue
         # the record in a fresh W&B run rather than failing the resumed training.
         kwargs.update(id=None, resume=None)
         logger, experiment, mode = _start(mode, kwargs)
-    info = {"mode": mode, "id": experiment.id, "project": t.project, "entity": t.entity, "group": t.group,
-            "name": experiment.name, "dir": str(Path(experiment.dir).parent),
-            "previous_id": run_id if run_id and run_id != experiment.id else None}
+    info = {
+        "mode": mode,
+        "id": experiment.id,
+        "project": t.project,
+        "entity": t.entity,
+        "group": t.group,
+        "name": experiment.name,
+        "dir": str(Path(experiment.dir).parent),
+        "previous_id": run_id if run_id and run_id != experiment.id else None,
+    }
     return logger, info
 
 
 def _start(mode: str, kwargs: dict):
     """(logger, run, mode); an online start that cannot reach the server falls back to offline."""
-    import wandb
-    from pytorch_lightning.loggers import WandbLogger
+    import wandb  # about a second to import: only runs that track pay for it
 
     try:
         logger = WandbLogger(mode=mode, **kwargs)
         return logger, logger.experiment, mode  # .experiment starts the run: failures surface here
-    except Exception:  # noqa: BLE001
+    except Exception:
         wandb.finish()
         if mode != "online":
             raise
@@ -86,11 +104,21 @@ def _start(mode: str, kwargs: dict):
 
 def finish_wandb(logger, record: dict) -> None:
     """Write the final record into the run's summary and close it."""
-    import wandb
+    import wandb  # loaded already by _start; local for the same reason
 
     summary = dict(record.get("metrics", {}))
-    for key in ("status", "error", "num_parameters", "wall_time_s", "peak_memory_mb", "epochs_completed",
-                "bleu_signature", "arm", "seed", "device"):
+    for key in (
+        "status",
+        "error",
+        "num_parameters",
+        "wall_time_s",
+        "peak_memory_mb",
+        "epochs_completed",
+        "bleu_signature",
+        "arm",
+        "seed",
+        "device",
+    ):
         if record.get(key) is not None:
             summary[key] = record[key]
     logger.experiment.summary.update(summary)

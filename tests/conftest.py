@@ -13,14 +13,25 @@ REPO = Path(__file__).resolve().parents[1]
 MULTI30K = Path(os.environ.get("S2S_MULTI30K_DIR", REPO.parent / "shared" / "data" / "multi30k"))
 
 TINY = {
-    "data.addition.train_size": 300, "data.addition.val_size": 40, "data.addition.test_size": 40,
-    "data.batch_size": 32, "model.embedding_dim": 10, "model.hidden_dim": 7, "train.max_epochs": 1,
-    "train.progress_bar": False, "tracking.wandb": "disabled",
+    "data.addition.train_size": 300,
+    "data.addition.val_size": 40,
+    "data.addition.test_size": 40,
+    "data.batch_size": 32,
+    "model.embedding_dim": 10,
+    "model.hidden_dim": 7,
+    "train.max_epochs": 1,
+    "train.progress_bar": False,
+    "tracking.wandb": "disabled",
 }
 TINY_MULTI30K = {
     **{k: v for k, v in TINY.items() if not k.startswith("data.addition")},
-    "data.name": "multi30k", "data.dir": str(MULTI30K), "data.max_train_sentences": 300,
-    "data.max_eval_sentences": 30, "model.hidden_dim": 16, "eval.max_len_b": 5, "eval.max_len_a": 0.5,
+    "data.name": "multi30k",
+    "data.dir": str(MULTI30K),
+    "data.max_train_sentences": 300,
+    "data.max_eval_sentences": 30,
+    "model.hidden_dim": 16,
+    "eval.max_len_b": 5,
+    "eval.max_len_a": 0.5,
 }
 
 
@@ -28,6 +39,7 @@ TINY_MULTI30K = {
 def tiny_cfg():
     def make(**overrides):
         return build_config({}, {**TINY, **overrides})
+
     return make
 
 
@@ -38,6 +50,7 @@ def tiny_multi30k_cfg():
 
     def make(**overrides):
         return build_config({}, {**TINY_MULTI30K, **overrides})
+
     return make
 
 
@@ -81,8 +94,19 @@ def postgres_url():
     out = run(bindir / "initdb", "-D", data, "-A", "trust", "-U", "s2s")
     if out.returncode:
         pytest.skip(f"initdb failed: {out.stderr.strip()[-300:]}")
-    out = run(bindir / "pg_ctl", "-D", data, "-l", root / "server.log", "-w", "-t", "60",
-              "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+    out = run(
+        bindir / "pg_ctl",
+        "-D",
+        data,
+        "-l",
+        root / "server.log",
+        "-w",
+        "-t",
+        "60",
+        "-o",
+        f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off",
+        "start",
+    )
     if out.returncode:
         pytest.skip(f"PostgreSQL did not start: {out.stderr.strip()[-300:]}")
     try:

@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from s2s_lightning import metrics as M
-from s2s_lightning.ablation import arm_name, expand, flatten, format_overrides, load_ablation, tuning_metric
-from s2s_lightning.config import AXES, build_config
+from s2s_lightning.ablation import expand, flatten, format_overrides, load_ablation, tuning_metric
+from s2s_lightning.config import AXES, arm_name, build_config
 from s2s_lightning.errors import S2SError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,8 +47,12 @@ def test_valid_file_expands_to_the_cartesian_grid(tmp_path):
     ablation = load_ablation(write(tmp_path, VALID))
     plan = expand(ablation, "full")
     assert plan.study == "study"
-    assert [a.name for a in plan.arms] == ["L1-fwd-plain-tf1", "L1-fwd-peeky-tf1", "L1-rev-plain-tf1",
-                                           "L1-rev-peeky-tf1"]
+    assert [a.name for a in plan.arms] == [
+        "L1-fwd-plain-tf1",
+        "L1-fwd-peeky-tf1",
+        "L1-rev-plain-tf1",
+        "L1-rev-peeky-tf1",
+    ]
     assert plan.arms[1].values == {"data.reverse_source": False, "model.peeky": True}
     assert plan.seeds == [0, 1] and plan.nuisance_trials == 2
     assert (plan.objective, plan.direction, plan.tuning_metric) == ("test/exact_match", "maximize", "val/exact_match")
@@ -58,8 +62,9 @@ def test_valid_file_expands_to_the_cartesian_grid(tmp_path):
 
 
 def test_an_untuned_budget_may_change_a_nuisance_default(tmp_path):
-    spec = with_changes(budgets={"full": {"nuisance_trials": 2},
-                                 "quick": {"overrides": {"train.lr": 0.01}, "seeds": [0]}})
+    spec = with_changes(
+        budgets={"full": {"nuisance_trials": 2}, "quick": {"overrides": {"train.lr": 0.01}, "seeds": [0]}}
+    )
     ablation = load_ablation(write(tmp_path, spec))
     quick = expand(ablation, "quick")
     assert quick.nuisance_trials == 0
@@ -67,32 +72,48 @@ def test_an_untuned_budget_may_change_a_nuisance_default(tmp_path):
     assert "train.lr" not in expand(ablation, "full").constants  # the tuned budget still searches it
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"scientific": {"model.num_layer": [1, 4]}}, "scientific axis 'model.num_layer': unknown config key 'model.num_layer'"),
-    ({"scientific": {"model.num_layers": [0, 4]}}, "scientific axis 'model.num_layers': config key 'model.num_layers'"),
-    ({"objective": {"metric": "test/bleu"}}, "objective 'test/bleu' is never logged for the addition task"),
-    ({"objective": {"metric": "test/accuracy"}}, "objective 'test/accuracy' is not an optimisable metric"),
-    ({"objective": {"metric": "val/ppl", "direction": "maximize"}}, "objective 'val/ppl' is to be minimized"),
-    ({"scientific": {}}, "empty grid: `scientific` names no axis"),
-    ({"scientific": {"model.peeky": []}}, "empty grid: scientific axis 'model.peeky' has no values"),
-    ({"scientific": {"model.peeky": [True, True]}}, "repeats a value"),
-    ({"scientific": {"seed": [0, 1]}}, "'seed' is not a scientific axis"),
-    ({"scientifc": {"model.peeky": [True]}}, "unknown key 'scientifc'"),
-    ({"scientific": None}, "missing key 'scientific'"),
-    ({"fixed": {"model.peeky": True}}, "'model.peeky' is both a scientific axis and a fixed value"),
-    ({"fixed": {"tracking.name": "x"}}, "'tracking.name' is set per trial by the sweep"),
-    ({"fixed": {"train.lr": 0.1}}, "nuisance 'train.lr' is also set in fixed/budgets"),
-    ({"budgets": {"full": {"nuisance_trials": 2, "overrides": {"train.lr": 0.1}}}},
-     "nuisance 'train.lr' is also set in fixed/budgets"),  # a budget that tunes lr cannot also pin it
-    ({"base": {"model": {"hiden_dim": 8}}}, "base: unknown config key 'model.hiden_dim'"),
-    ({"nuisance": {"space": {"train.lr": {"type": "log_uniform", "low": 0.0, "high": 1.0}}}}, "needs low > 0"),
-    ({"nuisance": {"space": {"train.lr": {"type": "uniform", "low": 1.0, "high": 0.5}}}}, "needs low < high"),
-    ({"nuisance": {"space": {"model.dropout": {"type": "uniform", "low": 0.0, "high": 1.5}}}},
-     "nuisance 'model.dropout': config key 'model.dropout'"),
-    ({"nuisance": {"space": {}}}, "asks for 2 nuisance trials per arm but nuisance.space is empty"),
-    ({"seeds": [0, 0]}, "seeds must be a non-empty list of distinct integers"),
-    ({"budgets": {"full": {"overrides": {"train.max_epoch": 1}}}}, "budget 'full': unknown config key 'train.max_epoch'"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        (
+            {"scientific": {"model.num_layer": [1, 4]}},
+            "scientific axis 'model.num_layer': unknown config key 'model.num_layer'",
+        ),
+        (
+            {"scientific": {"model.num_layers": [0, 4]}},
+            "scientific axis 'model.num_layers': config key 'model.num_layers'",
+        ),
+        ({"objective": {"metric": "test/bleu"}}, "objective 'test/bleu' is never logged for the addition task"),
+        ({"objective": {"metric": "test/accuracy"}}, "objective 'test/accuracy' is not an optimisable metric"),
+        ({"objective": {"metric": "val/ppl", "direction": "maximize"}}, "objective 'val/ppl' is to be minimized"),
+        ({"scientific": {}}, "empty grid: `scientific` names no axis"),
+        ({"scientific": {"model.peeky": []}}, "empty grid: scientific axis 'model.peeky' has no values"),
+        ({"scientific": {"model.peeky": [True, True]}}, "repeats a value"),
+        ({"scientific": {"seed": [0, 1]}}, "'seed' is not a scientific axis"),
+        ({"scientifc": {"model.peeky": [True]}}, "unknown key 'scientifc'"),
+        ({"scientific": None}, "missing key 'scientific'"),
+        ({"fixed": {"model.peeky": True}}, "'model.peeky' is both a scientific axis and a fixed value"),
+        ({"fixed": {"tracking.name": "x"}}, "'tracking.name' is set per trial by the sweep"),
+        ({"fixed": {"train.lr": 0.1}}, "nuisance 'train.lr' is also set in fixed/budgets"),
+        (
+            {"budgets": {"full": {"nuisance_trials": 2, "overrides": {"train.lr": 0.1}}}},
+            "nuisance 'train.lr' is also set in fixed/budgets",
+        ),  # a budget that tunes lr cannot also pin it
+        ({"base": {"model": {"hiden_dim": 8}}}, "base: unknown config key 'model.hiden_dim'"),
+        ({"nuisance": {"space": {"train.lr": {"type": "log_uniform", "low": 0.0, "high": 1.0}}}}, "needs low > 0"),
+        ({"nuisance": {"space": {"train.lr": {"type": "uniform", "low": 1.0, "high": 0.5}}}}, "needs low < high"),
+        (
+            {"nuisance": {"space": {"model.dropout": {"type": "uniform", "low": 0.0, "high": 1.5}}}},
+            "nuisance 'model.dropout': config key 'model.dropout'",
+        ),
+        ({"nuisance": {"space": {}}}, "asks for 2 nuisance trials per arm but nuisance.space is empty"),
+        ({"seeds": [0, 0]}, "seeds must be a non-empty list of distinct integers"),
+        (
+            {"budgets": {"full": {"overrides": {"train.max_epoch": 1}}}},
+            "budget 'full': unknown config key 'train.max_epoch'",
+        ),
+    ],
+)
 def test_invalid_files_fail_with_one_line_naming_the_problem(tmp_path, changes, message):
     path = write(tmp_path, with_changes(**changes))
     with pytest.raises(S2SError) as err:
@@ -119,12 +140,16 @@ def test_missing_file(tmp_path):
 
 
 def test_arm_names_match_the_names_train_records(tiny_cfg):
-    from s2s_lightning.config import arm_name as train_arm_name
-
     for layers, rev, peeky, tf in itertools.product([1, 4], [False, True], [False, True], [1.0, 0.5, 0.0]):
-        cfg = tiny_cfg(**{"model.num_layers": layers, "data.reverse_source": rev, "model.peeky": peeky,
-                          "train.teacher_forcing_ratio": tf})
-        assert arm_name(cfg, list(AXES)) == train_arm_name(cfg)
+        cfg = tiny_cfg(
+            **{
+                "model.num_layers": layers,
+                "data.reverse_source": rev,
+                "model.peeky": peeky,
+                "train.teacher_forcing_ratio": tf,
+            }
+        )
+        assert arm_name(cfg, list(AXES)) == arm_name(cfg)
     assert arm_name(tiny_cfg(**{"model.hidden_dim": 256}), ["model.hidden_dim"]).endswith("-hidden_dim256")
 
 
@@ -137,8 +162,15 @@ def test_tuning_metric_is_the_validation_counterpart():
 
 
 def test_formatted_overrides_parse_back_to_the_same_config():
-    tricky = {"train.lr": 1e-05, "train.grad_clip": None, "tracking.tags": ["a", "b c"], "model.peeky": True,
-              "train.teacher_forcing_ratio": 1, "data.max_src_vocab": 160000, "tracking.name": "L1-rev"}
+    tricky = {
+        "train.lr": 1e-05,
+        "train.grad_clip": None,
+        "tracking.tags": ["a", "b c"],
+        "model.peeky": True,
+        "train.teacher_forcing_ratio": 1,
+        "data.max_src_vocab": 160000,
+        "tracking.name": "L1-rev",
+    }
     assert build_config({}, format_overrides(tricky)) == build_config({}, tricky)
 
 
@@ -154,9 +186,13 @@ def test_shipped_ablation_loads_and_expands(path):
             cfg = build_config({}, plan.overrides(arm, plan.seeds[-1], name=f"{arm.name}-seed{plan.seeds[-1]}"))
             assert {k: cfg.get(k) for k in arm.values} == arm.values
             assert cfg.seed == plan.seeds[-1] and cfg.tracking.group == plan.study
-            assert build_config(ablation.spec.base, {**flatten(ablation.spec.fixed),
-                                                     **flatten(ablation.spec.budgets[budget].overrides),
-                                                     **arm.values}).model == cfg.model
+            assert (
+                build_config(
+                    ablation.spec.base,
+                    {**flatten(ablation.spec.fixed), **flatten(ablation.spec.budgets[budget].overrides), **arm.values},
+                ).model
+                == cfg.model
+            )
 
 
 def test_addition_full_budget_is_the_books_recipe():
@@ -174,7 +210,11 @@ def test_wmt14_is_the_papers_setup():
     cfg = build_config({}, plan.overrides(plan.arms[1], 0))
     assert (cfg.model.num_layers, cfg.model.hidden_dim, cfg.model.embedding_dim) == (4, 1000, 1000)
     assert (cfg.data.max_src_vocab, cfg.data.max_tgt_vocab, cfg.data.name) == (160000, 80000, "parallel")
-    assert (cfg.train.optimizer, cfg.train.lr, cfg.train.lr_decay_start_epoch, cfg.train.lr_decay_every) == \
-        ("sgd", 0.7, 5, 0.5)
+    assert (cfg.train.optimizer, cfg.train.lr, cfg.train.lr_decay_start_epoch, cfg.train.lr_decay_every) == (
+        "sgd",
+        0.7,
+        5,
+        0.5,
+    )
     assert (cfg.train.grad_clip, cfg.data.batch_size, cfg.train.max_epochs, cfg.eval.beam_size) == (5.0, 128, 8, 12)
     assert cfg.data.reverse_source and plan.objective == M.TEST_BLEU_TOK

@@ -18,14 +18,20 @@ ARGS = [f"{k}={v}" for k, v in TINY.items()]
 
 def s2s(*args, cwd=None):
     env = {k: v for k, v in os.environ.items() if k != "S2S_DEBUG"}
-    return subprocess.run([sys.executable, "-m", "s2s_lightning", *map(str, args)], capture_output=True,
-                          text=True, timeout=300, cwd=cwd, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "s2s_lightning", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
+        env=env,
+    )
 
 
 def assert_one_line_error(out, *needles):
     assert out.returncode != 0, out.stdout
-    lines = [l for l in out.stderr.splitlines() if l.strip() and not l.startswith(("wandb:", "WARNING"))]
-    errors = [l for l in lines if l.startswith("s2s: error:")]
+    lines = [line for line in out.stderr.splitlines() if line.strip() and not line.startswith(("wandb:", "WARNING"))]
+    errors = [line for line in lines if line.startswith("s2s: error:")]
     assert len(errors) == 1, out.stderr[-3000:]
     assert "Traceback" not in out.stderr, out.stderr[-3000:]
     for needle in needles:
@@ -34,12 +40,11 @@ def assert_one_line_error(out, *needles):
 
 def write_parallel(folder: Path, files: dict[str, bytes | list[str]]) -> list[str]:
     folder.mkdir(parents=True, exist_ok=True)
-    base = {f"{s}.{l}": ["a b c", "d e"] for s in ("train", "val", "test") for l in ("en", "fr")}
+    base = {f"{s}.{lang}": ["a b c", "d e"] for s in ("train", "val", "test") for lang in ("en", "fr")}
     for name, content in {**base, **files}.items():
         data = content if isinstance(content, bytes) else "".join(x + "\n" for x in content).encode()
         (folder / name).write_bytes(data)
-    return ["data.name=parallel", f"data.dir={folder}", "data.src_lang=en", "data.tgt_lang=fr",
-            "data.test_split=test"]
+    return ["data.name=parallel", f"data.dir={folder}", "data.src_lang=en", "data.tgt_lang=fr", "data.test_split=test"]
 
 
 CONFIG_CASES = {
@@ -158,8 +163,9 @@ def test_evaluate_with_a_corrupted_checkpoint(trained_run, tmp_path):
 
 def test_objective_metric_never_logged(tmp_path):
     path = tmp_path / "abl.yaml"
-    path.write_text("base: {data: {name: addition}}\nscientific: {model.peeky: [false, true]}\n"
-                    "objective: {metric: test/bleu}\n")
+    path.write_text(
+        "base: {data: {name: addition}}\nscientific: {model.peeky: [false, true]}\nobjective: {metric: test/bleu}\n"
+    )
     assert_one_line_error(s2s("sweep", "run", path, "--runs-dir", tmp_path / "runs"), "test/bleu")
     assert not (tmp_path / "runs").exists()
 
@@ -182,7 +188,10 @@ def test_a_checkpoint_that_would_run_code_is_refused_without_running_it(tmp_path
 
     path, marker = tmp_path / "evil.ckpt", tmp_path / "code-ran"
     torch.save({"state_dict": {"model.x": _RunsCode(marker)}}, path)
-    with pytest.raises(S2SError, match=r"evil.ckpt is corrupted or not a PyTorch checkpoint \(the weights-only "
-                                       r"loader refused it: .*system") as err:
+    with pytest.raises(
+        S2SError,
+        match=r"evil.ckpt is corrupted or not a PyTorch checkpoint \(the weights-only "
+        r"loader refused it: .*system",
+    ) as err:
         load_state_dict(path)
     assert not marker.exists() and "weights_only" not in str(err.value)  # no advice to load it unsafely

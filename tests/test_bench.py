@@ -6,8 +6,14 @@ from s2s_lightning import bench_search, bench_train
 from s2s_lightning.config import build_config
 from s2s_lightning.data import DataBundle
 
-TINY = ["data.addition.train_size=400", "data.addition.val_size=10", "data.addition.test_size=10",
-        "data.batch_size=32", "model.hidden_dim=8", "model.embedding_dim=8"]
+TINY = [
+    "data.addition.train_size=400",
+    "data.addition.val_size=10",
+    "data.addition.test_size=10",
+    "data.batch_size=32",
+    "model.hidden_dim=8",
+    "model.embedding_dim=8",
+]
 
 
 def test_bucketed_batches_pad_less_than_random_ones():
@@ -29,8 +35,28 @@ def test_bench_train_prints_a_row_per_batching_and_rejects_bad_config(capsys):
 
 
 def test_bench_search_prints_greedy_and_beam_rows(capsys):
-    bench_search.main(["--layers", "1", "--hidden", "8", "--embedding", "8", "--vocab", "50", "--beam", "3",
-                       "--sentences", "8", "--single", "2", "--max-len", "6", "--threads", "1"])
+    bench_search.main(
+        [
+            "--layers",
+            "1",
+            "--hidden",
+            "8",
+            "--embedding",
+            "8",
+            "--vocab",
+            "50",
+            "--beam",
+            "3",
+            "--sentences",
+            "8",
+            "--single",
+            "2",
+            "--max-len",
+            "6",
+            "--threads",
+            "1",
+        ]
+    )
     lines = capsys.readouterr().out.splitlines()
     rows = [line.split() for line in lines[2:4]]
     assert [r[0] for r in rows] == ["greedy", "beam"] and all(float(r[-1].rstrip("x")) > 0 for r in rows)

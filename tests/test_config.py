@@ -17,8 +17,16 @@ def test_defaults_are_the_books_budget():
 
 
 def test_overrides_parse_yaml_scalars_and_set_axes():
-    cfg = build_config({}, ["model.num_layers=4", "data.reverse_source=true", "model.peeky=True",
-                            "train.teacher_forcing_ratio=0.5", "tracking.tags=[a, b]"])
+    cfg = build_config(
+        {},
+        [
+            "model.num_layers=4",
+            "data.reverse_source=true",
+            "model.peeky=True",
+            "train.teacher_forcing_ratio=0.5",
+            "tracking.tags=[a, b]",
+        ],
+    )
     assert [cfg.get(k) for k in AXES] == [4, True, True, 0.5]
     assert cfg.tracking.tags == ["a", "b"]
     assert parse_override("--seed=3") == ("seed", 3)
@@ -31,16 +39,19 @@ def test_yaml_file_then_overrides(tmp_path):
     assert cfg.model.hidden_dim == 64 and cfg.seed == 4
 
 
-@pytest.mark.parametrize("override, needle", [
-    ("model.num_layer=2", "unknown config key 'model.num_layer'"),
-    ("model.num_layers=0", "'model.num_layers'"),
-    ("train.teacher_forcing_ratio=1.5", "'train.teacher_forcing_ratio'"),
-    ("train.max_epochs=-1", "'train.max_epochs'"),
-    ("eval.beam_size=0", "'eval.beam_size'"),
-    ("data.name=wmt", "'data.name'"),
-    ("model.hidden_dim=big", "'model.hidden_dim'"),
-    ("bogus=1", "unknown config key 'bogus'"),
-])
+@pytest.mark.parametrize(
+    "override, needle",
+    [
+        ("model.num_layer=2", "unknown config key 'model.num_layer'"),
+        ("model.num_layers=0", "'model.num_layers'"),
+        ("train.teacher_forcing_ratio=1.5", "'train.teacher_forcing_ratio'"),
+        ("train.max_epochs=-1", "'train.max_epochs'"),
+        ("eval.beam_size=0", "'eval.beam_size'"),
+        ("data.name=wmt", "'data.name'"),
+        ("model.hidden_dim=big", "'model.hidden_dim'"),
+        ("bogus=1", "unknown config key 'bogus'"),
+    ],
+)
 def test_errors_name_the_key(override, needle):
     with pytest.raises(S2SError) as err:
         build_config({}, [override])
@@ -61,8 +72,12 @@ def test_malformed_yaml_names_file_and_line(tmp_path):
 
 
 def test_cli_prints_one_line_and_exits_nonzero(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "s2s_lightning", "train", "--run-dir", str(tmp_path / "r"),
-                          "model.num_layers=0"], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "s2s_lightning", "train", "--run-dir", str(tmp_path / "r"), "model.num_layers=0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 2
     assert out.stderr.strip().count("\n") == 0, out.stderr
     assert "Traceback" not in out.stderr and "model.num_layers" in out.stderr

@@ -3,33 +3,32 @@
 import gzip
 
 import pytest
-import torch
 
-from s2s_lightning.data import (EOS_ID, PAD_ID, SOS_ID, BucketBatchSampler, DataBundle, Vocab, collate,
-                                load_corpus, make_addition, reverse_tokens)
+from s2s_lightning.data import BucketBatchSampler, DataBundle, collate, load_corpus, make_addition
 from s2s_lightning.errors import S2SError
+from s2s_lightning.text import EOS_ID, PAD_ID, SOS_ID, Vocab, reverse_tokens
 from tests.conftest import MULTI30K
 
 
 def test_addition_is_deterministic_disjoint_and_correct(tiny_cfg):
     cfg = tiny_cfg()
     a, b = make_addition(cfg.data, seed=0), make_addition(cfg.data, seed=0)
-    assert a.splits == b.splits
-    assert make_addition(cfg.data, seed=1).splits != a.splits
-    questions = [set(a.splits[s][0]) for s in ("train", "val", "test")]
+    assert a == b
+    assert make_addition(cfg.data, seed=1) != a
+    questions = [set(a[s][0]) for s in ("train", "val", "test")]
     assert sum(map(len, questions)) == 380 and len(set.union(*questions)) == 380
-    for q, ans in zip(*a.splits["train"]):
+    for q, ans in zip(*a["train"]):
         x, y = q.split("+")
         assert int(x) + int(y) == int(ans) and int(x) <= 999
 
 
 def test_addition_questions_are_one_dataset_unless_the_data_seed_is_null(tiny_cfg):
     runs = [tiny_cfg(seed=s) for s in (0, 1)]
-    assert load_corpus(runs[0].data, runs[0].seed).splits == load_corpus(runs[1].data, runs[1].seed).splits
+    assert load_corpus(runs[0].data, runs[0].seed) == load_corpus(runs[1].data, runs[1].seed)
     own = [tiny_cfg(seed=s, **{"data.addition.seed": None}) for s in (0, 1)]
-    assert load_corpus(own[0].data, 0).splits == load_corpus(runs[0].data, 0).splits
-    assert load_corpus(own[1].data, 1).splits != load_corpus(own[0].data, 0).splits
-    assert load_corpus(tiny_cfg(**{"data.addition.seed": 7}).data, 0).splits == make_addition(runs[0].data, 7).splits
+    assert load_corpus(own[0].data, 0) == load_corpus(runs[0].data, 0)
+    assert load_corpus(own[1].data, 1) != load_corpus(own[0].data, 0)
+    assert load_corpus(tiny_cfg(**{"data.addition.seed": 7}).data, 0) == make_addition(runs[0].data, 7)
 
 
 def test_addition_default_sizes_are_the_books():
@@ -94,20 +93,37 @@ def test_multi30k_reads_local_copy(tiny_multi30k_cfg):
 
 
 def _write(folder, name, lines, gz=False):
-    data = "".join(l + "\n" for l in lines).encode()
+    data = "".join(line + "\n" for line in lines).encode()
     (folder / (name + (".gz" if gz else ""))).write_bytes(gzip.compress(data) if gz else data)
 
 
 def _parallel(tmp_path, tiny_cfg, **files):
     for name, lines in files.items():
         _write(tmp_path, name, lines)
-    return tiny_cfg(**{"data.name": "parallel", "data.dir": str(tmp_path), "data.src_lang": "en",
-                       "data.tgt_lang": "fr", "data.test_split": "test"})
+    return tiny_cfg(
+        **{
+            "data.name": "parallel",
+            "data.dir": str(tmp_path),
+            "data.src_lang": "en",
+            "data.tgt_lang": "fr",
+            "data.test_split": "test",
+        }
+    )
 
 
 def test_parallel_misaligned_files_error(tmp_path, tiny_cfg):
-    cfg = _parallel(tmp_path, tiny_cfg, **{"train.en": ["a b", "c"], "train.fr": ["x"], "val.en": ["a"],
-                                          "val.fr": ["x"], "test.en": ["a"], "test.fr": ["x"]})
+    cfg = _parallel(
+        tmp_path,
+        tiny_cfg,
+        **{
+            "train.en": ["a b", "c"],
+            "train.fr": ["x"],
+            "val.en": ["a"],
+            "val.fr": ["x"],
+            "test.en": ["a"],
+            "test.fr": ["x"],
+        },
+    )
     with pytest.raises(S2SError, match="train.en has 2 lines but train.fr has 1"):
         DataBundle(cfg)
 
@@ -119,25 +135,44 @@ def test_parallel_missing_file_error(tmp_path, tiny_cfg):
 
 
 def test_parallel_skips_empty_training_lines_and_keeps_eval_aligned(tmp_path, tiny_cfg):
-    cfg = _parallel(tmp_path, tiny_cfg, **{"train.en": ["a b", "", "c"], "train.fr": ["x", "y", "z"],
-                                          "val.en": ["a"], "val.fr": ["x"], "test.en": ["a", ""],
-                                          "test.fr": ["x", "y"]})
+    cfg = _parallel(
+        tmp_path,
+        tiny_cfg,
+        **{
+            "train.en": ["a b", "", "c"],
+            "train.fr": ["x", "y", "z"],
+            "val.en": ["a"],
+            "val.fr": ["x"],
+            "test.en": ["a", ""],
+            "test.fr": ["x", "y"],
+        },
+    )
     bundle = DataBundle(cfg)
     assert len(bundle.splits["train"].src_ids) == 2 and len(bundle.splits["test"].src_ids) == 2
 
 
 def test_invalid_utf8_is_a_clear_error(tmp_path, tiny_cfg):
-    cfg = _parallel(tmp_path, tiny_cfg, **{"train.fr": ["x"], "val.en": ["a"], "val.fr": ["x"],
-                                          "test.en": ["a"], "test.fr": ["x"]})
+    cfg = _parallel(
+        tmp_path, tiny_cfg, **{"train.fr": ["x"], "val.en": ["a"], "val.fr": ["x"], "test.en": ["a"], "test.fr": ["x"]}
+    )
     (tmp_path / "train.en").write_bytes(b"caf\xe9\n")
     with pytest.raises(S2SError, match="train.en is not valid UTF-8"):
         DataBundle(cfg)
 
 
 def test_huge_sentence_is_a_clear_error(tmp_path, tiny_cfg):
-    cfg = _parallel(tmp_path, tiny_cfg, **{"train.en": ["a"], "train.fr": ["x"], "val.en": ["a"],
-                                          "val.fr": ["x"], "test.en": [" ".join(["w"] * 10_000)],
-                                          "test.fr": ["x"]})
+    cfg = _parallel(
+        tmp_path,
+        tiny_cfg,
+        **{
+            "train.en": ["a"],
+            "train.fr": ["x"],
+            "val.en": ["a"],
+            "val.fr": ["x"],
+            "test.en": [" ".join(["w"] * 10_000)],
+            "test.fr": ["x"],
+        },
+    )
     with pytest.raises(S2SError, match="test sentence 1 has 10000 tokens"):
         DataBundle(cfg)
 

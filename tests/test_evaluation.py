@@ -18,26 +18,48 @@ import sacrebleu
 import torch
 import yaml
 
-from s2s_lightning.analysis import (SentenceScores, average_rank, bootstrap, buckets, frequency_ranks,
-                                    read_scores, sentence_scores)
+from s2s_lightning.analysis import (
+    SentenceScores,
+    average_rank,
+    bootstrap,
+    buckets,
+    frequency_ranks,
+    read_scores,
+    sentence_scores,
+)
 from s2s_lightning.cli import main as s2s
 from s2s_lightning.config import build_config
-from s2s_lightning.data import DataBundle, MosesTokenizer
+from s2s_lightning.data import DataBundle
 from s2s_lightning.errors import S2SError
 from s2s_lightning.evaluation import cased_tokenizer, score, score_split
-from s2s_lightning.inference import TextCodec, load_ensemble, load_run
+from s2s_lightning.inference import load_ensemble, load_run
 from s2s_lightning.records import as_line, read_json, read_lines, write_lines
+from s2s_lightning.text import MosesTokenizer, TextCodec
 from s2s_lightning.train import train
 
 REPO = Path(__file__).resolve().parents[1]
 MULTI30K = REPO.parent / "shared" / "data" / "multi30k"
 SACREBLEU = Path(sys.executable).parent / "sacrebleu"
-TINY = {"data.addition.train_size": 300, "data.addition.val_size": 50, "data.addition.test_size": 50,
-        "model.hidden_dim": 8, "model.embedding_dim": 6, "train.max_epochs": 1, "tracking.wandb": "disabled",
-        "train.progress_bar": False, "eval.bootstrap_samples": 200}
-TINY_MULTI30K = {**{k: v for k, v in TINY.items() if not k.startswith("data.addition")},
-                 "data.name": "multi30k", "data.dir": str(MULTI30K), "data.max_train_sentences": 300,
-                 "data.max_eval_sentences": 50, "eval.max_len_a": 0.5, "eval.max_len_b": 5}
+TINY = {
+    "data.addition.train_size": 300,
+    "data.addition.val_size": 50,
+    "data.addition.test_size": 50,
+    "model.hidden_dim": 8,
+    "model.embedding_dim": 6,
+    "train.max_epochs": 1,
+    "tracking.wandb": "disabled",
+    "train.progress_bar": False,
+    "eval.bootstrap_samples": 200,
+}
+TINY_MULTI30K = {
+    **{k: v for k, v in TINY.items() if not k.startswith("data.addition")},
+    "data.name": "multi30k",
+    "data.dir": str(MULTI30K),
+    "data.max_train_sentences": 300,
+    "data.max_eval_sentences": 50,
+    "eval.max_len_a": 0.5,
+    "eval.max_len_b": 5,
+}
 needs_multi30k = pytest.mark.skipif(not (MULTI30K / "train.de.gz").is_file(), reason="no local Multi30k copy")
 
 
@@ -59,8 +81,9 @@ def multi30k_bundle():
 
 
 def sacrebleu_cli(ref: Path, hyp: Path, *args: str) -> float:
-    out = subprocess.run([str(SACREBLEU), str(ref), "-i", str(hyp), "-b", "-w", "6", *args],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [str(SACREBLEU), str(ref), "-i", str(hyp), "-b", "-w", "6", *args], capture_output=True, text=True, check=True
+    )
     return float(out.stdout.strip())
 
 
@@ -87,12 +110,15 @@ def test_recorded_metrics_equal_the_sacrebleu_command_line(multi30k_bundle, tmp_
     result = score_split(bundle, "test", hyps, cfg.eval, tmp_path)
     metrics = result["metrics"]
     assert 5 < metrics["test/bleu"] < 95  # a score that says something
-    assert metrics["test/bleu"] == pytest.approx(sacrebleu_cli(tmp_path / "test.ref.txt", tmp_path / "test.hyp.txt"),
-                                                 abs=1e-5)
+    assert metrics["test/bleu"] == pytest.approx(
+        sacrebleu_cli(tmp_path / "test.ref.txt", tmp_path / "test.hyp.txt"), abs=1e-5
+    )
     assert metrics["test/bleu_tok"] == pytest.approx(
-        sacrebleu_cli(tmp_path / "test.ref.tok.txt", tmp_path / "test.hyp.tok.txt", "-tok", "none"), abs=1e-5)
+        sacrebleu_cli(tmp_path / "test.ref.tok.txt", tmp_path / "test.hyp.tok.txt", "-tok", "none"), abs=1e-5
+    )
     assert metrics["test/chrf"] == pytest.approx(
-        sacrebleu_cli(tmp_path / "test.ref.txt", tmp_path / "test.hyp.txt", "-m", "chrf"), abs=1e-5)
+        sacrebleu_cli(tmp_path / "test.ref.txt", tmp_path / "test.hyp.txt", "-m", "chrf"), abs=1e-5
+    )
     assert result["bleu_signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a")
     assert "tok:none" in result["signatures"]["bleu_tok"]
     # The tokenized files are the Moses tokenization of the cased text: only spacing differs.
@@ -116,11 +142,13 @@ def test_bucket_scores_recompute_from_the_written_files(multi30k_bundle, tmp_pat
     for row in rows:
         i = row["index"]
         assert row["score"] == pytest.approx(sacrebleu.sentence_bleu(hyps[i], [refs[i]]).score, abs=1e-5)
-        tokens = bundle.src_tokenizer.tokenize(srcs[i])
+        tokens = bundle.codec.src_tokenizer.tokenize(srcs[i])
         assert row["src_len"] == len(tokens)
         assert row["avg_freq_rank"] == pytest.approx(average_rank(tokens, ranks), abs=1e-4)
-    for key, column, edges in (("by_length", "src_len", cfg.eval.length_buckets),
-                               ("by_frequency", "avg_freq_rank", cfg.eval.frequency_buckets)):
+    for key, column, edges in (
+        ("by_length", "src_len", cfg.eval.length_buckets),
+        ("by_frequency", "avg_freq_rank", cfg.eval.frequency_buckets),
+    ):
         low_key, high_key = ("min_len", "max_len") if key == "by_length" else ("min_rank", "max_rank")
         assert sum(b["n"] for b in analysis[key]) == len(rows)
         assert len(analysis[key]) >= (3 if key == "by_length" else 1)
@@ -147,7 +175,9 @@ def test_corpus_bleu_of_any_subset_equals_sacrebleu():
 
 
 def test_tokenized_bleu_is_cased_even_for_lowercased_data():
-    bundle = SimpleNamespace(tgt_tokenizer=MosesTokenizer("en", lowercase=True), cfg=SimpleNamespace(tgt_lang="en"))
+    bundle = SimpleNamespace(
+        codec=SimpleNamespace(tgt_tokenizer=MosesTokenizer("en", lowercase=True)), cfg=SimpleNamespace(tgt_lang="en")
+    )
     assert cased_tokenizer(bundle).tokenize("A Dog's bone.") == ["A", "Dog", "'s", "bone", "."]
 
 
@@ -156,7 +186,9 @@ def test_exact_match_buckets_and_bootstrap():
     assert scores.scores.tolist() == [1.0, 0.0, 1.0, 0.0]
     lengths = np.array([2.0, 1.0, 3.0, 5.0])  # 5 is exactly an edge: it belongs to the bucket below
     assert buckets(lengths, [0, 2, 5, 10], scores, "min_len", "max_len") == [
-        {"min_len": 0, "max_len": 2, "n": 2, "score": 0.5}, {"min_len": 2, "max_len": 5, "n": 2, "score": 0.5}]
+        {"min_len": 0, "max_len": 2, "n": 2, "score": 0.5},
+        {"min_len": 2, "max_len": 5, "n": 2, "score": 0.5},
+    ]
     assert buckets(np.array([0.0]), [0, 2], scores, "min_len", "max_len") == []  # empty buckets left out
     perfect = SentenceScores("exact_match", np.ones(30), None)
     assert bootstrap(perfect, 50) == {"low": 1.0, "high": 1.0, "mean": 1.0, "n_resamples": 50}
@@ -304,7 +336,7 @@ def test_represent_exports_encoder_summaries(addition_run, tmp_path):
     assert vectors.shape == (3, 8)  # model.hidden_dim
     assert torch.equal(vectors[0], vectors[2]) and not torch.equal(vectors[0], vectors[1])
     cfg, model, src_vocab, tgt_vocab = load_run(addition_run)
-    ids = TextCodec(cfg, src_vocab, tgt_vocab).encode_source("3+12")
+    ids = TextCodec(cfg.data, src_vocab, tgt_vocab).encode_source("3+12")
     src = torch.tensor([ids + [2]])
     assert torch.allclose(model.encode(src, torch.tensor([len(ids) + 1])).summary[0], vectors[1], atol=1e-6)
 
@@ -318,7 +350,8 @@ def test_evaluate_a_translation_run(tmp_path):
     assert set(metrics["metrics"]) == {"test/bleu", "test/bleu_tok", "test/chrf"}
     assert metrics["bleu_signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a")
     assert metrics["metrics"]["test/chrf"] == pytest.approx(
-        sacrebleu_cli(tmp_path / "ev" / "test.ref.txt", tmp_path / "ev" / "test.hyp.txt", "-m", "chrf"), abs=1e-5)
+        sacrebleu_cli(tmp_path / "ev" / "test.ref.txt", tmp_path / "ev" / "test.hyp.txt", "-m", "chrf"), abs=1e-5
+    )
 
 
 def test_written_lines_read_back_one_per_sentence(tmp_path):

@@ -4,9 +4,10 @@ import pytest
 import torch
 
 from s2s_lightning.config import ModelConfig
-from s2s_lightning.data import PAD_ID, collate, source_tensor
+from s2s_lightning.data import collate, source_tensor
 from s2s_lightning.model import Seq2Seq
 from s2s_lightning.system import masked_nll
+from s2s_lightning.text import PAD_ID
 
 V_SRC, V_TGT = 13, 11
 
@@ -40,7 +41,7 @@ def test_packing_a_batch_equals_each_sentence_alone():
     for i, (s, t) in enumerate(zip(SRCS, TGTS)):
         alone = batch_of([s], [t])
         single = model(alone.src, alone.src_len, alone.tgt_in)  # [1, T_i, V]
-        torch.testing.assert_close(batched[i, :single.size(1)], single[0], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(batched[i, : single.size(1)], single[0], rtol=1e-5, atol=1e-6)
 
 
 def test_padding_never_changes_the_encoder_summary():

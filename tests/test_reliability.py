@@ -21,10 +21,15 @@ SECRET = "hunter2-SECRET-0042"
 
 def ablation(tmp_path: Path, scientific: dict, epochs: int = 1, train_size: int = 300, **fixed) -> Path:
     spec = {
-        "base": {"data": {"name": "addition", "batch_size": 32,
-                          "addition": {"train_size": train_size, "val_size": 40, "test_size": 40}},
-                 "model": {"embedding_dim": 8, "hidden_dim": 8},
-                 "train": {"max_epochs": epochs, "progress_bar": False}},
+        "base": {
+            "data": {
+                "name": "addition",
+                "batch_size": 32,
+                "addition": {"train_size": train_size, "val_size": 40, "test_size": 40},
+            },
+            "model": {"embedding_dim": 8, "hidden_dim": 8},
+            "train": {"max_epochs": epochs, "progress_bar": False},
+        },
         "scientific": scientific,
         "fixed": {"tracking.wandb": "disabled", **fixed},
         "seeds": [0],
@@ -37,8 +42,15 @@ def ablation(tmp_path: Path, scientific: dict, epochs: int = 1, train_size: int 
 
 def sweep(*args, cwd: Path, **kwargs) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != "S2S_DEBUG"}
-    return subprocess.Popen([sys.executable, "-m", "s2s_lightning", "sweep", *map(str, args)], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-m", "s2s_lightning", "sweep", *map(str, args)],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **kwargs,
+    )
 
 
 def trials(tmp_path: Path, study: str = "tiny") -> list[optuna.trial.FrozenTrial]:
@@ -48,10 +60,10 @@ def trials(tmp_path: Path, study: str = "tiny") -> list[optuna.trial.FrozenTrial
 
 def test_kill_9_midway_then_rerun_completes_each_point_once(tmp_path):
     # W&B offline as in the main job: the resumed run must not trip over the killed run's W&B files.
-    path = ablation(tmp_path, {"data.reverse_source": [False, True]}, epochs=4, train_size=3000,
-                    **{"tracking.wandb": "offline"})
-    proc = sweep("run", path, "--runs-dir", tmp_path / "runs", "--workers", "1", cwd=tmp_path,
-                 start_new_session=True)
+    path = ablation(
+        tmp_path, {"data.reverse_source": [False, True]}, epochs=4, train_size=3000, **{"tracking.wandb": "offline"}
+    )
+    proc = sweep("run", path, "--runs-dir", tmp_path / "runs", "--workers", "1", cwd=tmp_path, start_new_session=True)
     deadline = time.time() + 240
     histories = lambda: list((tmp_path / "runs").glob("tiny/*/seed0/history.csv"))  # noqa: E731
     while not histories() and time.time() < deadline and proc.poll() is None:
@@ -143,10 +155,26 @@ def test_secrets_never_reach_records_logs_or_wandb(tmp_path):
     env = {**os.environ, "WANDB_API_KEY": SECRET, "WANDB_MODE": "offline"}
     env.pop("S2S_DEBUG", None)
     run = tmp_path / "run"
-    out = subprocess.run([sys.executable, "-m", "s2s_lightning", "train", "--run-dir", str(run),
-                          "data.addition.train_size=200", "data.addition.val_size=20", "data.addition.test_size=20",
-                          "model.hidden_dim=8", "train.max_epochs=1", "train.progress_bar=false"],
-                         capture_output=True, text=True, timeout=300, env=env)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "s2s_lightning",
+            "train",
+            "--run-dir",
+            str(run),
+            "data.addition.train_size=200",
+            "data.addition.val_size=20",
+            "data.addition.test_size=20",
+            "model.hidden_dim=8",
+            "train.max_epochs=1",
+            "train.progress_bar=false",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert list(run.glob("wandb/offline-run-*/run-*.wandb"))
     for path in run.rglob("*"):
@@ -156,9 +184,18 @@ def test_secrets_never_reach_records_logs_or_wandb(tmp_path):
 
     url = f"postgresql://ablator:{SECRET}@127.0.0.1:9/studies"
     path = ablation(tmp_path, {"data.reverse_source": [False]})
-    for args in (["sweep", "run", path, "--storage", url], ["sweep", "status", path, "--storage", url],
-                 ["report", "--study", "tiny", "--storage", url, "-o", tmp_path / "report"]):
-        res = subprocess.run([sys.executable, "-m", "s2s_lightning", *map(str, args)], capture_output=True,
-                             text=True, timeout=120, env=env, cwd=tmp_path)
+    for args in (
+        ["sweep", "run", path, "--storage", url],
+        ["sweep", "status", path, "--storage", url],
+        ["report", "--study", "tiny", "--storage", url, "-o", tmp_path / "report"],
+    ):
+        res = subprocess.run(
+            [sys.executable, "-m", "s2s_lightning", *map(str, args)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+            cwd=tmp_path,
+        )
         assert res.returncode != 0 and "s2s: error:" in res.stderr, res.stderr[-2000:]
         assert SECRET not in res.stdout + res.stderr and "Traceback" not in res.stderr

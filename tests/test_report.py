@@ -19,13 +19,16 @@ import pandas as pd
 import pytest
 
 from s2s_lightning import metrics as M
+from s2s_lightning.analysis import exact_mcnemar, paired_bleu
+from s2s_lightning.cli import build_parser
+from s2s_lightning.cli import main as s2s
 from s2s_lightning.errors import S2SError
 from s2s_lightning.records import write_json
-from s2s_lightning.report import (RunsSource, StudySource, WandbSource, add_report_parser, build_report, load,
-                                  main_report)
+from s2s_lightning.report import build_report
+from s2s_lightning.report_data import RunsSource, StudySource, WandbSource, load
 from s2s_lightning.report_figures import _bucket_label, arm_palette, bucket_plot
-from s2s_lightning.report_tables import (exact_mcnemar, fmt_score, metric_label, paired_bleu, summary_table,
-                                         tex_escape)
+from s2s_lightning.report_labels import metric_label
+from s2s_lightning.report_tables import fmt_score, summary_table, tex_escape
 
 RECORDS = Path(__file__).parent / "fixtures" / "records"
 ADDITION, TRANSLATION = RECORDS / "addition", RECORDS / "translation"
@@ -34,8 +37,10 @@ ADDITION, TRANSLATION = RECORDS / "addition", RECORDS / "translation"
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("reports")
-    return {task: build_report(RECORDS / task, out / task, command=f"s2s report --runs {task} -o {task}").parent
-            for task in ("addition", "translation")}
+    return {
+        task: build_report(RECORDS / task, out / task, command=f"s2s report --runs {task} -o {task}").parent
+        for task in ("addition", "translation")
+    }
 
 
 def records(folder: Path) -> list[dict]:
@@ -56,8 +61,9 @@ def test_summary_recomputed_from_records(reports, task):
     for row in table.to_dict("records"):
         tf = row.get("train.teacher_forcing_ratio", 1.0)  # a column only where the axis varies
         values = expected[(row["data.reverse_source"], tf)]
-        metrics = ([M.TEST_EXACT_MATCH, M.TEST_PPL] if task == "addition"
-                   else [M.TEST_BLEU, M.TEST_BLEU_TOK, M.TEST_CHRF])
+        metrics = (
+            [M.TEST_EXACT_MATCH, M.TEST_PPL] if task == "addition" else [M.TEST_BLEU, M.TEST_BLEU_TOK, M.TEST_CHRF]
+        )
         for name in metrics:
             assert row[f"{name} n"] == len(values[name]) == row["n"]
             assert row[f"{name} mean"] == pytest.approx(statistics.mean(values[name]))
@@ -106,8 +112,12 @@ def test_best_mean_is_bold_ties_included_and_no_winner_when_all_tie():
 def test_beam_table_from_eval_folders(reports):
     beam = pd.read_csv(reports["addition"] / "tables" / "beam.csv")
     for arm_dir, arm in [("fwd-tf1", "forward · tf=1.0"), ("rev-tf0.5", "reversed · tf=0.5")]:
-        scores = [json.loads((ADDITION / f"{arm_dir}-s{s}" / "eval" / "test_beam3" / "metrics.json").read_text())
-                  ["metrics"][M.TEST_EXACT_MATCH] for s in range(3)]
+        scores = [
+            json.loads((ADDITION / f"{arm_dir}-s{s}" / "eval" / "test_beam3" / "metrics.json").read_text())["metrics"][
+                M.TEST_EXACT_MATCH
+            ]
+            for s in range(3)
+        ]
         row = beam[(beam["arm"] == arm) & (beam["beam_size"] == 3)].iloc[0]
         assert (row["n"], row["mean"]) == (3, pytest.approx(statistics.mean(scores)))
     assert sorted(beam["beam_size"].unique()) == [1, 3]
@@ -115,10 +125,17 @@ def test_beam_table_from_eval_folders(reports):
 
 def test_table1_singles_at_largest_beam_and_ensemble(reports):
     t1 = pd.read_csv(reports["translation"] / "tables" / "table1.csv")
-    assert list(t1["method"]) == ["Single forward LSTM, beam 12", "Single reversed LSTM, beam 12",
-                                  "Ensemble of 2 reversed LSTMs, beam 12"]
-    rev12 = [json.loads((TRANSLATION / f"rev-s{s}" / "eval" / "test_beam12" / "metrics.json").read_text())
-             ["metrics"][M.TEST_BLEU] for s in range(2)]
+    assert list(t1["method"]) == [
+        "Single forward LSTM, beam 12",
+        "Single reversed LSTM, beam 12",
+        "Ensemble of 2 reversed LSTMs, beam 12",
+    ]
+    rev12 = [
+        json.loads((TRANSLATION / f"rev-s{s}" / "eval" / "test_beam12" / "metrics.json").read_text())["metrics"][
+            M.TEST_BLEU
+        ]
+        for s in range(2)
+    ]
     assert t1.loc[1, f"{M.TEST_BLEU} mean"] == pytest.approx(statistics.mean(rev12))
     ensemble = json.loads((TRANSLATION / "ensemble-rev-beam12" / "metrics.json").read_text())
     assert t1.loc[2, f"{M.TEST_BLEU} mean"] == pytest.approx(ensemble["metrics"][M.TEST_BLEU])
@@ -129,17 +146,25 @@ def test_table1_for_addition_once_seeds_were_ensembled(tmp_path):
     runs = tmp_path / "addition"
     shutil.copytree(ADDITION, runs)
     members = [str(runs / f"rev-tf1-s{s}") for s in range(3)]
-    write_json(runs / "ensemble" / "metrics.json", {
-        "beam_size": 3, "split": "test", "members": members, "metrics": {M.TEST_EXACT_MATCH: 0.97}})
+    write_json(
+        runs / "ensemble" / "metrics.json",
+        {"beam_size": 3, "split": "test", "members": members, "metrics": {M.TEST_EXACT_MATCH: 0.97}},
+    )
     out = build_report(runs, tmp_path / "report", command="s2s report").parent
     t1 = pd.read_csv(out / "tables" / "table1.csv")
     assert list(t1["kind"]) == ["single"] * 3 + ["ensemble"]
     assert t1.iloc[-1]["method"].startswith("Ensemble of 3 reversed LSTMs") and t1.iloc[-1]["beam_size"] == 3
     assert t1.iloc[-1][f"{M.TEST_EXACT_MATCH} mean"] == pytest.approx(0.97)
-    beam3 = [json.loads((runs / f"rev-tf1-s{s}" / "eval" / "test_beam3" / "metrics.json").read_text())
-             ["metrics"][M.TEST_EXACT_MATCH] for s in range(3)]
+    beam3 = [
+        json.loads((runs / f"rev-tf1-s{s}" / "eval" / "test_beam3" / "metrics.json").read_text())["metrics"][
+            M.TEST_EXACT_MATCH
+        ]
+        for s in range(3)
+    ]
     single = t1[t1["arm"] == t1.iloc[-1]["arm"]].iloc[0]
-    assert single["method"].endswith("beam 3") and single[f"{M.TEST_EXACT_MATCH} mean"] == pytest.approx(statistics.mean(beam3))
+    assert single["method"].endswith("beam 3") and single[f"{M.TEST_EXACT_MATCH} mean"] == pytest.approx(
+        statistics.mean(beam3)
+    )
     assert "Table 1 layout (Sutskever et al., 2014): test exact match" in (out / "README.md").read_text()
 
 
@@ -266,14 +291,20 @@ def make_study(tmp_path: Path, kind: str, runs: Path = ADDITION) -> StudySource:
     study = optuna.create_study(study_name="addition", storage=storage, direction="maximize")
     for r in records(runs):
         state = optuna.trial.TrialState.COMPLETE if r["status"] == "completed" else optuna.trial.TrialState.FAIL
-        study.add_trial(optuna.trial.create_trial(state=state, value=r["metrics"].get(M.TEST_EXACT_MATCH),
-                                                  user_attrs={"run_dir": str(r["dir"])}))
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=state, value=r["metrics"].get(M.TEST_EXACT_MATCH), user_attrs={"run_dir": str(r["dir"])}
+            )
+        )
     study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.PRUNED))
     study.ask()  # left running
     # A per-arm nuisance-tuning study, as `s2s sweep` makes: in sweep health, never in the results.
     tuning = optuna.create_study(study_name="addition/reversed · tf=1.0", storage=storage)
-    tuning.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.COMPLETE, value=0.5,
-                                               user_attrs={"run_dir": str(runs / "rev-tf1-s0")}))
+    tuning.add_trial(
+        optuna.trial.create_trial(
+            state=optuna.trial.TrialState.COMPLETE, value=0.5, user_attrs={"run_dir": str(runs / "rev-tf1-s0")}
+        )
+    )
     tuning.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.PRUNED))
     return StudySource("addition", storage_url)
 
@@ -285,8 +316,9 @@ def test_study_source_matches_runs_source(reports, tmp_path):
     assert health.loc[rows, "Optuna trials"].tolist() == [12, 9, 1, 1, 1, 2]
     assert health.loc[rows, "Tuning trials"].tolist() == [2, 1, 0, 1, 0, 1]
     tuning_wall = json.loads((ADDITION / "rev-tf1-s0" / "record.json").read_text())["wall_time_s"]
-    assert health.loc["compute hours (sum of wall_time_s)", "Tuning trials"] == pytest.approx(tuning_wall / 3600,
-                                                                                               abs=1e-3)
+    assert health.loc["compute hours (sum of wall_time_s)", "Tuning trials"] == pytest.approx(
+        tuning_wall / 3600, abs=1e-3
+    )
     from_study = pd.read_csv(tmp_path / "report" / "tables" / "summary.csv")
     from_runs = pd.read_csv(reports["addition"] / "tables" / "summary.csv")
     pd.testing.assert_frame_equal(from_study, from_runs)
@@ -298,11 +330,19 @@ def test_study_report_finds_ensembles_of_its_runs_beside_them(tmp_path):
     shutil.copytree(ADDITION, runs)
     members = [str(runs / f"rev-tf1-s{s}") for s in range(3)]
     # An ensemble saved in the study's runs folder, and one mixing a study run with a stranger.
-    write_json(runs / "ensembles" / "rev-tf1" / "metrics.json", {
-        "beam_size": 3, "split": "test", "members": members, "metrics": {M.TEST_EXACT_MATCH: 0.97}})
-    write_json(runs / "ensembles" / "mixed" / "metrics.json", {
-        "beam_size": 3, "split": "test", "members": [members[0], str(tmp_path / "elsewhere")],
-        "metrics": {M.TEST_EXACT_MATCH: 0.5}})
+    write_json(
+        runs / "ensembles" / "rev-tf1" / "metrics.json",
+        {"beam_size": 3, "split": "test", "members": members, "metrics": {M.TEST_EXACT_MATCH: 0.97}},
+    )
+    write_json(
+        runs / "ensembles" / "mixed" / "metrics.json",
+        {
+            "beam_size": 3,
+            "split": "test",
+            "members": [members[0], str(tmp_path / "elsewhere")],
+            "metrics": {M.TEST_EXACT_MATCH: 0.5},
+        },
+    )
     data = load(make_study(tmp_path, "sqlite", runs))
     ensembles = data.evals[data.evals["n_members"] > 1]
     assert ensembles["eval_dir"].tolist() == [str(runs.resolve() / "ensembles" / "rev-tf1")]
@@ -371,18 +411,15 @@ def test_input_errors_are_one_line_s2s_errors(tmp_path, monkeypatch):
 
 
 def test_cli_entry(tmp_path, capsys, monkeypatch):
-    import argparse
 
     monkeypatch.chdir(tmp_path)  # the default journal is relative: never read the checkout's own runs/
 
-    parser = argparse.ArgumentParser(prog="s2s")
-    add_report_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["report", "--study", "addition", "--storage", "x.db", "-o", "out"])
-    assert args.func.__name__ == "run_report" and args.runs is None
-    assert main_report(["--runs", str(tmp_path / "nowhere"), "-o", str(tmp_path / "out")]) == 2
-    assert capsys.readouterr().err == f"error: {tmp_path / 'nowhere'} does not exist\n"
+    args = build_parser().parse_args(["report", "--study", "addition", "--storage", "x.db", "-o", "out"])
+    assert args.study == "addition" and args.storage == "x.db" and args.runs is None
+    assert s2s(["report", "--runs", str(tmp_path / "nowhere"), "-o", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err == f"s2s: error: {tmp_path / 'nowhere'} does not exist\n"
     # Without --storage, the sweep's default journal (runs/optuna/studies.journal) is read.
-    assert main_report(["--study", "addition", "-o", str(tmp_path / "out")]) == 2
+    assert s2s(["report", "--study", "addition", "-o", str(tmp_path / "out")]) == 2
     assert "runs/optuna/studies.journal" in capsys.readouterr().err
-    assert main_report(["--runs", str(TRANSLATION / "fwd-s0"), "-o", str(tmp_path / "one")]) == 0
+    assert s2s(["report", "--runs", str(TRANSLATION / "fwd-s0"), "-o", str(tmp_path / "one")]) == 0
     assert "s2s report --runs" in (tmp_path / "one" / "README.md").read_text()

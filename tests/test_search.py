@@ -9,11 +9,19 @@ import pytest
 import torch
 
 from s2s_lightning.config import ModelConfig
-from s2s_lightning.data import EOS_ID, PAD_ID, SOS_ID, UNK_ID, source_tensor
+from s2s_lightning.data import source_tensor
 from s2s_lightning.errors import S2SError
 from s2s_lightning.model import Seq2Seq
-from s2s_lightning.search import (beam_search, decode, greedy, hypothesis_lengths, max_lengths,
-                                  sequence_log_probs, step_log_probs)
+from s2s_lightning.search import (
+    beam_search,
+    decode,
+    greedy,
+    hypothesis_lengths,
+    max_lengths,
+    sequence_log_probs,
+    step_log_probs,
+)
+from s2s_lightning.text import EOS_ID, PAD_ID, SOS_ID, UNK_ID
 
 SRC_VOCAB, TGT_VOCAB = 9, 8
 A, B = 0.5, 3  # length limit: 0.5 * source length + 3
@@ -32,8 +40,9 @@ def tiny_model(seed: int = 0, tgt_vocab: int = TGT_VOCAB, **cfg) -> Seq2Seq:
 
 def sources(n: int = 12, seed: int = 1) -> list[list[int]]:
     g = torch.Generator().manual_seed(seed)
-    return [torch.randint(4, SRC_VOCAB, (int(k),), generator=g).tolist()
-            for k in torch.randint(1, 9, (n,), generator=g)]
+    return [
+        torch.randint(4, SRC_VOCAB, (int(k),), generator=g).tolist() for k in torch.randint(1, 9, (n,), generator=g)
+    ]
 
 
 def unpad(row: torch.Tensor) -> list[int]:
@@ -66,7 +75,9 @@ def test_greedy_format_and_length_limits(model):
     assert ended.any() and (~ended).any(), "the tiny model should give both ended and cut hypotheses"
     assert (lengths <= limits).all()
     assert (lengths[~ended] == limits[~ended]).all()  # cut exactly at the limit
-    assert not ((out == SOS_ID).any() or (out == PAD_ID).logical_and(torch.arange(out.size(1)) < lengths[:, None]).any())
+    assert not (
+        (out == SOS_ID).any() or (out == PAD_ID).logical_and(torch.arange(out.size(1)) < lengths[:, None]).any()
+    )
 
 
 @pytest.mark.parametrize("length_normalize", [True, False])

@@ -14,9 +14,17 @@ from tests.conftest import MULTI30K
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = sorted((REPO / "ablations").glob("*.yaml"))
-SHRINK = {"model.embedding_dim": 8, "model.hidden_dim": 8, "train.max_epochs": 1, "data.batch_size": 16,
-          "train.progress_bar": False, "tracking.wandb": "disabled", "eval.max_len_b": 4, "eval.max_len_a": 0.5,
-          "eval.bootstrap_samples": 10}
+SHRINK = {
+    "model.embedding_dim": 8,
+    "model.hidden_dim": 8,
+    "train.max_epochs": 1,
+    "data.batch_size": 16,
+    "train.progress_bar": False,
+    "tracking.wandb": "disabled",
+    "eval.max_len_b": 4,
+    "eval.max_len_a": 0.5,
+    "eval.bootstrap_samples": 10,
+}
 
 
 def _parallel_copy(cfg, folder: Path) -> None:

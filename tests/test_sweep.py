@@ -6,7 +6,6 @@ same run-directory files, no torch), so they take seconds; one runs the real `s2
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import socket
 import subprocess
@@ -20,12 +19,23 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from s2s_lightning.ablation import SEED, arm_name, expand, format_overrides, load_ablation
-from s2s_lightning.config import build_config
+from s2s_lightning.ablation import SEED, expand, format_overrides, load_ablation
+from s2s_lightning.cli import build_parser
+from s2s_lightning.config import arm_name, build_config
 from s2s_lightning.errors import S2SError
-from s2s_lightning.studies import (ARM, KIND, TUNE, WORKER, claim, open_storage, open_studies, reconcile, redact,
-                                   tuning_study_name)
-from s2s_lightning.sweep import add_sweep_parsers, join_sweep, parse_gpus, run_sweep, sweep_status
+from s2s_lightning.studies import (
+    ARM,
+    KIND,
+    TUNE,
+    WORKER,
+    claim,
+    open_storage,
+    open_studies,
+    reconcile,
+    redact,
+    tuning_study_name,
+)
+from s2s_lightning.sweep import join_sweep, parse_gpus, run_sweep, sweep_status
 from s2s_lightning.wandb_sweep import render_sweep, sweep_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -110,6 +120,7 @@ def main_trials(runs: Path, study: str) -> list:
 
 # --- W&B sweep configs -----------------------------------------------------------------------------
 
+
 def agent_configs(config: dict) -> list:
     """The configs a W&B agent would train: grid over `values`, arguments as W&B formats them."""
     from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
@@ -127,8 +138,11 @@ def agent_configs(config: dict) -> list:
     return out
 
 
-@pytest.mark.parametrize("path, budget", [(p, b) for p in SHIPPED for b in load_ablation(p).spec.budgets],
-                         ids=lambda x: getattr(x, "stem", x))
+@pytest.mark.parametrize(
+    "path, budget",
+    [(p, b) for p in SHIPPED for b in load_ablation(p).spec.budgets],
+    ids=lambda x: getattr(x, "stem", x),
+)
 def test_wandb_grid_trains_exactly_what_the_optuna_study_enqueues(path, budget):
     plan = expand(load_ablation(path), budget)
     storage = optuna.storages.InMemoryStorage()
@@ -176,13 +190,18 @@ def test_sweep_config_shape():
 
 # --- storage, GPUs, plan changes -------------------------------------------------------------------
 
+
 def test_parse_gpus():
     assert parse_gpus(None, None) == (1, [None])
     assert parse_gpus(None, 3) == (3, [None, None, None])
     assert parse_gpus("0,1,2,3", None) == (4, ["0", "1", "2", "3"])
     assert parse_gpus("0,1,2,3", 2) == (2, ["0,1", "2,3"])  # DDP inside a trial: two GPUs each
-    for spec, workers, message in [("0,1", 3, "cannot split 2 GPUs evenly"), ("0,x", None, "distinct GPU indices"),
-                                   ("1,1", None, "distinct GPU indices"), (None, 0, "at least 1")]:
+    for spec, workers, message in [
+        ("0,1", 3, "cannot split 2 GPUs evenly"),
+        ("0,x", None, "distinct GPU indices"),
+        ("1,1", None, "distinct GPU indices"),
+        (None, 0, "at least 1"),
+    ]:
         with pytest.raises(S2SError, match=message):
             parse_gpus(spec, workers)
 
@@ -195,12 +214,17 @@ def test_unreachable_storage_fails_before_any_work(tmp_path, fake, monkeypatch):
     (tmp_path / "file").write_text("x")  # runs dir under a file; the storage itself is fine
     for start in (run_sweep, join_sweep):
         with pytest.raises(S2SError, match="run directory .*file/runs is not writable"):
-            start(path, storage=f"sqlite:///{tmp_path / 's.db'}", runs_dir=tmp_path / "file" / "runs",
-                  train_command=fake[0])
+            start(
+                path,
+                storage=f"sqlite:///{tmp_path / 's.db'}",
+                runs_dir=tmp_path / "file" / "runs",
+                train_command=fake[0],
+            )
     assert not (tmp_path / "s.db").exists() and fake[1]() == []  # no study was created
 
     def refuse(url, **kwargs):
         raise ConnectionError(f'connection to "{url}" refused\nDETAIL: more')
+
     monkeypatch.setattr(optuna.storages, "RDBStorage", refuse)
     with pytest.raises(S2SError) as err:
         run_sweep(path, storage="postgresql://bob:hunter2@db.example:5432/s2s", runs_dir=tmp_path / "runs")
@@ -222,14 +246,19 @@ def test_a_study_from_a_changed_file_is_refused(tmp_path):
 
 # --- running sweeps (stand-in trainer) -------------------------------------------------------------
 
+
 def test_crash_fails_one_trial_and_a_rerun_retries_only_it(tmp_path, fake, monkeypatch):
     train, executions = fake
     monkeypatch.setenv("FAKE_CRASH", "L1-rev-plain-tf1-seed1")
     path, runs = ablation_file(tmp_path), tmp_path / "runs"
     out = run_sweep(path, workers=2, runs_dir=runs, train_command=train, poll_s=0.05)
     assert out["started"] == 4 and len(executions()) == 4
-    assert cells(out) == {("L1-fwd-plain-tf1", 0): "done", ("L1-fwd-plain-tf1", 1): "done",
-                          ("L1-rev-plain-tf1", 0): "done", ("L1-rev-plain-tf1", 1): "failed"}
+    assert cells(out) == {
+        ("L1-fwd-plain-tf1", 0): "done",
+        ("L1-fwd-plain-tf1", 1): "done",
+        ("L1-rev-plain-tf1", 0): "done",
+        ("L1-rev-plain-tf1", 1): "failed",
+    }
     failed = [t for t in main_trials(runs, "small") if t.state == TrialState.FAIL]
     assert "boom" in failed[0].user_attrs["error"]
 
@@ -241,8 +270,12 @@ def test_crash_fails_one_trial_and_a_rerun_retries_only_it(tmp_path, fake, monke
     out = run_sweep(path, workers=2, runs_dir=runs, train_command=train, poll_s=0.05)
     assert out["started"] == 0 and len(executions()) == 5
     done = [t for t in main_trials(runs, "small") if t.state == TrialState.COMPLETE]
-    assert sorted((t.params["data.reverse_source"], t.params["seed"]) for t in done) == \
-        [(False, 0), (False, 1), (True, 0), (True, 1)]
+    assert sorted((t.params["data.reverse_source"], t.params["seed"]) for t in done) == [
+        (False, 0),
+        (False, 1),
+        (True, 0),
+        (True, 1),
+    ]
     t = done[0]
     assert t.user_attrs["run_dir"] == str(runs / "small" / t.user_attrs["arm"] / f"seed{t.params['seed']}")
     assert t.user_attrs["wandb_id"] == f"w-{t.user_attrs['arm']}-seed{t.params['seed']}"
@@ -258,8 +291,9 @@ def test_a_trial_killed_every_time_is_retried_a_bounded_number_of_times(tmp_path
     path, runs = ablation_file(tmp_path), tmp_path / "runs"
     out = run_sweep(path, workers=1, runs_dir=runs, train_command=train, poll_s=0.05)
     assert cells(out)[("L1-rev-plain-tf1", 0)] == "failed" and list(cells(out).values()).count("done") == 3
-    assert [e for e in executions() if e.startswith("L1-rev-plain-tf1-seed0")] == \
-        ["L1-rev-plain-tf1-seed0 start seed=0 lr=-"] * 2  # the first attempt and one retry
+    assert [e for e in executions() if e.startswith("L1-rev-plain-tf1-seed0")] == [
+        "L1-rev-plain-tf1-seed0 start seed=0 lr=-"
+    ] * 2  # the first attempt and one retry
     killed = [t for t in main_trials(runs, "small") if t.state == TrialState.FAIL]
     assert all(t.user_attrs["error"] == "s2s train was killed by SIGKILL" for t in killed) and len(killed) == 2
 
@@ -286,8 +320,14 @@ def test_a_trial_whose_worker_died_is_resumed_and_every_point_finishes_once(tmp_
     assert set(cells(out).values()) == {"done"}
     name = f"{trial.user_attrs[ARM]}-seed{trial.user_attrs[SEED]}"
     assert sorted(executions()) == sorted(
-        [f"{a}-seed{s} start seed={s} lr=-" for a in ("L1-fwd-plain-tf1", "L1-rev-plain-tf1") for s in (0, 1)
-         if f"{a}-seed{s}" != name] + [f"{name} resume seed={trial.user_attrs[SEED]} lr=-"])
+        [
+            f"{a}-seed{s} start seed={s} lr=-"
+            for a in ("L1-fwd-plain-tf1", "L1-rev-plain-tf1")
+            for s in (0, 1)
+            if f"{a}-seed{s}" != name
+        ]
+        + [f"{name} resume seed={trial.user_attrs[SEED]} lr=-"]
+    )
     states = [t.state for t in main_trials(runs, "small")]
     assert states.count(TrialState.COMPLETE) == 4 and states.count(TrialState.FAIL) == 1  # the stale one
 
@@ -311,8 +351,11 @@ def test_workers_joining_from_another_node_share_an_rdb_study(tmp_path, fake, mo
         join_sweep(path, storage=url, runs_dir=tmp_path / "node2", train_command=train)
 
     coordinator = {}
-    node1 = threading.Thread(target=lambda: coordinator.update(run_sweep(
-        path, storage=url, workers=1, runs_dir=tmp_path / "node1", train_command=train, poll_s=0.05)))
+    node1 = threading.Thread(
+        target=lambda: coordinator.update(
+            run_sweep(path, storage=url, workers=1, runs_dir=tmp_path / "node1", train_command=train, poll_s=0.05)
+        )
+    )
     node1.start()
     storage = optuna.storages.RDBStorage(url)
     deadline = time.time() + 60
@@ -322,8 +365,9 @@ def test_workers_joining_from_another_node_share_an_rdb_study(tmp_path, fake, mo
     node1.join(120)
     assert not node1.is_alive()
     assert ran >= 1 and coordinator["started"] + ran == 6  # the two nodes split the grid
-    assert sorted(executions()) == sorted(f"L1-{d}-plain-tf1-seed{s} start seed={s} lr=-"
-                                          for d in ("fwd", "rev") for s in (0, 1, 2))
+    assert sorted(executions()) == sorted(
+        f"L1-{d}-plain-tf1-seed{s} start seed={s} lr=-" for d in ("fwd", "rev") for s in (0, 1, 2)
+    )
     done = [t for t in optuna.load_study(study_name="small", storage=url).trials if t.state == TrialState.COMPLETE]
     assert len(done) == 6 and {Path(t.user_attrs["run_dir"]).parts[-4] for t in done} == {"node1", "node2"}
 
@@ -339,7 +383,10 @@ def test_a_point_enqueued_twice_runs_once(tmp_path, fake):
     arm = plan.arms[0]
     main.enqueue_trial({**arm.values, SEED: 0}, user_attrs={KIND: "grid", ARM: arm.name, SEED: 0})
     run_sweep(path, workers=2, runs_dir=runs, train_command=train, poll_s=0.05)
-    assert sorted(executions()) == ["L1-fwd-plain-tf1-seed0 start seed=0 lr=-", "L1-rev-plain-tf1-seed0 start seed=0 lr=-"]
+    assert sorted(executions()) == [
+        "L1-fwd-plain-tf1-seed0 start seed=0 lr=-",
+        "L1-rev-plain-tf1-seed0 start seed=0 lr=-",
+    ]
     twins = [t for t in main_trials(runs, "small") if t.user_attrs[ARM] == arm.name]
     assert sorted(t.state.name for t in twins) == ["COMPLETE", "FAIL"]
     assert [t.user_attrs.get("duplicate_of") for t in twins if t.state == TrialState.FAIL] == [twins[0].number]
@@ -349,10 +396,17 @@ def test_nuisance_tuning_is_per_arm_and_grid_trials_use_the_best_values(tmp_path
     train, executions = fake
     monkeypatch.setenv("FAKE_EPOCH_S", "0.3")  # slow enough for the pruner to stop a trial mid-run
     monkeypatch.setenv("FAKE_ONLY_FIRST_TUNES_WELL", "1")
-    path = ablation_file(tmp_path, name="tuned", seeds=[0], nuisance={
-        "space": {"train.lr": {"type": "log_uniform", "low": 1e-5, "high": 1e-1}}, "sampler": "random",
-        "pruner": {"type": "median", "startup_trials": 1, "warmup_epochs": 0}},
-        budgets={"full": {"nuisance_trials": 4}})
+    path = ablation_file(
+        tmp_path,
+        name="tuned",
+        seeds=[0],
+        nuisance={
+            "space": {"train.lr": {"type": "log_uniform", "low": 1e-5, "high": 1e-1}},
+            "sampler": "random",
+            "pruner": {"type": "median", "startup_trials": 1, "warmup_epochs": 0},
+        },
+        budgets={"full": {"nuisance_trials": 4}},
+    )
     runs = tmp_path / "runs"
     out = run_sweep(path, workers=1, runs_dir=runs, train_command=train, poll_s=0.05)
     assert set(cells(out).values()) == {"done"}
@@ -378,8 +432,7 @@ def test_nuisance_tuning_is_per_arm_and_grid_trials_use_the_best_values(tmp_path
 
 
 def test_command_line(tmp_path, fake, capsys):
-    parser = argparse.ArgumentParser(prog="s2s")
-    add_sweep_parsers(parser.add_subparsers(dest="command", required=True))
+    parser = build_parser()
     path, runs = ablation_file(tmp_path), tmp_path / "runs"
 
     args = parser.parse_args(["sweep", "status", str(path), "--runs-dir", str(runs)])
@@ -399,12 +452,20 @@ def test_command_line(tmp_path, fake, capsys):
 
 # --- the real thing ---------------------------------------------------------------------------------
 
+
 def test_tiny_real_sweep_runs_each_point_once_and_a_rerun_starts_nothing(tmp_path):
     """Real `s2s train` subprocesses: 2 arms x 1 seed of a tiny addition model, then the same again."""
-    spec = {"base": {"data": {"name": "addition", "addition": {"train_size": 200, "val_size": 30, "test_size": 30}},
-                     "model": {"hidden_dim": 8, "embedding_dim": 8}, "train": {"max_epochs": 1, "progress_bar": False}},
-            "scientific": {"model.peeky": [False, True]}, "fixed": {"tracking.wandb": "disabled"},
-            "seeds": [0], "objective": {"metric": "val/ppl"}}
+    spec = {
+        "base": {
+            "data": {"name": "addition", "addition": {"train_size": 200, "val_size": 30, "test_size": 30}},
+            "model": {"hidden_dim": 8, "embedding_dim": 8},
+            "train": {"max_epochs": 1, "progress_bar": False},
+        },
+        "scientific": {"model.peeky": [False, True]},
+        "fixed": {"tracking.wandb": "disabled"},
+        "seeds": [0],
+        "objective": {"metric": "val/ppl"},
+    }
     path, runs = tmp_path / "tiny.yaml", tmp_path / "runs"
     path.write_text(yaml.safe_dump(spec))
     out = run_sweep(path, workers=2, runs_dir=runs, poll_s=0.2)
@@ -416,3 +477,33 @@ def test_tiny_real_sweep_runs_each_point_once_and_a_rerun_starts_nothing(tmp_pat
         assert config["tracking"]["group"] == "tiny" and config["tracking"]["name"] == f"{arm}-seed0"
     assert run_sweep(path, workers=2, runs_dir=runs)["started"] == 0
     assert len(main_trials(runs, "tiny")) == 2
+
+
+def test_a_study_over_any_config_key_reports_its_arms_apart(tmp_path, monkeypatch):
+    """A scientific axis beyond the paper's four (model.hidden_dim) is recorded with every run, and the
+    study's report names and groups its arms by it instead of merging them into one arm."""
+    from s2s_lightning.report import build_report
+    from s2s_lightning.report_data import StudySource
+
+    spec = {
+        "base": {
+            "data": {"name": "addition", "addition": {"train_size": 200, "val_size": 30, "test_size": 30}},
+            "model": {"embedding_dim": 8},
+            "train": {"max_epochs": 1, "progress_bar": False},
+        },
+        "scientific": {"model.hidden_dim": [8, 12]},
+        "fixed": {"tracking.wandb": "disabled"},
+        "seeds": [0, 1],
+        "objective": {"metric": "val/ppl"},
+    }
+    monkeypatch.chdir(tmp_path)
+    Path("width.yaml").write_text(yaml.safe_dump(spec))
+    out = run_sweep("width.yaml", workers=2, poll_s=0.2)
+    assert set(cells(out).values()) == {"done"}
+    for width in (8, 12):
+        record = yaml.safe_load(Path(f"runs/width/L1-fwd-plain-tf1-hidden_dim{width}/seed0/record.json").read_text())
+        assert record["axes"]["model.hidden_dim"] == width and record["arm"].endswith(f"hidden_dim{width}")
+    readme = build_report(StudySource("width", "runs/optuna/studies.journal"), "report").read_text()
+    assert "**Arms vary in**: hidden_dim;" in readme and "4 records, 4 completed: 2 arms × 2 seeds" in readme
+    summary = Path("report/tables/summary.csv").read_text().splitlines()
+    assert [line.split(",")[:2] for line in summary[1:]] == [["hidden_dim=8", "8"], ["hidden_dim=12", "12"]]

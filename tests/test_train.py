@@ -13,17 +13,33 @@ from s2s_lightning import metrics as M
 from s2s_lightning.config import build_config
 from s2s_lightning.errors import S2SError
 from s2s_lightning.train import train
-from tests.conftest import TINY, TINY_MULTI30K
+from tests.conftest import TINY
 
-RECORD_KEYS = {"status", "metrics", "num_parameters", "wall_time_s", "peak_memory_mb", "device", "versions",
-               "git_commit", "axes", "seed", "task"}
+RECORD_KEYS = {
+    "status",
+    "metrics",
+    "num_parameters",
+    "wall_time_s",
+    "peak_memory_mb",
+    "device",
+    "versions",
+    "git_commit",
+    "axes",
+    "seed",
+    "task",
+}
 
 
 def s2s(*args, env=None, timeout=300):
     """Run the CLI; env values of None remove the variable."""
     full = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "s2s_lightning", *args], capture_output=True, text=True,
-                          timeout=timeout, env={k: v for k, v in full.items() if v is not None})
+    return subprocess.run(
+        [sys.executable, "-m", "s2s_lightning", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={k: v for k, v in full.items() if v is not None},
+    )
 
 
 def overrides(d):
@@ -39,8 +55,12 @@ def test_addition_run_writes_a_complete_record(tmp_path, tiny_cfg):
     assert saved["git_dirty"] in (True, False, None)  # None outside a git checkout
     for name in (M.VAL_PPL, M.TEST_PPL, M.TEST_EXACT_MATCH, M.TEST_TOKEN_ACC):
         assert name in saved["metrics"], name
-    assert saved["axes"] == {"model.num_layers": 1, "data.reverse_source": True, "model.peeky": True,
-                             "train.teacher_forcing_ratio": 1.0}
+    assert saved["axes"] == {
+        "model.num_layers": 1,
+        "data.reverse_source": True,
+        "model.peeky": True,
+        "train.teacher_forcing_ratio": 1.0,
+    }
     assert yaml.safe_load((tmp_path / "config.yaml").read_text()) == cfg.to_dict()
     rows = list(csv.DictReader(open(tmp_path / "history.csv")))
     assert [r["epoch"] for r in rows] == ["0", "1"]
@@ -63,33 +83,46 @@ def test_multi30k_run_writes_a_complete_record(tmp_path, tiny_multi30k_cfg):
 
 
 def test_scheduled_sampling_run(tmp_path, tiny_cfg):
-    cfg = tiny_cfg(**{"train.teacher_forcing_ratio": 0.5, "train.teacher_forcing_schedule": "linear",
-                      "train.max_epochs": 2})
+    cfg = tiny_cfg(
+        **{"train.teacher_forcing_ratio": 0.5, "train.teacher_forcing_schedule": "linear", "train.max_epochs": 2}
+    )
     train(cfg, tmp_path)
     rows = list(csv.DictReader(open(tmp_path / "history.csv")))
     assert [float(r[M.TEACHER_FORCING]) for r in rows] == [0.5, 0.0]
 
 
 def test_wandb_offline_run_is_readable(tmp_path):
-    out = s2s("train", "--run-dir", str(tmp_path), *overrides({**TINY, "tracking.wandb": "offline",
-                                                                "tracking.group": "g1", "tracking.tags": "[t1]"}),
-              env={"WANDB_MODE": None, "WANDB_API_KEY": None})
+    out = s2s(
+        "train",
+        "--run-dir",
+        str(tmp_path),
+        *overrides({**TINY, "tracking.wandb": "offline", "tracking.group": "g1", "tracking.tags": "[t1]"}),
+        env={"WANDB_MODE": None, "WANDB_API_KEY": None},
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     record = json.loads((tmp_path / "record.json").read_text())
     assert record["wandb"]["mode"] == "offline" and record["wandb"]["group"] == "g1"
     files = list(tmp_path.glob("wandb/offline-run-*/run-*.wandb"))
     assert len(files) == 1
     wandb_bin = os.path.join(os.path.dirname(sys.executable), "wandb")
-    inspect = subprocess.run([wandb_bin, "leet", "inspect", "--summary", "--json", str(files[0])],
-                             capture_output=True, text=True, timeout=120)
+    inspect = subprocess.run(
+        [wandb_bin, "leet", "inspect", "--summary", "--json", str(files[0])],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert inspect.returncode == 0, inspect.stderr
     flat = json.dumps(json.loads(inspect.stdout))
     assert M.TEST_EXACT_MATCH in flat and "hidden_dim" in flat and record["wandb"]["id"] in flat
 
 
 def test_divergence_is_recorded_as_failed(tmp_path):
-    out = s2s("train", "--run-dir", str(tmp_path), *overrides({**TINY, "train.optimizer": "sgd",
-                                                                "train.lr": 1e38, "train.grad_clip": "null"}))
+    out = s2s(
+        "train",
+        "--run-dir",
+        str(tmp_path),
+        *overrides({**TINY, "train.optimizer": "sgd", "train.lr": 1e38, "train.grad_clip": "null"}),
+    )
     assert out.returncode == 1
     record = json.loads((tmp_path / "record.json").read_text())
     assert record["status"] == "failed" and "diverged" in record["error"]
@@ -142,17 +175,23 @@ def test_ddp_metrics_equal_single_process_recomputation(tmp_path):
 
     from s2s_lightning.checkpoint import load_into
     from s2s_lightning.config import load_config
-    from s2s_lightning.data import DataBundle, load_vocabs
+    from s2s_lightning.data import DataBundle
     from s2s_lightning.model import Seq2Seq
+    from s2s_lightning.records import read_vocabs
     from s2s_lightning.system import masked_nll
 
-    ddp = {**TINY, "data.addition.train_size": 256, "train.strategy": "ddp_spawn", "train.devices": 2,
-           "train.accelerator": "cpu"}
+    ddp = {
+        **TINY,
+        "data.addition.train_size": 256,
+        "train.strategy": "ddp_spawn",
+        "train.devices": 2,
+        "train.accelerator": "cpu",
+    }
     out = s2s("train", "--run-dir", str(tmp_path), *overrides(ddp), timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     record = json.loads((tmp_path / "record.json").read_text())
     cfg = load_config(tmp_path / "config.yaml")
-    bundle = DataBundle(cfg, *load_vocabs(tmp_path))
+    bundle = DataBundle(cfg, *read_vocabs(tmp_path))
     model = Seq2Seq(len(bundle.src_vocab), len(bundle.tgt_vocab), cfg.model).eval()
     load_into(model, tmp_path / "checkpoints" / "best.ckpt")
     nll = tokens = 0.0
@@ -165,10 +204,17 @@ def test_ddp_metrics_equal_single_process_recomputation(tmp_path):
     assert int(rows[0]["step"]) == 4  # 256 examples / 32 per batch / 2 ranks
 
 
-@pytest.mark.parametrize("configured, env, expected", [
-    ("disabled", "offline", "disabled"), ("auto", "offline", "offline"), ("auto", "disabled", "disabled"),
-    ("online", "offline", "offline"), ("offline", "online", "offline"), ("offline", None, "offline"),
-])
+@pytest.mark.parametrize(
+    "configured, env, expected",
+    [
+        ("disabled", "offline", "disabled"),
+        ("auto", "offline", "offline"),
+        ("auto", "disabled", "disabled"),
+        ("online", "offline", "offline"),
+        ("offline", "online", "offline"),
+        ("offline", None, "offline"),
+    ],
+)
 def test_wandb_mode_precedence(configured, env, expected, monkeypatch):
     from s2s_lightning.wandb_logging import wandb_mode
 
@@ -185,8 +231,15 @@ def test_cuda_run_completes_and_records_the_gpu(tmp_path, tiny_cfg):
 
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA device")
-    cfg = tiny_cfg(**{"train.accelerator": "gpu", "train.max_epochs": 2, "data.reverse_source": True,
-                      "model.peeky": True, "train.teacher_forcing_ratio": 0.5})  # both decoder paths on CUDA
+    cfg = tiny_cfg(
+        **{
+            "train.accelerator": "gpu",
+            "train.max_epochs": 2,
+            "data.reverse_source": True,
+            "model.peeky": True,
+            "train.teacher_forcing_ratio": 0.5,
+        }
+    )  # both decoder paths on CUDA
     record = train(cfg, tmp_path)
     assert record["status"] == "completed", record["error"]
     assert record["device"] == torch.cuda.get_device_name(0) and record["peak_memory_mb"] > 0
