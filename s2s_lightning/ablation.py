@@ -25,7 +25,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from . import metrics as M
-from .config import AXES, Config, arm_name, build_config, read_yaml
+from .config import AXES, Config, arm_name, build_config, flatten, read_yaml
 from .errors import S2SError
 
 FULL = "full"  # the default budget; every other budget suffixes the study name (`addition-quick`)
@@ -173,17 +173,6 @@ class Plan:
 def format_overrides(overrides: dict[str, Any]) -> list[str]:
     """`key=value` arguments formatted exactly as a W&B agent formats `${args_no_hyphens}`."""
     return [f"{k}={'null' if v is None else v}" for k, v in overrides.items()]
-
-
-def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        dotted = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(flatten(value, dotted + "."))
-        else:
-            out[dotted] = value
-    return out
 
 
 def tuning_metric(objective: str) -> str:

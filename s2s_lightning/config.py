@@ -115,7 +115,8 @@ class EvalConfig(_Section):
     length_buckets: list[int] = [0, 5, 10, 15, 20, 25, 30, 35, 1000]
     frequency_buckets: list[int] = [0, 500, 1000, 1500, 2000, 2500, 3000, 3500, 1_000_000]
     bootstrap_samples: int = Field(1000, ge=1)
-    val_task_metric: bool = True  # decode the val set greedily each epoch for exact match / BLEU
+    val_task_metric: bool = True  # decode the val set greedily for exact match / BLEU (the curve)
+    val_decode_every: int = Field(1, ge=1)  # ... every k epochs and on the last (its time share: history.csv)
 
 
 class TrackingConfig(_Section):
@@ -240,6 +241,30 @@ def read_yaml(path: str | Path) -> dict:
     if not isinstance(data, dict):
         raise S2SError(f"{path} must hold a mapping of config keys, not {type(data).__name__}")
     return data
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+    """A nested config dict as dotted keys: {"model": {"peeky": True}} -> {"model.peeky": True}."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, dotted + "."))
+        else:
+            out[dotted] = value
+    return out
+
+
+# What a resumed run may change: how long it trains. Anything else would make one run of two configs.
+RESUMABLE_KEYS = ("train.max_epochs", "train.early_stopping_patience")
+
+
+def resume_changes(saved: Config, new: Config) -> list[str]:
+    """`key: old -> new` for each key `new` changes against a run's `saved` config that a resume may not."""
+    old, now = flatten(saved.to_dict()), flatten(new.to_dict())
+    return [
+        f"{k}: {old.get(k)!r} -> {now.get(k)!r}" for k in now if now.get(k) != old.get(k) and k not in RESUMABLE_KEYS
+    ]
 
 
 def build_config(base: dict | None = None, overrides: list[str] | dict | None = None) -> Config:

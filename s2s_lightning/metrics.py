@@ -7,6 +7,8 @@ TRAIN_LOSS = "train/loss"
 TRAIN_TOKENS_PER_S = "train/tokens_per_s"
 LR = "lr"
 TEACHER_FORCING = "train/teacher_forcing_ratio"
+EPOCH_S = "time/epoch_s"  # wall seconds of one epoch: training steps and validation
+VAL_DECODE_SHARE = "time/val_decode_share"  # share of the epoch spent decoding the val set (the BLEU curve)
 
 VAL_LOSS = "val/loss"
 VAL_PPL = "val/ppl"
@@ -33,6 +35,8 @@ PER_EPOCH = (
     LR,
     TRAIN_TOKENS_PER_S,
     TEACHER_FORCING,
+    EPOCH_S,
+    VAL_DECODE_SHARE,
 )
 FINAL = (
     VAL_PPL,

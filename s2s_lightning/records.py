@@ -20,6 +20,7 @@ Every file is written to a temporary file and renamed, so no reader ever sees ha
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
 import json
 import math
@@ -27,7 +28,8 @@ import os
 import resource
 import subprocess
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -45,6 +47,7 @@ ANALYSIS_FILE = "analysis.json"
 REPRESENTATIONS_FILE = "representations.json"
 EVAL_FILE = "metrics.json"  # an evaluation record: RUN/eval/{split}_beam{K}/ or `s2s evaluate --out DIR`
 LOG_FILE = "train.log"
+LOCK_FILE = ".lock"  # held (flock) by the one process writing the run; the kernel drops it when that dies
 CHECKPOINT_DIR = "checkpoints"
 CHECKPOINTS = ("best", "last")
 EVAL_DIR = "eval"
@@ -180,6 +183,36 @@ def peak_memory_mb(device: Any) -> float:
 
         return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+class RunBusy(S2SError):
+    """Another live process holds the run directory's lock."""
+
+
+@contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold RUN/.lock exclusively for the block: one writer per run directory, whatever started it
+    (a sweep on any storage, a user's second `s2s train`). The lock is an flock, so the kernel releases
+    it when its holder dies, kill -9 included; the file stays (removing it would let two holders in)."""
+    path = Path(run_dir) / LOCK_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+", encoding="utf-8") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            raise RunBusy(
+                f"{run_dir} is being written by another process (pid {f.read().strip() or '?'}); "
+                "wait for it to end or use a new --run-dir"
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def check_writable(run_dir: Path) -> None:

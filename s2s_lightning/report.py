@@ -70,6 +70,16 @@ def render_readme(
         f"{seeds_text} seed{'' if seeds_text == '1' else 's'}",
         f"- **Arms vary in**: {', '.join(axis_name(a) for a in data.varying) or 'nothing (one arm)'}"
         + (f"; **fixed**: {', '.join(fixed)}" if fixed and data.varying else ""),
+        *(
+            [
+                "- **Not a declared axis**: runs of one arm differed in "
+                + ", ".join(f"`{k}`" for k in data.undeclared)
+                + ", so these keys tell arms apart too; every other config key is the same in all runs "
+                "(the seed and how or where they ran aside)"
+            ]
+            if data.undeclared
+            else []
+        ),
         f"- **Source**: {data.source}",
         "",
     ]

@@ -9,6 +9,7 @@ paper axes, plus any other scientific axis of the study that ran them).
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ import optuna
 import pandas as pd
 
 from . import metrics as M
-from .config import AXES, read_yaml
+from .config import AXES, flatten, read_yaml
 from .errors import S2SError
 from .records import (
     ANALYSIS_FILE,
@@ -63,7 +64,8 @@ class ReportData:
     evals: pd.DataFrame  # one row per metrics.json (beam sweeps; ensembles have n_members > 1)
     trials: pd.DataFrame | None  # Optuna trials (number, state, run_dir) for a study source
     task: str  # "addition" | "translation"
-    axes: list[str]  # every axis the records carry: the four paper axes, then any other of the study's
+    axes: list[str]  # what arms are told apart by: the recorded axes, then any `undeclared` key
+    undeclared: list[str]  # config keys, not a declared axis, in which runs of one declared arm differ
     varying: list[str]  # the axes whose values differ between arms (they name the arms)
     arm_axes: dict[str, dict[str, Any]]  # arm label -> axis values
     source: str  # how the records were found, for the README
@@ -204,14 +206,18 @@ def find_records(paths: Sequence[Path]) -> tuple[list[Path], list[Path]]:
             if not _is_evaluation(read_json(path / EVAL_FILE)):
                 raise S2SError(f"{path / EVAL_FILE} is not an evaluation record (no 'metrics' and 'members')")
             evals.append(path)
-        elif path.is_dir():
-            runs += sorted(f.parent for f in path.rglob(RECORD_FILE))
-            evals += _evaluations(path.rglob(EVAL_FILE))
+        elif path.is_dir():  # not inside hidden folders: `.attempts/` keeps failed attempts a sweep retried
+            runs += sorted(f.parent for f in path.rglob(RECORD_FILE) if not _hidden(f, path))
+            evals += _evaluations(f for f in path.rglob(EVAL_FILE) if not _hidden(f, path))
         else:
             raise S2SError(f"{path} is neither a run directory nor a folder of run directories")
     for run in runs:  # a run given directly still brings its beam evaluations
         evals += _evaluations((run / EVAL_DIR).glob(f"*/{EVAL_FILE}"))
     return _unique(runs), _unique(evals)
+
+
+def _hidden(path: Path, root: Path) -> bool:
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
 
 
 def evaluations_beside(run_dirs: Sequence[Path]) -> list[Path]:
@@ -222,7 +228,7 @@ def evaluations_beside(run_dirs: Sequence[Path]) -> list[Path]:
     root = Path(os.path.commonpath(resolved))
     if any(len(d.relative_to(root).parts) > 2 for d in resolved):
         return []  # runs scattered over unrelated folders: no study folder to search
-    return _evaluations(root.rglob(EVAL_FILE))
+    return _evaluations(f for f in root.rglob(EVAL_FILE) if not _hidden(f, root))
 
 
 def _unique(paths: list[Path]) -> list[Path]:
@@ -298,7 +304,9 @@ def load_study(name: str, storage: str) -> tuple[list[Path], pd.DataFrame]:
                 }
             )
     trials = pd.DataFrame(rows, columns=["study", "tuning", "number", "state", "run_dir", "has_record", "wall_time_s"])
-    return [Path(r["run_dir"]) for r in rows if r["has_record"] and not r["tuning"]], trials
+    # A retried trial shares its run directory with the attempts before it: each directory enters once,
+    # as its record (written by the latest attempt) says.
+    return _unique([Path(r["run_dir"]) for r in rows if r["has_record"] and not r["tuning"]]), trials
 
 
 _WANDB_STATUS = {
@@ -371,7 +379,10 @@ def load(source: Source) -> ReportData:
     )
     if len(datasets) > 1:
         raise S2SError(f"records mix data sets ({', '.join(datasets)}); report them separately")
-    axes = list(dict.fromkeys(a for row_axes in runs["axes"] for a in row_axes))
+    declared = list(dict.fromkeys(a for row_axes in runs["axes"] for a in row_axes))
+    extra = undeclared_differences(runs["config"], runs[declared])
+    runs = runs.assign(**{key: [dotted(c, key) for c in runs["config"]] for key in extra})
+    axes = declared + extra
     runs, varying, arm_axes = name_arms(runs, axes)
     evals = eval_rows(eval_dirs, runs)
     if isinstance(source, StudySource):  # an evaluation found beside the study's runs must be of them
@@ -383,10 +394,47 @@ def load(source: Source) -> ReportData:
         trials=trials,
         task=tasks[0],
         axes=axes,
+        undeclared=extra,
         varying=varying,
         arm_axes=arm_axes,
         source=where,
     )
+
+
+# Keys that say how or where a run ran, not what was run: runs differing only in these are one arm.
+RUN_ONLY_KEYS = (
+    "seed", "tracking.", "train.progress_bar", "train.accelerator", "train.devices", "train.strategy",
+    "train.deterministic", "data.dir", "data.num_workers", "eval.batch_size",
+)  # fmt: skip
+
+
+def _significant(config: Any) -> dict[str, str] | None:
+    """A run's config as {dotted key: value as JSON}, without RUN_ONLY_KEYS; None without a config."""
+    if not isinstance(config, dict):
+        return None
+    return {
+        k: json.dumps(v, sort_keys=True)
+        for k, v in flatten(config).items()
+        if not k.startswith(RUN_ONLY_KEYS) and not k.startswith("_")  # W&B's own entries start with _
+    }
+
+
+def undeclared_differences(configs: Sequence[Any], declared: pd.DataFrame) -> list[str]:
+    """Config keys in which runs with the same declared axis values differ (a 1-epoch run beside
+    16-epoch runs of its arm): those runs are not one arm, so these keys must tell them apart. Runs
+    agree on everything else (the seed and RUN_ONLY_KEYS aside) when this is empty."""
+    groups: dict[tuple, list[dict[str, str]]] = {}
+    for config, values in zip(configs, declared.itertuples(index=False)):
+        flat = _significant(config)
+        if flat is not None:
+            groups.setdefault(tuple(None if pd.isna(v) else v for v in values), []).append(flat)
+    keys: dict[str, None] = {}
+    for flats in groups.values():
+        for flat in flats[1:]:
+            for key in list(flats[0]) + [k for k in flat if k not in flats[0]]:
+                if flat.get(key) != flats[0].get(key):
+                    keys[key] = None
+    return list(keys)
 
 
 def _sort_key(values: tuple) -> tuple:

@@ -407,8 +407,10 @@ _TRIAL_STATES = {
 
 
 def health_table(data: ReportData) -> Table:
-    """Run records by status, next to Optuna trials by state (grid and tuning) for a study source."""
-    columns = {"Run records": (data.runs["status"], data.runs["wall_time_s"])}
+    """Run directories by their record's status, next to Optuna trials by state (grid and tuning) for a
+    study source: a retried trial shares its run directory with the attempts before it, so trials can
+    outnumber run directories."""
+    columns = {"Run directories": (data.runs["status"], data.runs["wall_time_s"])}
     if data.trials is not None:
         for title, part in [
             ("Optuna trials", data.trials[~data.trials["tuning"]]),
@@ -416,7 +418,7 @@ def health_table(data: ReportData) -> Table:
         ]:
             if title == "Optuna trials" or len(part):
                 states = part["state"].map(lambda s: _TRIAL_STATES.get(s, s.lower()))
-                walls = part["wall_time_s"] if title == "Tuning trials" else None  # grid runs: in Run records
+                walls = part["wall_time_s"] if title == "Tuning trials" else None  # grid runs: in Run directories
                 columns[title] = (states, walls, int((~part["has_record"]).sum()))
     statuses = ["completed", "failed", "pruned", "interrupted", "running", "waiting"]
     seen = set().union(*(set(c[0]) for c in columns.values()))
@@ -445,8 +447,9 @@ def health_table(data: ReportData) -> Table:
     return Table(
         "health",
         "Sweep health",
-        "Every record and trial found, whatever its status; only completed "
-        "runs of the study's grid enter the results. Compute counts failed runs too.",
+        "Every run directory and trial found, whatever its status; each run directory counts once, "
+        "as its record says (a retried trial reuses its run directory, so trials can outnumber them); only "
+        "completed runs of the study's grid enter the results. Compute counts failed runs too.",
         disp,
         numbers,
     )

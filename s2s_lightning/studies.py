@@ -13,11 +13,14 @@ trial whose worker died is *stale*: its pid is gone (same host) or its heartbeat
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
 import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from .ablation import SEED, Plan
 from .errors import S2SError
+from .records import RECORD_FILE
 
 # User attributes of every trial.
 KIND, ARM, SLOT, RAN_IN, WORKER, HEARTBEAT, STALE = "kind", "arm", "slot", "ran_in", "worker", "heartbeat", "stale"
@@ -35,6 +39,7 @@ GRID, TUNE = "grid", "tune"
 PLAN_ATTR = "plan"  # main study user attribute: the plan's fingerprint
 HEARTBEAT_S = 60.0
 STALE_AFTER_S = 600.0  # a trial on another host is stale after this long without a heartbeat
+CLAIM_GRACE_S = 30.0  # a claimed trial whose worker never wrote its identity is stale after this long
 DEFAULT_JOURNAL = Path("optuna") / "studies.journal"  # under --runs-dir: one file, every study
 DEFAULT_RUNS_DIR = "runs"
 
@@ -98,6 +103,20 @@ def open_storage(url: str | None, runs_dir: str | Path = DEFAULT_RUNS_DIR, creat
         first = (why.strip().splitlines() or [""])[0]
         raise S2SError(f"cannot open Optuna storage {redact(target)}: {type(exc).__name__}: {redact(first)}") from None
     return storage
+
+
+def foreign_run_dirs(study_dir: Path, studies: list[optuna.Study]) -> list[Path]:
+    """Run directories under a study's folder that none of `studies` made: every trial names its run
+    directory (user attr `run_dir`) before anything is written there, so a record nobody names belongs
+    to another study of the same name (another storage) or was put there by hand."""
+    ours = {
+        Path(str(t.user_attrs["run_dir"])).parts[-2:]
+        for s in studies
+        for t in s.get_trials(deepcopy=False)
+        if t.user_attrs.get("run_dir")
+    }
+    found = sorted(p.parent for p in Path(study_dir).glob(f"*/*/{RECORD_FILE}"))
+    return [d for d in found if d.parts[-2:] not in ours and not d.parts[-2].startswith(".")]
 
 
 def tuning_study_name(plan: Plan, arm: str) -> str:
@@ -193,7 +212,10 @@ def is_stale(trial: FrozenTrial, now: float | None = None) -> bool:
             return not alive
     beat = trial.user_attrs.get(HEARTBEAT)
     if beat is None and trial.datetime_start is not None:
-        beat = trial.datetime_start.timestamp()
+        # Claimed but never marked: a live claimant writes its identity milliseconds after claiming, so
+        # one that has not within CLAIM_GRACE_S died in between (kill -9 at the wrong moment).
+        limit = CLAIM_GRACE_S if not info else STALE_AFTER_S
+        return (now or time.time()) - trial.datetime_start.timestamp() > limit
     return beat is not None and (now or time.time()) - beat > STALE_AFTER_S
 
 
@@ -296,8 +318,29 @@ def claim(
     for _, study, t in sorted(candidates, key=lambda c: c[0]):
         waiting = True
         try:
-            if storage.set_trial_state_values(t._trial_id, TrialState.RUNNING):
-                return study, t, True
+            with _claim_guard(storage):
+                if storage.set_trial_state_values(t._trial_id, TrialState.RUNNING):
+                    return study, t, True
         except optuna.exceptions.UpdateFinishedTrialError:
             continue
     return None, None, waiting
+
+
+@contextmanager
+def _claim_guard(storage: BaseStorage) -> Iterator[None]:
+    """Make WAITING -> RUNNING atomic where the storage is not. The journal file replays its log under
+    a lock and PostgreSQL/MySQL lock the trial's row (SELECT ... FOR UPDATE), so only one claimant sees
+    WAITING; SQLite has no row locks, and two processes could both read WAITING and both start the
+    trial. Every claimant of an SQLite study opens the same database file, so an flock beside it
+    serialises their claims (milliseconds each)."""
+    backend = getattr(storage, "_backend", storage)  # optuna's cache wraps an RDB storage
+    url = backend.engine.url if isinstance(backend, optuna.storages.RDBStorage) else None
+    if url is None or url.get_backend_name() != "sqlite" or not url.database:
+        yield
+        return
+    with open(f"{url.database}.claim-lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

@@ -31,7 +31,17 @@ from optuna.trial import TrialState
 from .ablation import FULL, Plan, expand, load_ablation
 from .errors import S2SError
 from .records import atomic_write_text, check_writable
-from .studies import RAN_IN, SLOT, grid_key, is_stale, open_storage, open_studies, reconcile, storage_label
+from .studies import (
+    RAN_IN,
+    SLOT,
+    foreign_run_dirs,
+    grid_key,
+    is_stale,
+    open_storage,
+    open_studies,
+    reconcile,
+    storage_label,
+)
 from .sweep_worker import worker_process
 from .wandb_sweep import render_sweep
 
@@ -195,6 +205,13 @@ def run_sweep(
 
     with coordinator_lock(runs_dir, plan.study):
         main, tuning = open_studies(store, plan, create=True, label=label)
+        foreign = foreign_run_dirs(runs_dir / plan.study, [main, *tuning.values()])
+        if foreign:
+            raise S2SError(
+                f"{runs_dir / plan.study} holds {len(foreign)} run(s) that study '{plan.study}' in {label} did not "
+                f"make (e.g. {foreign[0]}), likely from a study of that name in another storage: run with that "
+                f"--storage, or move {runs_dir / plan.study} away first (nothing was moved or started)"
+            )
         print(
             f"study {plan.study}: {len(plan.arms)} arms x {len(plan.seeds)} seeds"
             + (f", {plan.nuisance_trials} nuisance trials per arm" if plan.nuisance_trials else "")

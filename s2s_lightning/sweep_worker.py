@@ -27,7 +27,18 @@ from optuna.trial import FrozenTrial, TrialState
 
 from .ablation import SEED, Plan, SearchDim, expand, format_overrides, load_ablation
 from .config import build_config
-from .records import HISTORY_FILE, LOG_FILE, RECORD_FILE, checkpoint_path, read_history, read_json, write_json
+from .records import (
+    HISTORY_FILE,
+    LOCK_FILE,
+    LOG_FILE,
+    RECORD_FILE,
+    RunBusy,
+    checkpoint_path,
+    read_history,
+    read_json,
+    run_lock,
+    write_json,
+)
 from .studies import (
     ARM,
     GRID,
@@ -134,20 +145,33 @@ def _close_record(run_dir: Path, why: str) -> None:
             write_json(path, record)
 
 
-def _prepare_run_dir(run_dir: Path, previous: list[FrozenTrial], number: int) -> bool:
-    """Resume (True) from the last checkpoint of an attempt whose worker died; else start clean."""
+FRESH, RESUME, ADOPT = "fresh", "resume", "adopt"
+
+
+def _prepare_run_dir(run_dir: Path, previous: list[FrozenTrial], number: int, log) -> str:
+    """What to do with a trial's run directory; called with the directory's lock held, so nothing here
+    ever touches a run that a live process writes.
+
+    ADOPT: it holds a completed run of this grid point whose trial could not store it (its worker was
+    judged dead while the run went on): the result is taken, not trained again. RESUME: an attempt whose
+    worker died left a last checkpoint. FRESH: otherwise; a failed attempt is moved aside, and said so.
+    """
     if not (run_dir / RECORD_FILE).exists():
-        if run_dir.exists():
-            shutil.rmtree(run_dir)
-        return False
+        for child in run_dir.iterdir() if run_dir.exists() else []:
+            if child.name != LOCK_FILE:
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+        return FRESH
+    if previous and read_json(run_dir / RECORD_FILE).get("status") == "completed":
+        return ADOPT
     last_attempt = max(previous, key=lambda t: t.number, default=None)
     if last_attempt is not None and retryable(last_attempt) and checkpoint_path(run_dir, "last").is_file():
-        return True
+        return RESUME
     # A real failure is kept for inspection, out of the way of `<arm>/seed*/` globs.
     attic = run_dir.parent.parent / ".attempts" / f"{run_dir.parent.name}-{run_dir.name}-before-trial{number}"
     attic.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(str(run_dir), str(attic))
-    return False
+    log(f"moved the failed attempt in {run_dir} to {attic}")
+    return FRESH
 
 
 class TrialRunner:
@@ -213,7 +237,13 @@ class TrialRunner:
                 if grid_key(t) == (arm.name, seed) and t.number != frozen.number
             ]
         overrides = plan.overrides(arm, seed, nuisance, name=name, group=group)
-        resume = _prepare_run_dir(run_dir, previous, frozen.number)
+        trial.set_user_attr("run_dir", str(run_dir))  # before anything is written there: the dir is this study's
+        action = self._prepare(trial, run_dir, previous, frozen.number)
+        if action == ADOPT:
+            wall = _float(read_json(run_dir / RECORD_FILE).get("wall_time_s")) or 0.0
+            adopted = f"{name} (adopted: trained by an earlier attempt)"
+            return self._finish(study, trial, kind, 0, run_dir, adopted, None, wall)
+        resume = action == RESUME
         cmd = (
             self.train_command
             + ["--run-dir", str(run_dir)]
@@ -221,11 +251,25 @@ class TrialRunner:
             + [word for axis in plan.extra_axes for word in ("--axis", axis)]
             + format_overrides(overrides)
         )
-        trial.set_user_attr("run_dir", str(run_dir))
         trial.set_user_attr("resumed", resume)
         self.log(f"{study.study_name} trial {frozen.number} {name}: {'resumed' if resume else 'started'}")
         max_epochs = build_config({}, overrides).train.max_epochs
         return self._train(study, trial, kind, cmd, run_dir, name, max_epochs)
+
+    def _prepare(self, trial: optuna.Trial, run_dir: Path, previous: list[FrozenTrial], number: int) -> str:
+        """_prepare_run_dir under the run directory's lock, waiting (with heartbeats) while another live
+        process writes it: one writer per run, whatever the storage handed out."""
+        waited = False
+        while True:
+            try:
+                with run_lock(run_dir):
+                    return _prepare_run_dir(run_dir, previous, number, self.log)
+            except RunBusy:
+                if not waited:
+                    self.log(f"{run_dir} is being written by another process; waiting for it to end")
+                    waited = True
+                trial.set_user_attr(HEARTBEAT, time.time())
+                time.sleep(self.poll_s)
 
     def _check_grid(self, study: optuna.Study, frozen: FrozenTrial, arm: str) -> TrialState | None:
         """Refuse duplicates; give the trial its arm's best nuisance values (as fixed params)."""
@@ -329,7 +373,8 @@ class TrialRunner:
                 study.tell(trial, state=TrialState.PRUNED)
                 self.log(f"{study.study_name} trial {trial.number} {name}: pruned after epoch {pruned_at}")
                 return TrialState.PRUNED
-            if returncode == 0 and record.get("status") == "completed" and value is not None:
+            # The record is the truth: a run that completed counts even if its process was killed after.
+            if record.get("status") == "completed" and value is not None:
                 study.tell(trial, value)
                 self.log(f"{study.study_name} trial {trial.number} {name}: {metric}={value:.4g} ({wall:.0f} s)")
                 return TrialState.COMPLETE
@@ -398,7 +443,12 @@ def work(
             continue
         if study is not main:  # the arm's own study: TPE learns from this arm's trials only
             study.sampler = _sampler(plan, frozen.user_attrs[SLOT])
-        runner.run(study, frozen)
+        try:
+            runner.run(study, frozen)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            # Finished elsewhere meanwhile (failed as stale by a coordinator): its run directory, not
+            # this trial, holds the result, which a retry adopts or resumes. Never a reason to stop.
+            runner.log(f"{study.study_name} trial {frozen.number}: finished elsewhere meanwhile; moving on")
         ran += 1
 
 

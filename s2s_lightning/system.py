@@ -82,8 +82,18 @@ class Seq2SeqSystem(pl.LightningModule):
     def _reset(self, stage: str) -> None:
         self.sums[stage] = torch.zeros(3, dtype=torch.float64)
         self.hyps[stage] = {}
+        now = time.perf_counter()
         if stage == "train":
-            self._train_start = time.perf_counter()
+            self._train_start = self._val_start = now
+        elif stage == "val":
+            self._val_start, self._decode_s = now, 0.0
+
+    def decodes_val(self) -> bool:
+        """Whether this epoch's validation decodes for the task metric: every eval.val_decode_every
+        epochs and always on the last (the BLEU curve's price; perplexity is measured every epoch)."""
+        every, epoch = self.cfg.eval.val_decode_every, self.current_epoch
+        last = self.trainer is not None and epoch == self.trainer.max_epochs - 1
+        return self.cfg.eval.val_task_metric and self.score_hyps is not None and ((epoch + 1) % every == 0 or last)
 
     @property
     def teacher_forcing_ratio(self) -> float:
@@ -101,9 +111,11 @@ class Seq2SeqSystem(pl.LightningModule):
                     f"training diverged: loss is {loss.item()} at epoch {self.current_epoch}, step {self.global_step}"
                 )
             self.log(M.TRAIN_LOSS, loss, prog_bar=True, batch_size=len(batch))
-        elif stage == "val" and self.cfg.eval.val_task_metric and self.score_hyps is not None:
+        elif stage == "val" and self.decodes_val():
+            start = time.perf_counter()
             out = greedy(self.model, batch.src, batch.src_len, self.cfg.eval.max_len_a, self.cfg.eval.max_len_b)
             self.hyps[stage].update(zip(batch.index.tolist(), out.tolist()))
+            self._decode_s += time.perf_counter() - start
         return loss
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
@@ -155,18 +167,22 @@ class Seq2SeqSystem(pl.LightningModule):
         if self.trainer.sanity_checking:
             return
         nll, tokens, _ = self._reduce(self.sums["train"]).tolist()
-        elapsed = time.perf_counter() - self._train_start
+        train_s = self._val_start - self._train_start  # validation runs after the epoch's training steps
+        epoch_s = time.perf_counter() - self._train_start
         row = {
             "epoch": self.current_epoch,
             "step": self.global_step,
             M.TRAIN_LOSS: nll / max(tokens, 1.0),
             **out,
             M.LR: self.trainer.optimizers[0].param_groups[0]["lr"] if self.trainer.optimizers else None,
-            M.TRAIN_TOKENS_PER_S: tokens / elapsed if tokens else None,
+            M.TRAIN_TOKENS_PER_S: tokens / train_s if tokens and train_s > 0 else None,
             M.TEACHER_FORCING: self.teacher_forcing_ratio,
+            M.EPOCH_S: epoch_s,
+            M.VAL_DECODE_SHARE: self._decode_s / epoch_s if epoch_s > 0 else None,
         }
         self.epoch_metrics = row
-        extra = {k: v for k, v in row.items() if k in (M.LR, M.TRAIN_TOKENS_PER_S, M.TEACHER_FORCING) and v is not None}
+        logged = (M.LR, M.TRAIN_TOKENS_PER_S, M.TEACHER_FORCING, M.EPOCH_S, M.VAL_DECODE_SHARE)
+        extra = {k: v for k, v in row.items() if k in logged and v is not None}
         self.log_dict(extra, sync_dist=False)
 
     def on_test_epoch_end(self) -> None:

@@ -9,20 +9,25 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import signal
 import sys
+import threading
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from . import metrics as M
 from .checkpoint import load_state_dict, model_state
-from .config import AXES, Config, arm_name, check_axes, load_config
+from .config import AXES, RESUMABLE_KEYS, Config, arm_name, check_axes, load_config, resume_changes
 from .data import DataBundle
 from .errors import S2SError
 from .evaluation import HypothesisScorer, evaluate_split
@@ -42,6 +47,7 @@ from .records import (
     read_history,
     read_json,
     read_vocabs,
+    run_lock,
     write_csv,
     write_json,
     write_vocabs,
@@ -100,22 +106,29 @@ class HistoryWriter(pl.Callback):
 
 
 def check_resume(cfg: Config, run_dir: Path) -> Path | None:
-    """The checkpoint to resume from, after checking it belongs to this config."""
+    """The checkpoint to resume from, after checking `cfg` changes nothing but how long the run trains."""
+    saved = run_dir / CONFIG_FILE
+    if not saved.is_file():
+        raise S2SError(f"{run_dir} holds no run to resume (no {CONFIG_FILE}); drop --resume to start one")
+    changes = resume_changes(load_config(saved), cfg)
+    if changes:
+        raise S2SError(
+            f"cannot resume {run_dir} with another {changes[0]}; a resume may change only "
+            f"{' and '.join(RESUMABLE_KEYS)} (use a new --run-dir for another config)"
+        )
     last = checkpoint_path(run_dir, "last")
     if not last.is_file():
-        return None
-    saved = run_dir / CONFIG_FILE
-    if saved.is_file():
-        old = load_config(saved).to_dict()
-        new = cfg.to_dict()
-        for section in ("data", "model", "train"):
-            if old[section] != new[section] or old["seed"] != new["seed"]:
-                diff = [f"{section}.{k}" for k in new[section] if old[section].get(k) != new[section][k]]
-                raise S2SError(
-                    f"cannot resume {run_dir}: its config differs ({', '.join(diff) or 'seed'}); use a new --run-dir"
-                )
+        return None  # it never finished an epoch: start it again, same config, same directory
     load_state_dict(last)  # fails with a clear message if the file is corrupted
     return last
+
+
+def resume_config(run_dir: Path, overrides: Sequence[str]) -> Config:
+    """A run's own config.yaml with `overrides` applied; `check_resume` refuses any but RESUMABLE_KEYS."""
+    saved = Path(run_dir) / CONFIG_FILE
+    if not saved.is_file():
+        raise S2SError(f"{run_dir} holds no run to resume (no {CONFIG_FILE}); drop --resume to start one")
+    return load_config(saved, list(overrides))
 
 
 def check_same_vocabularies(bundle: DataBundle, run_dir: Path) -> None:
@@ -133,37 +146,87 @@ def check_same_vocabularies(bundle: DataBundle, run_dir: Path) -> None:
             )
 
 
+class RunInterrupted(Exception):
+    """SIGINT or SIGTERM stopped a run; its record says "interrupted" and `--resume` continues it."""
+
+    def __init__(self, run_dir: Path, signum: int):
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+        self.run_dir, self.signum = run_dir, signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
+
+
+@contextmanager
+def _signals_interrupt() -> Iterator[list[int]]:
+    """SIGINT and SIGTERM raise KeyboardInterrupt (Lightning stops fitting on it) and are noted in the
+    yielded list, so the run can tell an interrupt from a crash; later ones are ignored so the record
+    is closed undisturbed. Outside the main thread (library use) nothing changes."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def handler(signum, frame):
+        received.append(signum)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def make_trainer(cfg: Config, run_dir: Path, callbacks: list) -> pl.Trainer:
+    """The Trainer, built before the run directory is touched so that an impossible device or strategy
+    (train.accelerator=gpu without one) is refused without leaving a run behind."""
+    t = cfg.train
+    try:
+        return pl.Trainer(
+            default_root_dir=run_dir,
+            max_epochs=t.max_epochs,
+            accelerator=t.accelerator,
+            devices=t.devices,
+            strategy=t.strategy,
+            precision=t.precision,
+            gradient_clip_val=t.grad_clip,
+            gradient_clip_algorithm="norm",
+            logger=False,  # the W&B logger joins once the run is recorded (train)
+            callbacks=callbacks,
+            enable_progress_bar=t.progress_bar,
+            enable_model_summary=False,
+            # "warn": deterministic kernels wherever torch has them, but a CUDA op without one warns instead
+            # of failing the run; CPU runs stay exactly repeatable (tests/test_train.py).
+            deterministic="warn" if t.deterministic else False,
+            num_sanity_val_steps=0,
+            use_distributed_sampler=False,
+            limit_train_batches=t.limit_train_batches,
+            log_every_n_steps=10,
+        )
+    except (MisconfigurationException, ValueError, RuntimeError, TypeError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise S2SError(
+            f"train.accelerator={t.accelerator} train.devices={t.devices} train.strategy={t.strategy} "
+            f"train.precision={t.precision}: {first}"
+        ) from None
+
+
 def train(cfg: Config, run_dir: str | Path, resume: bool = False, axes: Sequence[str] = ()) -> dict:
     """Train and evaluate `cfg`, writing the run record into run_dir. Returns the record.
-    `axes`: the config keys beyond AXES that are scientific axes of the run's study (recorded)."""
+    `axes`: the config keys beyond AXES that are scientific axes of the run's study (recorded).
+
+    Bad input (config, device, data, a busy or foreign run directory) raises S2SError before any record
+    is written. Once running, the run always ends with a true status: "completed", "failed" (with the
+    reason; a divergence returns, anything else is re-raised) or "interrupted" (SIGINT/SIGTERM raise
+    RunInterrupted; `--resume` continues the run)."""
     run_dir = Path(run_dir)
     check_axes(cfg, axes)
-    check_writable(run_dir)
-    ckpt_path = check_resume(cfg, run_dir) if resume else None
-    if not resume and (run_dir / RECORD_FILE).is_file():
-        raise S2SError(f"{run_dir} already holds a run; pass --resume to continue it or use a new --run-dir")
-
-    pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    bundle = DataBundle(cfg)  # data errors surface before anything is written
-    if ckpt_path is not None:
-        check_same_vocabularies(bundle, run_dir)
-    write_yaml(run_dir / CONFIG_FILE, cfg.to_dict())
-    write_vocabs(run_dir, bundle.src_vocab, bundle.tgt_vocab)
-    record = base_record(cfg, run_dir, axes)
-    if ckpt_path is not None and (run_dir / RECORD_FILE).is_file():
-        old = read_json(run_dir / RECORD_FILE)
-        record["wandb"] = old.get("wandb")
-        record["resumed_from"] = str(ckpt_path)
-    write_json(run_dir / RECORD_FILE, record)
-
-    model = Seq2Seq(len(bundle.src_vocab), len(bundle.tgt_vocab), cfg.model)
-    train_loader = bundle.loader("train", shuffle=True)
-    steps = len(train_loader)
-    if cfg.train.limit_train_batches:
-        limit = cfg.train.limit_train_batches
-        steps = int(limit) if limit >= 1 else max(1, int(steps * limit))
-    system = Seq2SeqSystem(cfg, model, HypothesisScorer(bundle), steps_per_epoch=steps)
-    history = read_history(run_dir / HISTORY_FILE) if ckpt_path else []
+    history: list[dict] = []
     checkpoint = ModelCheckpoint(
         dirpath=run_dir / CHECKPOINT_DIR,
         filename="best",
@@ -176,34 +239,50 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, axes: Sequence
     callbacks = [checkpoint, HistoryWriter(run_dir / HISTORY_FILE, history)]
     if cfg.train.early_stopping_patience:
         callbacks.append(EarlyStopping(M.VAL_PPL, patience=cfg.train.early_stopping_patience, mode="min"))
-    logger, wandb_info = make_wandb_logger(cfg, run_dir, record["arm"], record.get("wandb"))
-    record["wandb"] = wandb_info
-    record["num_parameters"] = count_parameters(model)
+    trainer = make_trainer(cfg, run_dir, callbacks)
+    new_dir = not run_dir.exists()
+    check_writable(run_dir)
+    try:
+        with run_lock(run_dir), _signals_interrupt() as received:
+            return _train(cfg, run_dir, resume, axes, trainer, checkpoint, history, received)
+    except S2SError:
+        if new_dir and not (run_dir / RECORD_FILE).exists():
+            shutil.rmtree(run_dir, ignore_errors=True)  # refused before it started: leave nothing behind
+        raise
+
+
+def _train(cfg, run_dir, resume, axes, trainer, checkpoint, history, received) -> dict:
+    """train() once the run directory is locked and signals are watched."""
+    ckpt_path = check_resume(cfg, run_dir) if resume else None
+    if not resume and (run_dir / RECORD_FILE).is_file():
+        raise S2SError(f"{run_dir} already holds a run; pass --resume to continue it or use a new --run-dir")
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    bundle = DataBundle(cfg)  # data errors surface before anything is written
+    if ckpt_path is not None:
+        check_same_vocabularies(bundle, run_dir)
+        history[:] = read_history(run_dir / HISTORY_FILE)
+    write_yaml(run_dir / CONFIG_FILE, cfg.to_dict())
+    write_vocabs(run_dir, bundle.src_vocab, bundle.tgt_vocab)
+    record = base_record(cfg, run_dir, axes)
+    if resume and (run_dir / RECORD_FILE).is_file():
+        record["wandb"] = read_json(run_dir / RECORD_FILE).get("wandb")
+        record["resumed_from"] = str(ckpt_path) if ckpt_path else None
     write_json(run_dir / RECORD_FILE, record)
 
-    trainer = pl.Trainer(
-        default_root_dir=run_dir,
-        max_epochs=cfg.train.max_epochs,
-        accelerator=cfg.train.accelerator,
-        devices=cfg.train.devices,
-        strategy=cfg.train.strategy,
-        precision=cfg.train.precision,
-        gradient_clip_val=cfg.train.grad_clip,
-        gradient_clip_algorithm="norm",
-        logger=logger or False,
-        callbacks=callbacks,
-        enable_progress_bar=cfg.train.progress_bar,
-        enable_model_summary=False,
-        # "warn": deterministic kernels wherever torch has them, but a CUDA op without one warns instead
-        # of failing the run; CPU runs stay exactly repeatable (tests/test_train.py).
-        deterministic="warn" if cfg.train.deterministic else False,
-        num_sanity_val_steps=0,
-        use_distributed_sampler=False,
-        limit_train_batches=cfg.train.limit_train_batches,
-        log_every_n_steps=10,
-    )
-    start = time.perf_counter()
+    start, system, logger = time.perf_counter(), None, None
     try:
+        model = Seq2Seq(len(bundle.src_vocab), len(bundle.tgt_vocab), cfg.model)
+        train_loader = bundle.loader("train", shuffle=True)
+        steps = len(train_loader)
+        if cfg.train.limit_train_batches:
+            limit = cfg.train.limit_train_batches
+            steps = int(limit) if limit >= 1 else max(1, int(steps * limit))
+        system = Seq2SeqSystem(cfg, model, HypothesisScorer(bundle), steps_per_epoch=steps)
+        logger, record["wandb"] = make_wandb_logger(cfg, run_dir, record["arm"], record.get("wandb"))
+        if logger is not None:
+            trainer.loggers = [logger]
+        record["num_parameters"] = count_parameters(model)
+        write_json(run_dir / RECORD_FILE, record)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*does not have many workers.*")
             trainer.fit(
@@ -216,20 +295,23 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, axes: Sequence
         if checkpoint.best_model_path:
             system.model.load_state_dict(model_state(checkpoint.best_model_path))
         test_out = trainer.test(system, bundle.loader("test", batch_size=cfg.eval.batch_size), verbose=False)
-        device = system.device
         result = (
-            evaluate_split([system.model], bundle, "test", cfg.eval, run_dir, device)
+            evaluate_split([system.model], bundle, "test", cfg.eval, run_dir, system.device)
             if trainer.is_global_zero
             else {"metrics": {}, "bleu_signature": None}
         )
-    except DivergenceError as exc:
-        return _finish(record, run_dir, start, trainer, "failed", str(exc), logger, system)
-    except KeyboardInterrupt:
-        _finish(record, run_dir, start, trainer, "interrupted", "interrupted by the user", logger, system)
-        raise
-    except Exception as exc:  # the record must never stay "running" after the process is gone
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        _finish(record, run_dir, start, trainer, "failed", f"{type(exc).__name__}: {first}", logger, system)
+    except BaseException as exc:  # the record must never stay "running" after the process is gone
+        if received:
+            name = signal.Signals(received[0]).name
+            _finish(record, run_dir, start, trainer, "interrupted", f"interrupted by {name}", logger, system)
+            raise RunInterrupted(run_dir, received[0]) from None
+        if isinstance(exc, DivergenceError):
+            return _finish(record, run_dir, start, trainer, "failed", str(exc), logger, system)
+        if isinstance(exc, SystemExit):
+            why = f"exited with code {exc.code}"
+        else:
+            why = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
+        _finish(record, run_dir, start, trainer, "failed", why, logger, system)
         raise
     metrics = dict(test_out[0]) if test_out else {}
     best = min((r for r in history if r.get(M.VAL_PPL) is not None), key=lambda r: r[M.VAL_PPL], default={})
@@ -237,13 +319,11 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, axes: Sequence
     metrics.update(result["metrics"])
     record["metrics"] = {k: float(v) for k, v in metrics.items() if v is not None}
     record["bleu_signature"] = result.get("bleu_signature")
-    if trainer.interrupted:
-        return _finish(record, run_dir, start, trainer, "interrupted", "training was interrupted", logger, system)
     return _finish(record, run_dir, start, trainer, "completed", None, logger, system)
 
 
 def _finish(record: dict, run_dir: Path, start: float, trainer, status: str, error: str | None, logger, system) -> dict:
-    device = system.device
+    device = system.device if system is not None else torch.device("cpu")
     record.update(
         {
             "status": status,
@@ -267,13 +347,23 @@ def exit_code(record: dict) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    """`s2s train`: one configuration from --config and KEY=VALUE overrides."""
-    cfg = load_config(args.config, args.overrides)
-    run_dir = (
-        args.run_dir
-        or Path("runs") / "train" / f"{datetime.now():%Y%m%d-%H%M%S}-{arm_name(cfg, args.axis)}-s{cfg.seed}"
-    )
-    record = train(cfg, run_dir, resume=args.resume, axes=args.axis)
+    """`s2s train`: one configuration from --config and KEY=VALUE overrides, or `--resume` of a run
+    from its own config.yaml (overrides may then only extend training)."""
+    if args.resume:
+        if args.run_dir is None:
+            raise S2SError("--resume needs --run-dir: the run directory to continue")
+        if args.config:
+            raise S2SError("--resume reads the run's own config.yaml; drop --config")
+        cfg = resume_config(args.run_dir, args.overrides)
+    else:
+        cfg = load_config(args.config, args.overrides)
+    stamp = f"{datetime.now():%Y%m%d-%H%M%S}-{arm_name(cfg, args.axis)}-s{cfg.seed}"
+    run_dir = args.run_dir or Path("runs") / "train" / stamp
+    try:
+        record = train(cfg, run_dir, resume=args.resume, axes=args.axis)
+    except RunInterrupted as exc:
+        print(f"s2s: {exc}; the run is kept: continue it with s2s train --run-dir {run_dir} --resume", file=sys.stderr)
+        return exc.exit_code
     metrics = " ".join(f"{k}={v:.4g}" for k, v in sorted(record["metrics"].items()) if k.startswith("test/"))
     print(f"{record['status']}: {run_dir} {metrics}")
     if record.get("error"):

@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from s2s_lightning import metrics as M
-from s2s_lightning.ablation import expand, flatten, format_overrides, load_ablation, tuning_metric
-from s2s_lightning.config import AXES, arm_name, build_config
+from s2s_lightning.ablation import expand, format_overrides, load_ablation, tuning_metric
+from s2s_lightning.config import AXES, arm_name, build_config, flatten
 from s2s_lightning.errors import S2SError
 
 REPO = Path(__file__).resolve().parents[1]

@@ -116,7 +116,7 @@ def test_resume_with_another_config(trained_run, tmp_path):
     run = _copy_run(trained_run, tmp_path / "run")
     before = (run / "record.json").read_text()
     out = s2s("train", "--run-dir", run, "--resume", *ARGS, "model.hidden_dim=9")
-    assert_one_line_error(out, "config differs", "model.hidden_dim")
+    assert_one_line_error(out, "cannot resume", "another model.hidden_dim: 7 -> 9")
     assert (run / "record.json").read_text() == before  # the recorded run is untouched
 
 

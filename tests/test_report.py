@@ -17,6 +17,7 @@ import matplotlib.image
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from s2s_lightning import metrics as M
 from s2s_lightning.analysis import exact_mcnemar, paired_bleu
@@ -210,11 +211,11 @@ def test_paired_bleu_identical_systems_are_not_significant():
 
 
 def test_sweep_health_counts_every_status(reports):
-    health = pd.read_csv(reports["addition"] / "tables" / "health.csv").set_index("item")["Run records"]
+    health = pd.read_csv(reports["addition"] / "tables" / "health.csv").set_index("item")["Run directories"]
     walls = [r["wall_time_s"] for r in records(ADDITION)]
     assert (health["total"], health["completed"], health["failed"], health["running"]) == (10, 9, 1, 0)
     assert health["compute hours (sum of wall_time_s)"] == pytest.approx(sum(walls) / 3600, abs=1e-3)
-    running = pd.read_csv(reports["translation"] / "tables" / "health.csv").set_index("item")["Run records"]
+    running = pd.read_csv(reports["translation"] / "tables" / "health.csv").set_index("item")["Run directories"]
     assert running["running"] == 1
     runs = pd.read_csv(reports["translation"] / "tables" / "summary.csv")
     assert runs["n"].tolist() == [2, 2]  # the running run is in health, not in the results
@@ -423,3 +424,30 @@ def test_cli_entry(tmp_path, capsys, monkeypatch):
     assert "runs/optuna/studies.journal" in capsys.readouterr().err
     assert s2s(["report", "--runs", str(TRANSLATION / "fwd-s0"), "-o", str(tmp_path / "one")]) == 0
     assert "s2s report --runs" in (tmp_path / "one" / "README.md").read_text()
+
+
+def test_runs_that_differ_beyond_the_declared_axes_are_never_pooled(tmp_path):
+    """A 1-epoch run with the same four axis values as a 5-epoch arm is its own arm, named by the key that
+    differs, and the README says the key is not a declared axis; runs differing only in the seed and in
+    how they ran (W&B names, devices) stay pooled."""
+    folder = tmp_path / "runs"
+    shutil.copytree(RECORDS / "addition", folder)
+    short = folder / "rev-tf1-short"
+    shutil.copytree(folder / "rev-tf1-s0", short)
+    config = yaml.safe_load((short / "config.yaml").read_text())
+    config["train"]["max_epochs"] = 1
+    (short / "config.yaml").write_text(yaml.safe_dump(config))
+    for run in folder.glob("fwd-tf1-s*"):  # how a run ran is no reason to split an arm
+        config = yaml.safe_load((run / "config.yaml").read_text())
+        config["tracking"]["name"], config["train"]["accelerator"] = f"name-{run.name}", "cpu"
+        (run / "config.yaml").write_text(yaml.safe_dump(config))
+    readme = build_report(folder, tmp_path / "report").read_text()
+    summary = pd.read_csv(tmp_path / "report" / "tables" / "summary.csv")
+    assert list(zip(summary["arm"], summary["n"])) == [
+        ("forward · tf=1.0 · max_epochs=5", 3),
+        ("reversed · tf=0.5 · max_epochs=5", 3),
+        ("reversed · tf=1.0 · max_epochs=1", 1),
+        ("reversed · tf=1.0 · max_epochs=5", 3),
+    ]
+    assert "**Arms vary in**: source order, teacher forcing, max_epochs;" in readme
+    assert "- **Not a declared axis**: runs of one arm differed in `train.max_epochs`" in readme

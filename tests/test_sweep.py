@@ -7,6 +7,8 @@ same run-directory files, no torch), so they take seconds; one runs the real `s2
 from __future__ import annotations
 
 import itertools
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -23,6 +25,8 @@ from s2s_lightning.ablation import SEED, expand, format_overrides, load_ablation
 from s2s_lightning.cli import build_parser
 from s2s_lightning.config import arm_name, build_config
 from s2s_lightning.errors import S2SError
+from s2s_lightning.report_data import StudySource, load
+from s2s_lightning.report_tables import health_table
 from s2s_lightning.studies import (
     ARM,
     KIND,
@@ -42,26 +46,54 @@ REPO = Path(__file__).resolve().parents[1]
 SHIPPED = sorted((REPO / "ablations").glob("*.yaml"))
 
 FAKE_TRAIN = r'''
-"""Stand-in for `s2s train --run-dir DIR [--resume] KEY=VALUE...`: writes history.csv per epoch and
-record.json. Validation exact match grows with the epoch and is best for lr near 3e-3."""
-import json, math, os, sys, time
+"""Stand-in for `s2s train --run-dir DIR [--resume] KEY=VALUE...`: holds the run directory's lock
+as the real one does, writes history.csv per epoch and record.json. Validation exact match grows with
+the epoch and is best for lr near 3e-3. With FAKE_WRITERS set, it notes a second live writer of its run."""
+import fcntl, json, math, os, sys, time
 from pathlib import Path
 
 args = sys.argv[1:]
 run_dir = Path(args[args.index("--run-dir") + 1])
 resume = "--resume" in args
 ov = dict(a.split("=", 1) for a in args if "=" in a and not a.startswith("-"))
+run_dir.mkdir(parents=True, exist_ok=True)
+if os.environ.get("FAKE_REAL_LOCK"):  # the package's own lock, as `s2s train` takes it
+    from s2s_lightning.records import run_lock
+    run_lock(run_dir).__enter__()
+else:
+    lock = open(run_dir / ".lock", "a+")
+    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
 if (run_dir / "record.json").exists() and not resume:
     sys.exit("already holds a run")  # as the real one: never train twice into one directory
-run_dir.mkdir(parents=True, exist_ok=True)
 name = ov["tracking.name"]
 with open(os.environ["FAKE_LOG"], "a") as f:
     f.write(f"{name} {'resume' if resume else 'start'} seed={ov['seed']} lr={ov.get('train.lr', '-')}\n")
+def check_one_writer():
+    """With FAKE_WRITERS: note any other live process that wrote this run directory since we started."""
+    if not os.environ.get("FAKE_WRITERS"):
+        return
+    owner = int((run_dir / ".owner").read_text())
+    if owner != os.getpid():
+        try:
+            os.kill(owner, 0)
+        except ProcessLookupError:
+            return
+        with open(os.environ["FAKE_WRITERS"], "a") as f:
+            f.write(f"two writers in {run_dir}: {owner} and {os.getpid()}\n")
+
+if os.environ.get("FAKE_WRITERS"):
+    put_owner = run_dir / ".owner"
+    put_owner.write_text(str(os.getpid()))
 
 def put(path, text):
     tmp = path.with_name(path.name + ".tmp"); tmp.write_text(text); os.replace(tmp, path)
 
-put(run_dir / "record.json", json.dumps({"status": "running", "metrics": {}}))
+def record(status, **more):
+    rev = ov.get("data.reverse_source") == "True"
+    return json.dumps({"status": status, "task": "addition", "data": "addition", "seed": int(ov["seed"]),
+                       "axes": {"data.reverse_source": rev}, **more})
+
+put(run_dir / "record.json", record("running", metrics={}))
 epochs = int(ov.get("train.max_epochs", "3"))
 quality = max(0.0, 1.0 - abs(math.log10(float(ov.get("train.lr", "0.003"))) + 2.5) / 3)
 if os.environ.get("FAKE_ONLY_FIRST_TUNES_WELL") and "-tune-" in name and not name.endswith("-t0"):
@@ -71,6 +103,7 @@ for epoch in range(epochs):
     acc = quality * (epoch + 1) / epochs + 0.001 * (int(ov["seed"]) % 10)
     rows.append(f"{epoch},{epoch},{1 - acc},{acc}")
     put(run_dir / "history.csv", "\n".join(rows) + "\n")
+    check_one_writer()
     time.sleep(float(os.environ.get("FAKE_EPOCH_S", "0.02")))
 if name == os.environ.get("FAKE_KILLED"):
     os.kill(os.getpid(), 9)  # as the OOM killer would, every time
@@ -78,8 +111,10 @@ if name == os.environ.get("FAKE_CRASH") and not (run_dir.parent / ".crashed").ex
     (run_dir.parent / ".crashed").touch()
     sys.exit("boom: a crash in one trial")
 metrics = {"val/exact_match": acc, "test/exact_match": acc - 0.01, "val/ppl": 2 - acc}
-put(run_dir / "record.json", json.dumps({"status": "completed", "error": None, "metrics": metrics,
-                                        "wandb": {"id": "w-" + name, "mode": "offline"}}))
+put(run_dir / "record.json", record("completed", error=None, metrics=metrics,
+                                    wandb={"id": "w-" + name, "mode": "offline"}))
+with open(os.environ["FAKE_LOG"], "a") as f:
+    f.write(f"{name} completed\n")
 '''
 
 SMALL = {
@@ -100,7 +135,13 @@ def fake(tmp_path, monkeypatch):
     log = tmp_path / "executions.log"
     log.touch()
     monkeypatch.setenv("FAKE_LOG", str(log))
-    return [sys.executable, str(script)], lambda: log.read_text().splitlines()
+    return [sys.executable, str(script)], lambda: [e for e in log.read_text().splitlines() if " completed" not in e]
+
+
+def completions() -> list[str]:
+    """Names of the fake runs that trained to completion, once per completion."""
+    log = Path(os.environ["FAKE_LOG"]).read_text().splitlines()
+    return [e.removesuffix(" completed") for e in log if e.endswith(" completed")]
 
 
 def ablation_file(tmp_path: Path, name: str = "small", **changes) -> Path:
@@ -311,6 +352,7 @@ def test_a_trial_whose_worker_died_is_resumed_and_every_point_finishes_once(tmp_
     dead.wait()
     storage.set_trial_user_attr(trial._trial_id, WORKER, {"host": socket.gethostname(), "pid": dead.pid})
     run_dir = runs / "small" / trial.user_attrs[ARM] / f"seed{trial.user_attrs[SEED]}"
+    storage.set_trial_user_attr(trial._trial_id, "run_dir", str(run_dir))  # as a worker does first
     (run_dir / "checkpoints").mkdir(parents=True)
     (run_dir / "checkpoints" / "last.ckpt").write_text("epoch 0")
     (run_dir / "record.json").write_text('{"status": "running"}')
@@ -330,6 +372,11 @@ def test_a_trial_whose_worker_died_is_resumed_and_every_point_finishes_once(tmp_
     )
     states = [t.state for t in main_trials(runs, "small")]
     assert states.count(TrialState.COMPLETE) == 4 and states.count(TrialState.FAIL) == 1  # the stale one
+    # The report counts the resumed run once (the failed attempt and its retry share the directory).
+    data = load(StudySource("small", str(runs / "optuna" / "studies.journal")))
+    assert len(data.runs) == 4 and list(data.completed.groupby("arm", observed=True).size()) == [2, 2]
+    health = health_table(data).data.set_index("item")
+    assert health.loc["total", "Run directories"] == 4 and health.loc["total", "Optuna trials"] == 5
 
 
 @pytest.mark.parametrize("rdb", ["sqlite", "postgresql"])
@@ -507,3 +554,136 @@ def test_a_study_over_any_config_key_reports_its_arms_apart(tmp_path, monkeypatc
     assert "**Arms vary in**: hidden_dim;" in readme and "4 records, 4 completed: 2 arms × 2 seeds" in readme
     summary = Path("report/tables/summary.csv").read_text().splitlines()
     assert [line.split(",")[:2] for line in summary[1:]] == [["hidden_dim=8", "8"], ["hidden_dim=12", "12"]]
+
+
+CLAIMANT = """
+import sys, time
+from s2s_lightning.ablation import expand, load_ablation
+from s2s_lightning.studies import claim, open_storage, open_studies
+plan = expand(load_ablation(sys.argv[1]))
+storage = open_storage(sys.argv[2])
+main, tuning = open_studies(storage, plan, create=False)
+while time.time() < float(sys.argv[3]):
+    time.sleep(0.001)
+got = []
+while True:
+    study, trial, waiting = claim(storage, plan, main, tuning)
+    if study is None:
+        break
+    got.append(trial.number)
+print(" ".join(map(str, got)))
+"""
+
+
+@pytest.mark.parametrize("rdb", ["journal", "sqlite"])
+def test_each_waiting_trial_is_claimed_by_one_process(tmp_path, rdb):
+    """Six processes claim at once from one storage: every trial goes to exactly one of them (on SQLite,
+    which has no row locks, several used to start the same trial)."""
+    path = ablation_file(tmp_path, seeds=list(range(20)))
+    url = f"sqlite:///{tmp_path / 'studies.db'}" if rdb == "sqlite" else str(tmp_path / "studies.journal")
+    plan = expand(load_ablation(path))
+    storage = open_storage(url)
+    main, tuning = open_studies(storage, plan)
+    assert reconcile(storage, plan, main, tuning, "r") == 40
+    start = str(time.time() + 4)  # every claimant past its imports before the first claim
+    procs = [
+        subprocess.Popen([sys.executable, "-c", CLAIMANT, str(path), url, start], stdout=subprocess.PIPE, text=True)
+        for _ in range(6)
+    ]
+    claims = [int(n) for p in procs for n in p.communicate(timeout=120)[0].split()]
+    assert all(p.returncode == 0 for p in procs)
+    assert sorted(claims) == sorted(t.number for t in main.get_trials()), "a trial claimed twice or never"
+
+
+def test_a_run_directory_of_another_study_is_named_before_anything_starts(tmp_path, fake):
+    """A study of the same name made in another storage owns the runs already in the folder: the new
+    one says so once, before enqueueing, and moves nothing (it used to move them to .attempts/ silently)."""
+    train, executions = fake
+    path, runs = ablation_file(tmp_path), tmp_path / "runs"
+    run_sweep(path, runs_dir=runs, train_command=train, poll_s=0.05)
+    before = sorted(p.relative_to(runs) for p in runs.rglob("record.json"))
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    with pytest.raises(S2SError, match=r"runs/small holds 4 run\(s\) that study 'small' in sqlite:///.* did not make"):
+        run_sweep(path, storage=other, runs_dir=runs, train_command=train, poll_s=0.05)
+    assert sorted(p.relative_to(runs) for p in runs.rglob("record.json")) == before
+    assert not (runs / "small" / ".attempts").exists() and len(executions()) == 4
+    assert optuna.load_study(study_name="small", storage=other).get_trials() == []  # nothing enqueued
+
+
+CHAOS_COORDINATOR = """
+import json, sys
+from s2s_lightning.sweep import join_sweep, run_sweep
+role, path, storage, runs, train = sys.argv[1:6]
+sweep = run_sweep if role == "coordinator" else join_sweep
+sweep(path, storage=storage or None, workers=2, runs_dir=runs, train_command=json.loads(train), poll_s=0.05)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rdb", ["journal", "sqlite", "postgresql"])
+def test_chaos_random_kill_9s_leave_every_point_trained_exactly_once(tmp_path, fake, monkeypatch, rdb, request):
+    """A coordinator and a joined worker (another node's `s2s sweep worker`) share one storage while
+    coordinators, workers and trials are killed with SIGKILL at random; reruns then finish the study.
+    Every grid point ends with one completed run, no run trains to completion twice, no run directory
+    ever has two live writers, and every record is complete and readable."""
+    import json
+    import random
+    from collections import Counter
+
+    import s2s_lightning.studies as studies
+
+    train, _ = fake
+    writers = tmp_path / "writers.log"
+    monkeypatch.setenv("FAKE_EPOCH_S", "0.1")
+    monkeypatch.setenv("FAKE_REAL_LOCK", "1")  # the package's own run-directory lock, as s2s train takes it
+    monkeypatch.setenv("FAKE_WRITERS", str(writers))
+    path, runs = ablation_file(tmp_path, seeds=[0, 1, 2, 3]), tmp_path / "runs"  # 2 arms x 4 seeds
+    base = yaml.safe_load(path.read_text())
+    base["base"]["train"]["max_epochs"] = 6
+    path.write_text(yaml.safe_dump(base))
+    url = {"journal": "", "sqlite": f"sqlite:///{tmp_path / 'studies.db'}"}.get(rdb)
+    if rdb == "postgresql":
+        url = request.getfixturevalue("postgres_url")
+        try:
+            optuna.delete_study(study_name="small", storage=url)
+        except KeyError:
+            pass
+    rng, kills = random.Random(7), 0
+
+    def start(role):
+        args = [role, str(path), url, str(runs), json.dumps(train)]
+        return subprocess.Popen([sys.executable, "-c", CHAOS_COORDINATOR, *args], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)  # fmt: skip
+
+    for _ in range(5):
+        procs = [start("coordinator")]
+        time.sleep(rng.uniform(1.0, 2.0))
+        procs.append(start("worker"))
+        for _ in range(rng.randint(1, 3)):
+            time.sleep(rng.uniform(0.3, 1.5))
+            trials = subprocess.run(["pgrep", "-f", str(train[1])], capture_output=True, text=True).stdout.split()
+            victims = [str(p.pid) for p in procs if p.poll() is None] + trials
+            if victims:
+                os.kill(int(rng.choice(victims)), signal.SIGKILL)
+                kills += 1
+        for p in procs:  # end the round: whatever is left dies too
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+        time.sleep(0.5)  # orphaned workers and trials follow their parents (PR_SET_PDEATHSIG)
+    # A worker killed between claiming a trial and writing its identity leaves a RUNNING trial that only
+    # time shows to be dead; shorten that wait (30 s) for the test.
+    monkeypatch.setattr(studies, "CLAIM_GRACE_S", 1.0)
+    for _ in range(3):  # reruns until the study is complete, as a user would
+        out = run_sweep(path, storage=url or None, workers=2, runs_dir=runs, train_command=train, poll_s=0.05)
+        if set(cells(out).values()) == {"done"}:
+            break
+        time.sleep(1.5)
+    assert set(cells(out).values()) == {"done"}, cells(out)
+    records = sorted(p for p in (runs / "small").glob("*/seed*/record.json"))
+    assert len(records) == 8 and all(json.loads(r.read_text())["status"] == "completed" for r in records)
+    trained = Counter(completions())
+    assert len(trained) == 8 and max(trained.values()) == 1, trained  # none trained to completion twice
+    assert not writers.exists() or writers.read_text() == ""  # never two live writers of one run
+    trials = optuna.load_study(study_name="small", storage=url or open_storage(None, runs)).get_trials()
+    print(f"chaos {rdb}: {kills} kill -9s survived, {len(trials)} trials for 8 points, 0 duplicates")

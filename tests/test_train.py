@@ -3,8 +3,10 @@
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import yaml
@@ -141,7 +143,7 @@ def test_existing_run_needs_resume_and_matching_config(tmp_path, tiny_cfg):
     train(tiny_cfg(), tmp_path)
     with pytest.raises(S2SError, match="already holds a run"):
         train(tiny_cfg(), tmp_path)
-    with pytest.raises(S2SError, match="config differs.*model.hidden_dim"):
+    with pytest.raises(S2SError, match="another model.hidden_dim: 7 -> 9; a resume may change only train.max_epochs"):
         train(tiny_cfg(**{"model.hidden_dim": 9}), tmp_path, resume=True)
 
 
@@ -244,3 +246,84 @@ def test_cuda_run_completes_and_records_the_gpu(tmp_path, tiny_cfg):
     assert record["status"] == "completed", record["error"]
     assert record["device"] == torch.cuda.get_device_name(0) and record["peak_memory_mb"] > 0
     assert M.TEST_EXACT_MATCH in record["metrics"]
+
+
+# --- true statuses, resume, one writer ---------------------------------------------------------------
+LONG = {**TINY, "train.max_epochs": 400}  # seconds of training: long enough to be interrupted
+
+
+def start_long_run(run_dir) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "s2s_lightning", "train", "--run-dir", str(run_dir), *overrides(LONG)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 120
+    while not (run_dir / "history.csv").is_file():  # an epoch is done: it is training
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()[1][-2000:]
+        time.sleep(0.2)
+    return proc
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_an_interrupted_run_says_so_and_resumes(tmp_path, sig, code):
+    run = tmp_path / "run"
+    proc = start_long_run(run)
+    second = s2s("train", "--run-dir", run, "--resume", timeout=120)  # one writer per run directory
+    assert second.returncode == 2 and "is being written by another process" in second.stderr
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    record = json.loads((run / "record.json").read_text())
+    assert proc.returncode == code, err[-2000:]
+    assert record["status"] == "interrupted" and record["error"] == f"interrupted by {sig.name}"
+    assert err.strip().splitlines()[-1] == (
+        f"s2s: interrupted by {sig.name}; the run is kept: continue it with s2s train --run-dir {run} --resume"
+    )
+    done = record["epochs_completed"]
+    out = s2s("train", "--run-dir", run, "--resume", f"train.max_epochs={done + 1}", timeout=300)
+    record = json.loads((run / "record.json").read_text())
+    assert out.returncode == 0 and record["status"] == "completed" and record["epochs_completed"] == done + 1
+
+
+def test_resume_reads_the_runs_own_config_and_can_train_further(tmp_path):
+    run = tmp_path / "run"
+    assert s2s("train", "--run-dir", run, *overrides(TINY)).returncode == 0
+    out = s2s("train", "--run-dir", run, "--resume", "train.max_epochs=2")  # nothing else given
+    record = json.loads((run / "record.json").read_text())
+    assert out.returncode == 0 and record["status"] == "completed" and record["epochs_completed"] == 2
+    assert [int(r["epoch"]) for r in csv.DictReader(open(run / "history.csv"))] == [0, 1]
+    assert yaml.safe_load((run / "config.yaml").read_text())["model"]["hidden_dim"] == TINY["model.hidden_dim"]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--resume"], "--resume needs --run-dir"),
+        (["--resume", "--run-dir", "nowhere"], "nowhere holds no run to resume"),
+        (["--run-dir", "gpu-run", "train.accelerator=gpu"], "train.accelerator=gpu"),
+    ],
+)
+def test_refused_before_a_run_directory_is_claimed(tmp_path, args, message):
+    out = subprocess.run(
+        [sys.executable, "-m", "s2s_lightning", "train", *args, *overrides(TINY)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    errors = [line for line in out.stderr.splitlines() if line.startswith("s2s: error:")]
+    assert out.returncode == 2 and len(errors) == 1 and message in errors[0], out.stderr[-2000:]
+    assert "Traceback" not in out.stderr and list(tmp_path.iterdir()) == []  # no run directory left behind
+
+
+def test_validation_decoding_every_k_epochs_and_its_time_share(tmp_path, tiny_cfg):
+    """The BLEU / exact-match curve costs a greedy decode of the val set: history.csv records the
+    share of each epoch it took, and eval.val_decode_every=k decodes every k-th epoch and the last."""
+    train(tiny_cfg(**{"train.max_epochs": 3, "eval.val_decode_every": 2}), tmp_path)
+    rows = list(csv.DictReader(open(tmp_path / "history.csv")))
+    decoded = [r[M.VAL_EXACT_MATCH] != "" for r in rows]
+    assert decoded == [False, True, True]
+    shares = [float(r[M.VAL_DECODE_SHARE]) for r in rows]
+    assert shares[0] == 0.0 and all(0.0 < s < 1.0 for s in shares[1:])
+    assert all(float(r[M.EPOCH_S]) > 0 and float(r[M.TRAIN_TOKENS_PER_S]) > 0 for r in rows)
