@@ -76,6 +76,9 @@ class Budget(_Strict):
     overrides: dict[str, Any] = {}
     nuisance_trials: int = Field(0, ge=0)  # per arm
     seeds: list[int] | None = None  # default: the file's `seeds`
+    # Other values for some of the file's scientific axes (a CPU budget: 1 vs 2 layers, Peeky off);
+    # an axis with one value here is held fixed and still recorded and reported as an axis.
+    scientific: dict[str, list[Scalar]] = {}
 
 
 class AblationFile(_Strict):
@@ -121,6 +124,7 @@ class Plan:
     arms: list[Arm]
     seeds: list[int]
     constants: dict[str, Any]  # flat overrides shared by every trial: base + fixed + budget
+    grid: dict[str, list[Any]]  # each scientific axis' values at this budget
     nuisance: dict[str, SearchDim]
     nuisance_trials: int  # per arm
     objective: str
@@ -162,7 +166,7 @@ class Plan:
         """What a study is made of; a study created from a different version of the file is refused."""
         return {
             "constants": self.constants,
-            "axes": {a: self.ablation.spec.scientific[a] for a in self.axes},
+            "axes": {a: self.grid[a] for a in self.axes},
             "seeds": self.seeds,
             "nuisance": {k: v.model_dump() for k, v in self.nuisance.items()},
             "tuning_seed": self.ablation.spec.nuisance.seed,
@@ -182,7 +186,7 @@ def tuning_metric(objective: str) -> str:
     """
     if objective.startswith("val/"):
         return objective
-    if objective in (M.TEST_BLEU, M.TEST_BLEU_TOK, M.TEST_CHRF):
+    if objective in (M.TEST_BLEU, M.TEST_BLEU_TOK, M.TEST_BLEU_TOK_LC, M.TEST_CHRF):
         return M.VAL_BLEU
     return "val/" + objective.split("/", 1)[1]
 
@@ -269,7 +273,14 @@ def expand(ablation: Ablation, budget: str = FULL) -> Plan:
             raise S2SError(f"{path}: '{key}' is set per trial by the sweep; remove it from base/fixed/budgets")
     if not spec.scientific:
         raise S2SError(f"{path}: empty grid: `scientific` names no axis")
-    for axis, values in spec.scientific.items():
+    unknown = [axis for axis in b.scientific if axis not in spec.scientific]
+    if unknown:
+        raise S2SError(
+            f"{path}: budget '{budget}' sets values for '{unknown[0]}', which is not a scientific axis "
+            f"(axes: {', '.join(spec.scientific)})"
+        )
+    grid = {axis: b.scientific.get(axis, values) for axis, values in spec.scientific.items()}
+    for axis, values in grid.items():
         if not values:
             raise S2SError(f"{path}: empty grid: scientific axis '{axis}' has no values")
         if axis == SEED:
@@ -301,9 +312,9 @@ def expand(ablation: Ablation, budget: str = FULL) -> Plan:
     if b.nuisance_trials and spec.nuisance.seed in seeds:
         raise S2SError(f"{path}: nuisance.seed {spec.nuisance.seed} is one of the seeds; tuning needs its own")
 
-    axes = list(spec.scientific)
+    axes = list(grid)
     arms: list[Arm] = []
-    for point in itertools.product(*spec.scientific.values()):
+    for point in itertools.product(*grid.values()):
         cfg = _build(path, "scientific grid", spec.base, {**constants, **dict(zip(axes, point))})
         arms.append(Arm(arm_name(cfg, axes), _normalise(cfg, axes)))
         _check_objective(path, spec.objective, cfg, bool(b.nuisance_trials))
@@ -321,6 +332,7 @@ def expand(ablation: Ablation, budget: str = FULL) -> Plan:
         arms=arms,
         seeds=list(seeds),
         constants=constants,
+        grid=grid,
         nuisance=dict(spec.nuisance.space),
         nuisance_trials=b.nuisance_trials if spec.nuisance.space else 0,
         objective=metric,

@@ -328,30 +328,49 @@ class DataBundle:
     """Everything training and evaluation need from the data: the codec (tokenizers, vocabularies,
     reversal), tokenized and numericalized splits, training word counts and loaders."""
 
-    def __init__(self, cfg: Config, src_vocab: Vocab | None = None, tgt_vocab: Vocab | None = None):
+    def __init__(
+        self,
+        cfg: Config,
+        src_vocab: Vocab | None = None,
+        tgt_vocab: Vocab | None = None,
+        roles: Sequence[str] = ("train", "val", "test"),
+        counts: tuple[Counter, Counter] | None = None,
+    ):
+        """`roles`: the splits to prepare. Without "train", a trained run's vocabularies and training word
+        counts (`counts`: source, target; records.read_counts) stand in for the training corpus, so
+        evaluating a run never tokenizes its training data again."""
         self.cfg = cfg.data
         self.seed = cfg.seed
         self.task = task_of(cfg.data.name)
-        corpus = load_corpus(cfg.data, cfg.seed)
-        pair = tokenizers(cfg.data)
+        if "train" not in roles and (src_vocab is None or tgt_vocab is None or counts is None):
+            raise ValueError("without the train split, vocabularies and training word counts must be given")
+        self.pair = tokenizers(cfg.data)
+        corpus = load_corpus(cfg.data, cfg.seed) if roles else {}
         tokenized = {}
-        for role, (sources, targets) in corpus.items():
+        for role in roles:
+            sources, targets = corpus[role]
             limit = self.cfg.max_train_sentences if role == "train" else self.cfg.max_eval_sentences
-            sources, targets = sources[:limit], targets[:limit]
-            tokenized[role] = self._tokenize(pair, role, sources, targets)
-        train_src, train_tgt = tokenized["train"][0], tokenized["train"][1]
-        self.src_vocab = src_vocab or Vocab.build(train_src, self.cfg.min_freq, self.cfg.max_src_vocab)
-        self.tgt_vocab = tgt_vocab or Vocab.build(train_tgt, self.cfg.min_freq, self.cfg.max_tgt_vocab)
-        self.codec = TextCodec(cfg.data, self.src_vocab, self.tgt_vocab, pair)
-        self.train_freq = Counter(tok for sent in train_tgt for tok in sent)
-        self.src_freq = Counter(tok for sent in train_src for tok in sent)
+            tokenized[role] = self._tokenize(role, sources[:limit], targets[:limit])
+        if "train" in tokenized:
+            train_src, train_tgt = tokenized["train"][0], tokenized["train"][1]
+            counts = Counter(t for sent in train_src for t in sent), Counter(t for sent in train_tgt for t in sent)
+            src_vocab = src_vocab or Vocab.build(train_src, self.cfg.min_freq, self.cfg.max_src_vocab)
+            tgt_vocab = tgt_vocab or Vocab.build(train_tgt, self.cfg.min_freq, self.cfg.max_tgt_vocab)
+        self.src_vocab, self.tgt_vocab = src_vocab, tgt_vocab
+        self.src_freq, self.tgt_freq = counts  # training word counts: frequency ranks in analyses
+        self.codec = TextCodec(cfg.data, self.src_vocab, self.tgt_vocab, self.pair)
         self.splits = {role: self._numericalize(role, *parts) for role, parts in tokenized.items()}
 
-    def _tokenize(self, pair, role, sources, targets):
+    def add_split(self, role: str, sources: Sequence[str], targets: Sequence[str]) -> Split:
+        """Any line-aligned source/reference sentences, read as this bundle's run reads its test set."""
+        self.splits[role] = self._numericalize(role, *self._tokenize(role, list(sources), list(targets)))
+        return self.splits[role]
+
+    def _tokenize(self, role, sources, targets):
         src_tok, tgt_tok, keep_src, keep_tgt = [], [], [], []
         dropped = {"empty": 0, "long": 0}
         for n, (s, t) in enumerate(zip(sources, targets), start=1):
-            s_toks, t_toks = pair[0].tokenize(s), pair[1].tokenize(t)
+            s_toks, t_toks = self.pair[0].tokenize(s), self.pair[1].tokenize(t)
             if role == "train":
                 if not s_toks or not t_toks:
                     dropped["empty"] += 1  # teaches nothing; evaluation keeps such lines, aligned

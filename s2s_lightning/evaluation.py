@@ -13,6 +13,7 @@ Exact match is for `addition`. Files written into out_dir (see records.py):
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,12 +30,23 @@ from .search import as_ensemble, decode
 from .text import EOS_ID, PAD_ID, MosesTokenizer
 
 
+class _TokenizedOnPurpose(logging.Filter):
+    """bleu_tok scores Moses-tokenized text with tokenize='none' on purpose (the paper's number), which
+    makes sacreBLEU warn that the data look tokenized; that one warning is dropped, every other kept."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "forgot to detokenize" not in record.getMessage()
+
+
+logging.getLogger("sacrebleu").addFilter(_TokenizedOnPurpose())
+
+
 def exact_match(hyps: Sequence[str], refs: Sequence[str]) -> float:
     return sum(h == r for h, r in zip(hyps, refs)) / max(len(refs), 1)
 
 
-def corpus_bleu(hyps: Sequence[str], refs: Sequence[str], tokenize: str = "13a"):
-    metric = sacrebleu.metrics.BLEU(tokenize=tokenize)
+def corpus_bleu(hyps: Sequence[str], refs: Sequence[str], tokenize: str = "13a", lowercase: bool = False):
+    metric = sacrebleu.metrics.BLEU(tokenize=tokenize, lowercase=lowercase)
     return metric.corpus_score(list(hyps), [list(refs)]), metric.get_signature().format()
 
 
@@ -92,12 +104,19 @@ class HypothesisScorer:
 def translation_metrics(
     hyps: Sequence[str], refs: Sequence[str], tok_hyps: Sequence[str], tok_refs: Sequence[str], prefix: str = "test"
 ) -> tuple[dict, dict]:
-    """bleu and chrf on detokenized text, bleu_tok on the Moses-tokenized versions; their signatures."""
+    """bleu and chrf on detokenized text; bleu_tok (cased) and bleu_tok_lc (lowercased, as the public
+    Multi30k tutorials score) on the Moses-tokenized versions; their signatures."""
     bleu, bleu_sig = corpus_bleu(hyps, refs)
     bleu_tok, tok_sig = corpus_bleu(tok_hyps, tok_refs, "none")
+    bleu_tok_lc, tok_lc_sig = corpus_bleu(tok_hyps, tok_refs, "none", lowercase=True)
     chrf, chrf_sig = corpus_chrf(hyps, refs)
-    metrics = {f"{prefix}/bleu": bleu.score, f"{prefix}/bleu_tok": bleu_tok.score, f"{prefix}/chrf": chrf.score}
-    return metrics, {"bleu": bleu_sig, "bleu_tok": tok_sig, "chrf": chrf_sig}
+    metrics = {
+        f"{prefix}/bleu": bleu.score,
+        f"{prefix}/bleu_tok": bleu_tok.score,
+        f"{prefix}/bleu_tok_lc": bleu_tok_lc.score,
+        f"{prefix}/chrf": chrf.score,
+    }
+    return metrics, {"bleu": bleu_sig, "bleu_tok": tok_sig, "bleu_tok_lc": tok_lc_sig, "chrf": chrf_sig}
 
 
 @torch.no_grad()

@@ -22,6 +22,7 @@ TEST_TOKEN_ACC = "test/token_acc"
 TEST_EXACT_MATCH = "test/exact_match"
 TEST_BLEU = "test/bleu"  # sacreBLEU on detokenized text (13a)
 TEST_BLEU_TOK = "test/bleu_tok"  # paper-comparable: tokenize='none' on Moses-tokenized, cased text
+TEST_BLEU_TOK_LC = "test/bleu_tok_lc"  # the same lowercased: how public Multi30k tutorials report BLEU
 TEST_CHRF = "test/chrf"
 
 # Logged once per validation epoch (history.csv columns and intermediate values for pruners).
@@ -49,6 +50,7 @@ FINAL = (
     TEST_EXACT_MATCH,
     TEST_BLEU,
     TEST_BLEU_TOK,
+    TEST_BLEU_TOK_LC,
     TEST_CHRF,
 )
 
@@ -65,6 +67,7 @@ DIRECTIONS = {
     TEST_EXACT_MATCH: "maximize",
     TEST_BLEU: "maximize",
     TEST_BLEU_TOK: "maximize",
+    TEST_BLEU_TOK_LC: "maximize",
     TEST_CHRF: "maximize",
 }
 
@@ -95,6 +98,7 @@ TASK_METRICS = {
         TEST_TOKEN_ACC,
         TEST_BLEU,
         TEST_BLEU_TOK,
+        TEST_BLEU_TOK_LC,
         TEST_CHRF,
         LR,
         TRAIN_TOKENS_PER_S,

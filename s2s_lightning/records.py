@@ -28,6 +28,7 @@ import os
 import resource
 import subprocess
 import tempfile
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
@@ -43,6 +44,7 @@ CONFIG_FILE = "config.yaml"
 RECORD_FILE = "record.json"
 HISTORY_FILE = "history.csv"
 VOCAB_FILE = "vocab.json"
+COUNTS_FILE = "train_counts.json"  # training word counts, source and target: frequency analyses without the corpus
 ANALYSIS_FILE = "analysis.json"
 REPRESENTATIONS_FILE = "representations.json"
 EVAL_FILE = "metrics.json"  # an evaluation record: RUN/eval/{split}_beam{K}/ or `s2s evaluate --out DIR`
@@ -173,6 +175,22 @@ def read_vocabs(run_dir: Path) -> tuple[Vocab, Vocab]:
     except FileNotFoundError:
         raise S2SError(f"{path} not found: is {run_dir} a run directory written by 's2s train'?") from None
     except (ValueError, KeyError, TypeError):
+        raise S2SError(f"{path} is corrupted") from None
+
+
+def write_counts(run_dir: Path, src: Counter, tgt: Counter) -> None:
+    write_json(Path(run_dir) / COUNTS_FILE, {"src": dict(src.most_common()), "tgt": dict(tgt.most_common())})
+
+
+def read_counts(run_dir: Path) -> tuple[Counter, Counter] | None:
+    """(source, target) training word counts; None for a run written before they were recorded."""
+    path = Path(run_dir) / COUNTS_FILE
+    if not path.is_file():
+        return None
+    data = read_json(path)
+    try:
+        return Counter(data["src"]), Counter(data["tgt"])
+    except (KeyError, TypeError):
         raise S2SError(f"{path} is corrupted") from None
 
 

@@ -17,6 +17,7 @@ PRIMARY = {"addition": M.TEST_EXACT_MATCH, "translation": M.TEST_BLEU}
 _LABELS = {
     M.TEST_BLEU: "BLEU",
     M.TEST_BLEU_TOK: "BLEU (tok)",
+    M.TEST_BLEU_TOK_LC: "BLEU (tok, lc)",
     M.TEST_CHRF: "chrF",
     M.TEST_EXACT_MATCH: "Exact match",
     M.TEST_TOKEN_ACC: "Token acc.",

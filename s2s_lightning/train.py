@@ -48,6 +48,7 @@ from .records import (
     read_json,
     read_vocabs,
     run_lock,
+    write_counts,
     write_csv,
     write_json,
     write_vocabs,
@@ -263,6 +264,7 @@ def _train(cfg, run_dir, resume, axes, trainer, checkpoint, history, received) -
         history[:] = read_history(run_dir / HISTORY_FILE)
     write_yaml(run_dir / CONFIG_FILE, cfg.to_dict())
     write_vocabs(run_dir, bundle.src_vocab, bundle.tgt_vocab)
+    write_counts(run_dir, bundle.src_freq, bundle.tgt_freq)
     record = base_record(cfg, run_dir, axes)
     if resume and (run_dir / RECORD_FILE).is_file():
         record["wandb"] = read_json(run_dir / RECORD_FILE).get("wandb")

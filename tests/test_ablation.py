@@ -180,7 +180,7 @@ def test_shipped_ablation_loads_and_expands(path):
     assert ablation.spec.description and {"full"} <= set(ablation.spec.budgets)
     for budget in ablation.spec.budgets:
         plan = expand(ablation, budget)
-        sizes = [len(v) for v in ablation.spec.scientific.values()]
+        sizes = [len(v) for v in plan.grid.values()]  # a budget may give an axis other values
         assert len(plan.arms) == len(set(a.name for a in plan.arms)) == math.prod(sizes)
         for arm in plan.arms:
             cfg = build_config({}, plan.overrides(arm, plan.seeds[-1], name=f"{arm.name}-seed{plan.seeds[-1]}"))
@@ -218,3 +218,22 @@ def test_wmt14_is_the_papers_setup():
     )
     assert (cfg.train.grad_clip, cfg.data.batch_size, cfg.train.max_epochs, cfg.eval.beam_size) == (5.0, 128, 8, 12)
     assert cfg.data.reverse_source and plan.objective == M.TEST_BLEU_TOK
+
+
+def test_a_budget_can_give_axes_other_values_but_not_add_axes(tmp_path):
+    spec = {
+        "base": {"data": {"name": "addition"}},
+        "scientific": {"model.num_layers": [1, 4], "model.peeky": [False, True]},
+        "objective": {"metric": "test/exact_match"},
+        "budgets": {"full": {}, "cpu": {"scientific": {"model.num_layers": [1, 2], "model.peeky": [False]}}},
+    }
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    plan = expand(load_ablation(path), "cpu")
+    assert [a.name for a in plan.arms] == ["L1-fwd-plain-tf1", "L2-fwd-plain-tf1"]
+    assert plan.fingerprint()["axes"] == {"model.num_layers": [1, 2], "model.peeky": [False]}
+    assert len(expand(load_ablation(path)).arms) == 4
+    spec["budgets"]["cpu"]["scientific"]["model.dropout"] = [0.1]
+    path.write_text(yaml.safe_dump(spec))
+    with pytest.raises(S2SError, match="budget 'cpu' sets values for 'model.dropout', which is not a scientific axis"):
+        expand(load_ablation(path), "cpu")

@@ -347,7 +347,7 @@ def test_evaluate_a_translation_run(tmp_path):
     assert train(build_config({}, TINY_MULTI30K), run_dir)["status"] == "completed"
     assert s2s(["evaluate", str(run_dir), "--beam", "3", "--out", str(tmp_path / "ev")]) == 0
     metrics = read_json(tmp_path / "ev" / "metrics.json")
-    assert set(metrics["metrics"]) == {"test/bleu", "test/bleu_tok", "test/chrf"}
+    assert set(metrics["metrics"]) == {"test/bleu", "test/bleu_tok", "test/bleu_tok_lc", "test/chrf"}
     assert metrics["bleu_signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a")
     assert metrics["metrics"]["test/chrf"] == pytest.approx(
         sacrebleu_cli(tmp_path / "ev" / "test.ref.txt", tmp_path / "ev" / "test.hyp.txt", "-m", "chrf"), abs=1e-5
