@@ -95,7 +95,15 @@ def _evaluate_parsers(sub) -> None:
         "averaging log-probabilities) and write metrics.json, analysis.json, the per-sentence "
         "scores and the hyp/ref/src files.",
     )
-    p.add_argument("--split", default="test", choices=("train", "val", "test"))
+    p.add_argument(
+        "--split",
+        default="test",
+        help="train, val, test (the run's own splits), or another split of its data folder such as "
+        "test_2017_flickr; with --src/--ref, the name of that test set (default: test)",
+    )
+    p.add_argument("--data-dir", type=Path, help="the folder holding --split's files (default: the run's data folder)")
+    p.add_argument("--src", type=Path, metavar="FILE", help="a test set's source sentences, one per line (with --ref)")
+    p.add_argument("--ref", type=Path, metavar="FILE", help="its references, line-aligned with --src")
     p.add_argument(
         "--out", type=Path, help="output folder (default RUN_DIR/eval/{split}_beam{K}; required for an ensemble)"
     )

@@ -159,6 +159,20 @@ def download_multi30k(folder: Path, files: Sequence[str]) -> None:
         os.replace(tmp, target)
 
 
+def read_aligned(source: Path, target: Path) -> tuple[list[str], list[str]]:
+    """The lines of a source file and its line-aligned target (reference) file, plain or .gz."""
+    for path in (source, target):
+        if not path.is_file():
+            raise S2SError(f"data file not found: {path}")
+    sources, targets = _read_lines(source), _read_lines(target)
+    if len(sources) != len(targets):
+        raise S2SError(
+            f"{source.name} has {len(sources)} lines but {target.name} has "
+            f"{len(targets)}: source and target files must be line-aligned"
+        )
+    return sources, targets
+
+
 def read_parallel(folder: Path, splits: dict[str, str], src: str, tgt: str) -> Corpus:
     if not folder.is_dir():
         raise S2SError(f"data folder not found: {folder}")
@@ -168,14 +182,17 @@ def read_parallel(folder: Path, splits: dict[str, str], src: str, tgt: str) -> C
         for lang, path in zip((src, tgt), paths):
             if path is None:
                 raise S2SError(f"missing data file {folder / f'{split}.{lang}'} (or .gz)")
-        sources, targets = _read_lines(paths[0]), _read_lines(paths[1])
-        if len(sources) != len(targets):
-            raise S2SError(
-                f"{paths[0].name} has {len(sources)} lines but {paths[1].name} has "
-                f"{len(targets)}: source and target files must be line-aligned"
-            )
-        out[role] = (sources, targets)
+        out[role] = read_aligned(paths[0], paths[1])
     return out
+
+
+def data_folder(cfg: DataConfig) -> Path:
+    """The folder a translation dataset is read from (multi30k: data.dir, $S2S_MULTI30K_DIR or the cache)."""
+    if cfg.name == "multi30k":
+        return multi30k_dir(cfg)
+    if cfg.dir is None:
+        raise S2SError("data.name=parallel needs data.dir: a folder with {split}.{lang} files")
+    return Path(cfg.dir).expanduser()
 
 
 def addition_data_seed(cfg: DataConfig, run_seed: int) -> int:
@@ -204,10 +221,8 @@ def load_corpus(cfg: DataConfig, seed: int) -> Corpus:
             if unknown:
                 raise S2SError(f"multi30k has no file {unknown[0]} (splits: {', '.join(MULTI30K_SPLITS)})")
             download_multi30k(folder, missing)
-    elif cfg.dir is None:
-        raise S2SError("data.name=parallel needs data.dir: a folder with {split}.{lang} files")
     else:
-        folder = Path(cfg.dir).expanduser()
+        folder = data_folder(cfg)
     return read_parallel(folder, splits, cfg.src_lang, cfg.tgt_lang)
 
 

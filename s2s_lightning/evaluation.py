@@ -27,7 +27,7 @@ from .data import DataBundle, source_tensor
 from .model import Seq2Seq
 from .records import ANALYSIS_FILE, scores_file, split_file, write_json, write_lines
 from .search import as_ensemble, decode
-from .text import EOS_ID, PAD_ID, MosesTokenizer
+from .text import EOS_ID, PAD_ID, UNK_ID, MosesTokenizer
 
 
 class _TokenizedOnPurpose(logging.Filter):
@@ -174,21 +174,38 @@ def evaluate_split(
     cfg: EvalConfig,
     out_dir: Path | None,
     device: torch.device | str = "cpu",
+    prefix: str | None = None,
 ) -> dict:
     """Decode `role` with cfg.beam_size, score it, and (with out_dir) write the files and analyses.
+    Metrics are named `{prefix}/...` (default: the role; any held-out test set scores as `test`).
 
-    Returns {"metrics", "bleu_signature", "hyps", "signatures", "analysis", "sentences_per_s"}.
+    Returns {"metrics", "bleu_signature", "hyps", "signatures", "analysis", "sentences_per_s", "unknown"}.
     """
     start = time.perf_counter()
     ids = decode_split(models, bundle, role, cfg, device)
     elapsed = time.perf_counter() - start
-    result = score_split(bundle, role, [bundle.codec.detokenize(h) for h in ids], cfg, out_dir)
+    result = score_split(bundle, role, [bundle.codec.detokenize(h) for h in ids], cfg, out_dir, prefix)
     result["sentences_per_s"] = len(ids) / max(elapsed, 1e-9)
+    src_ids = bundle.splits[role].src_ids
+    result["unknown"] = {  # words outside the vocabulary: what the model could not read or write
+        "source_tokens": sum(len(s) for s in src_ids),
+        "source_unk": sum(t == UNK_ID for s in src_ids for t in s),
+        "hypothesis_tokens": sum(len(h) for h in ids),
+        "hypothesis_unk": sum(t == UNK_ID for h in ids for t in h),
+    }
     return result
 
 
-def score_split(bundle: DataBundle, role: str, hyps: Sequence[str], cfg: EvalConfig, out_dir: Path | None) -> dict:
+def score_split(
+    bundle: DataBundle,
+    role: str,
+    hyps: Sequence[str],
+    cfg: EvalConfig,
+    out_dir: Path | None,
+    prefix: str | None = None,
+) -> dict:
     """Score detokenized hypotheses of split `role`; with out_dir, write the text files and analyses."""
+    prefix = prefix or role
     split = bundle.splits[role]
     hyps, refs = list(hyps), split.tgt_text
     if len(hyps) != len(refs):
@@ -196,9 +213,9 @@ def score_split(bundle: DataBundle, role: str, hyps: Sequence[str], cfg: EvalCon
     if bundle.task == "translation":
         tokenizer = cased_tokenizer(bundle)
         tok_hyps, tok_refs = moses_tokenized(tokenizer, hyps), moses_tokenized(tokenizer, refs)
-        metrics, sigs = translation_metrics(hyps, refs, tok_hyps, tok_refs, prefix=role)
+        metrics, sigs = translation_metrics(hyps, refs, tok_hyps, tok_refs, prefix=prefix)
     else:
-        metrics, sigs = score(bundle.task, hyps, refs, prefix=role)[0], {}
+        metrics, sigs = score(bundle.task, hyps, refs, prefix=prefix)[0], {}
     scores_name = scores_file(role)
     ranks = frequency_ranks(bundle.src_freq)
     avg_ranks = [average_rank(bundle.codec.src_tokenizer.tokenize(s), ranks) for s in split.src_text]

@@ -20,7 +20,7 @@ import torch
 
 from .checkpoint import load_into
 from .config import Config, load_config
-from .data import DataBundle, addition_data_seed, source_tensor
+from .data import DataBundle, addition_data_seed, data_folder, read_aligned, read_parallel, source_tensor
 from .errors import S2SError
 from .evaluation import decode_ids, evaluate_split
 from .model import Seq2Seq
@@ -33,9 +33,11 @@ from .records import (
     check_writable,
     checkpoint_path,
     eval_dir,
+    read_counts,
     read_lines,
     read_vocabs,
     split_file,
+    write_counts,
     write_json,
 )
 from .text import TextCodec, Vocab
@@ -143,6 +145,9 @@ def _eval_config(cfg: Config, beam: int | None, batch_size: int | None):
     return cfg.eval.model_copy(update=update)
 
 
+OWN_SPLITS = ("train", "val", "test")
+
+
 def evaluate_runs(
     run_dirs: Sequence[str | Path],
     split: str = "test",
@@ -151,19 +156,39 @@ def evaluate_runs(
     checkpoint: str = "best",
     device: str = "auto",
     batch_size: int | None = None,
+    source: str | Path | None = None,
+    reference: str | Path | None = None,
+    data_dir: str | Path | None = None,
 ) -> tuple[dict, Path]:
-    """Score runs (several = an ensemble) on `split` without training; returns (metrics.json dict, out dir)."""
+    """Score runs (several = an ensemble) without training; returns (metrics.json dict, out dir).
+
+    The test set: the runs' own `split` (train, val, test); another split of their data folder (or of
+    `data_dir`), such as Multi30k's test_2017_flickr; or line-aligned `source` and `reference` files,
+    named `split`. Sentences are read with the runs' own vocabulary and tokenization, and the outputs
+    go to RUN/eval/{split}_beam{K}/. Metrics of any held-out set are named test/..."""
     if len(run_dirs) > 1 and out_dir is None:
         raise S2SError(f"evaluating an ensemble of {len(run_dirs)} runs needs --out DIR")
+    if (source is None) != (reference is None):
+        raise S2SError("--src and --ref go together: a source file and its line-aligned reference file")
+    own = split in OWN_SPLITS and source is None and data_dir is None
     dev = _device(device)
     ens = load_ensemble(run_dirs, checkpoint, dev)
     eval_cfg = _eval_config(ens.cfg, beam, batch_size)
     out = Path(out_dir) if out_dir is not None else eval_dir(run_dirs[0], split, eval_cfg.beam_size)
-    bundle = DataBundle(ens.cfg, ens.src_vocab, ens.tgt_vocab)
-    for run_dir in run_dirs:
-        check_same_sentences(Path(run_dir), split, bundle.splits[split].src_text)
+    counts = read_counts(run_dirs[0])
+    roles = (
+        ((split,) if own else ()) if counts is not None else tuple(dict.fromkeys(("train", split if own else "train")))
+    )
+    bundle = DataBundle(ens.cfg, ens.src_vocab, ens.tgt_vocab, roles=roles, counts=counts)
+    if counts is None:  # a run from before training counts were recorded: keep them for next time
+        write_counts(run_dirs[0], bundle.src_freq, bundle.tgt_freq)
+    if own:
+        for run_dir in run_dirs:
+            check_same_sentences(Path(run_dir), split, bundle.splits[split].src_text)
+    else:
+        bundle.add_split(split, *_test_set(ens.cfg, split, source, reference, data_dir))
     check_writable(out)
-    result = evaluate_split(ens.models, bundle, split, eval_cfg, out, dev)
+    result = evaluate_split(ens.models, bundle, split, eval_cfg, out, dev, prefix=None if own else "test")
     record = {
         "beam_size": eval_cfg.beam_size,
         "split": split,
@@ -175,10 +200,23 @@ def evaluate_runs(
         "length_normalize": eval_cfg.length_normalize,
         "signatures": result["signatures"],
         "num_sentences": len(result["hyps"]),
+        "unknown": result["unknown"],
         "device": str(dev),
     }
+    if source is not None:
+        record["files"] = {"source": str(source), "reference": str(reference)}
     write_json(out / EVAL_FILE, record)
     return record, out
+
+
+def _test_set(cfg: Config, split: str, source, reference, data_dir) -> tuple[list[str], list[str]]:
+    """(sources, references) of a held-out set that is not one of the run's own splits."""
+    if source is not None:
+        return read_aligned(Path(source), Path(reference))
+    if cfg.data.name == "addition":
+        raise S2SError(f"addition runs have no data folder: --split takes train, val or test (got '{split}')")
+    folder = Path(data_dir) if data_dir is not None else data_folder(cfg.data)
+    return read_parallel(folder, {split: split}, cfg.data.src_lang, cfg.data.tgt_lang)[split]
 
 
 def check_same_sentences(run_dir: Path, split: str, sources: Sequence[str]) -> None:
@@ -277,10 +315,24 @@ def run_evaluate(args: argparse.Namespace) -> int:
         return 0
     start = time.perf_counter()
     record, out = evaluate_runs(
-        args.run_dirs, args.split, args.beam, args.out, args.checkpoint, args.device, args.batch_size
+        args.run_dirs,
+        args.split,
+        args.beam,
+        args.out,
+        args.checkpoint,
+        args.device,
+        args.batch_size,
+        args.src,
+        args.ref,
+        args.data_dir,
     )
     metrics = " ".join(f"{k}={v:.4g}" for k, v in sorted(record["metrics"].items()))
-    print(f"{metrics} beam={record['beam_size']} ({time.perf_counter() - start:.1f} s) -> {out / EVAL_FILE}")
+    unk = record["unknown"]
+    print(
+        f"{metrics} beam={record['beam_size']} ({time.perf_counter() - start:.1f} s); <unk>: "
+        f"{unk['source_unk']} of {unk['source_tokens']} source tokens, {unk['hypothesis_unk']} in the "
+        f"translations -> {out / EVAL_FILE}"
+    )
     return 0
 
 

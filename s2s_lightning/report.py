@@ -88,6 +88,7 @@ def render_readme(
     sections = [
         ("Results", ["summary"], [f"test_{PRIMARY[data.task].split('/')[1]}"]),
         ("Table 1: single models and ensembles", ["table1"], []),
+        ("Test sets", ["test_sets"], []),
         ("Beam size", ["beam"], []),
         ("Paired significance", ["significance"], []),
         ("Training curves", [], ["val_curves"]),

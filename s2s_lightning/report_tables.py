@@ -293,6 +293,40 @@ def table1(data: ReportData) -> Table | None:
     )
 
 
+def test_sets_table(data: ReportData) -> Table | None:
+    """One column per test set: the runs' own test split, then every other set single runs were
+    evaluated on (`s2s evaluate RUN --split NAME` or `--src/--ref`), each at its beam size."""
+    done = data.completed
+    metric = PRIMARY[data.task]
+    ev = data.evals[(data.evals["n_members"] == 1) & ~data.evals["split"].isin(["test", "val", "train"])].copy()
+    if ev.empty:
+        return None
+    ev["run_dir"] = ev["member_runs"].map(lambda runs: runs[0] if runs else None)
+    ev = ev.drop(columns=["arm"], errors="ignore").merge(done[["run_dir", "arm"]], on="run_dir")
+    own = done.assign(split="test")[["arm", "run_dir", "split", "beam_size", metric]]
+    scores = pd.concat([own, ev[["arm", "run_dir", "split", "beam_size", metric]]], ignore_index=True)
+    scores = scores.dropna(subset=["beam_size"]).astype({"beam_size": int})
+    sets = list(dict.fromkeys(zip(scores["split"], scores["beam_size"])))
+    disp, nums = [], []
+    for arm in data.arms:
+        runs = scores[scores["arm"] == arm]
+        row = {"Arm": arm}
+        for split, beam in sets:
+            mean, std, n = stats(runs.loc[(runs["split"] == split) & (runs["beam_size"] == beam), metric])
+            row[f"{split} (beam {beam})"] = fmt_score(mean, std, n, metric)
+            nums.append({"arm": arm, "split": split, "beam_size": beam, "metric": metric, "mean": mean, "std": std,
+                         "n": n})  # fmt: skip
+        disp.append(row)
+    return Table(
+        "test_sets",
+        f"Test {metric_phrase(metric)} by test set",
+        f"Mean ± std over seeds of {metric} on each test set; sets other than the runs' own test split come from "
+        "s2s evaluate RUN --split NAME (or --src/--ref), read with each run's own vocabulary and tokenization.",
+        pd.DataFrame(disp),
+        pd.DataFrame(nums),
+    )
+
+
 def beam_table(data: ReportData) -> Table | None:
     scores = beam_scores(data)
     beams = sorted(scores["beam_size"].unique())
@@ -525,6 +559,7 @@ def build_tables(data: ReportData) -> dict[str, Table]:
     tables = [
         summary_table(data),
         table1(data),
+        test_sets_table(data),
         beam_table(data),
         significance_table(data),
         health_table(data),

@@ -3,6 +3,7 @@ and `s2s evaluate` / `s2s translate` on tiny trained runs."""
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import random
@@ -32,7 +33,7 @@ from s2s_lightning.config import build_config
 from s2s_lightning.data import DataBundle
 from s2s_lightning.errors import S2SError
 from s2s_lightning.evaluation import cased_tokenizer, score, score_split
-from s2s_lightning.inference import load_ensemble, load_run
+from s2s_lightning.inference import evaluate_runs, load_ensemble, load_run
 from s2s_lightning.records import as_line, read_json, read_lines, write_lines
 from s2s_lightning.text import MosesTokenizer, TextCodec
 from s2s_lightning.train import train
@@ -352,6 +353,33 @@ def test_evaluate_a_translation_run(tmp_path):
     assert metrics["metrics"]["test/chrf"] == pytest.approx(
         sacrebleu_cli(tmp_path / "ev" / "test.ref.txt", tmp_path / "ev" / "test.hyp.txt", "-m", "chrf"), abs=1e-5
     )
+
+    # Any line-aligned pair of files, read with the run's own vocabulary and tokenization; the training
+    # corpus is not tokenized again (its word counts are in the run directory).
+    val_de, val_en = (gzip.open(MULTI30K / f"val.{lang}.gz", "rt").read().splitlines()[:25] for lang in ("de", "en"))
+    (tmp_path / "mine.de").write_text("\n".join(val_de) + "\n")
+    (tmp_path / "mine.en").write_text("\n".join(val_en) + "\n")
+    tokenized = []
+    original = DataBundle._tokenize
+
+    def spy(self, role, sources, targets):
+        tokenized.append(role)
+        return original(self, role, sources, targets)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(DataBundle, "_tokenize", spy)
+        args = ["evaluate", str(run_dir), "--split", "mine", "--src", str(tmp_path / "mine.de")]
+        assert s2s([*args, "--ref", str(tmp_path / "mine.en")]) == 0
+    assert tokenized == ["mine"]
+    mine = read_json(run_dir / "eval" / "mine_beam1" / "metrics.json")
+    assert mine["split"] == "mine" and mine["num_sentences"] == 25 and "test/bleu" in mine["metrics"]
+    assert mine["unknown"]["source_tokens"] > mine["unknown"]["source_unk"] > 0  # a 300-pair vocabulary
+    assert read_lines(run_dir / "eval" / "mine_beam1" / "mine.ref.txt") == val_en
+    (tmp_path / "short.en").write_text("\n".join(val_en[:3]) + "\n")
+    with pytest.raises(S2SError, match="mine.de has 25 lines but short.en has 3: source and target files must be"):
+        evaluate_runs([run_dir], "mine", source=tmp_path / "mine.de", reference=tmp_path / "short.en")
+    with pytest.raises(S2SError, match="missing data file .*test_2017_flickr.de"):
+        evaluate_runs([run_dir], "test_2017_flickr")
 
 
 def test_written_lines_read_back_one_per_sentence(tmp_path):

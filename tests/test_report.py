@@ -451,3 +451,19 @@ def test_runs_that_differ_beyond_the_declared_axes_are_never_pooled(tmp_path):
     ]
     assert "**Arms vary in**: source order, teacher forcing, max_epochs;" in readme
     assert "- **Not a declared axis**: runs of one arm differed in `train.max_epochs`" in readme
+
+
+def test_one_column_per_test_set(tmp_path):
+    folder = tmp_path / "runs"
+    shutil.copytree(RECORDS / "translation", folder)
+    for i, run in enumerate(sorted(p for p in folder.iterdir() if (p / "config.yaml").is_file())):
+        write_json(
+            run / "eval" / "test_2017_flickr_beam1" / "metrics.json",
+            {"beam_size": 1, "split": "test_2017_flickr", "members": [str(run)], "metrics": {M.TEST_BLEU: 10.0 + i}},
+        )
+    readme = build_report(folder, tmp_path / "report").read_text()
+    table = pd.read_csv(tmp_path / "report" / "tables" / "test_sets.csv")
+    assert set(table["split"]) == {"test", "test_2017_flickr"} and "## Test sets" in readme
+    other = table[table["split"] == "test_2017_flickr"]
+    completed = [r for r in records(folder) if r["status"] == "completed"]
+    assert other["n"].sum() == len(completed) == table.loc[table["split"] == "test", "n"].sum()
