@@ -28,6 +28,12 @@ def _train(args: argparse.Namespace) -> int:
     return run_train(args)
 
 
+def _config(args: argparse.Namespace) -> int:
+    from .config import run_config
+
+    return run_config(args)
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from .inference import run_evaluate
 
@@ -74,6 +80,18 @@ def _train_parser(sub) -> None:
     )
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. model.num_layers=4")
     p.set_defaults(func=_train)
+
+
+def _config_parser(sub) -> None:
+    p = sub.add_parser(
+        "config",
+        help="print the resolved config as YAML, each key with its description",
+        description="Print the config `s2s train` would use (defaults, then --config, then overrides) as YAML "
+        "that `s2s train --config` reads back; every key is there with its default and a one-line description.",
+    )
+    p.add_argument("--config", help="YAML config file")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. model.num_layers=4")
+    p.set_defaults(func=_config)
 
 
 def _run_dirs_parser(sub, name: str, help: str, description: str) -> argparse.ArgumentParser:
@@ -172,6 +190,8 @@ def _sweep_parsers(sub) -> None:
         q.add_argument("--workers", type=int, help="worker processes (default: 1, or one per GPU with --gpus)")
         q.add_argument("--gpus", help="GPU indices to spread trials over, e.g. 0,1,2,3, or 'all'")
 
+    r.add_argument("--dry-run", action="store_true", help="list every arm x seed's s2s train command; start nothing")
+
     s = actions.add_parser("status", help="arms x seeds: done / running / failed, with objective values")
     _sweep_common(s)
 
@@ -191,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="s2s", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_train_parser, _evaluate_parsers, _report_parser, _sweep_parsers):
+    for add in (_train_parser, _config_parser, _evaluate_parsers, _report_parser, _sweep_parsers):
         add(sub)
     return parser
 
@@ -207,6 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("s2s: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `s2s ... | head`: the reader left, which is not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
     except Exception as exc:
         if os.environ.get("S2S_DEBUG"):
             raise

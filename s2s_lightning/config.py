@@ -8,6 +8,7 @@ that names the key and, where it helps, the allowed values.
 from __future__ import annotations
 
 import copy
+import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,80 +24,122 @@ AXES = ("model.num_layers", "data.reverse_source", "model.peeky", "train.teacher
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # A field's docstring is its description: `s2s config` prints it beside the key.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_attribute_docstrings=True)
 
 
 class AdditionConfig(_Section):
     """The arithmetic task of "Deep Learning from Scratch 2", ch. 7 ("16+75" -> "91")."""
 
     train_size: int = Field(45_000, ge=1)
+    """Training questions."""
     val_size: int = Field(5_000, ge=1)
+    """Validation questions."""
     test_size: int = Field(5_000, ge=1)
+    """Test questions."""
     max_operand: int = Field(999, ge=1)
-    # digits: the book's (and Keras's) generator, digit count uniform in 1..3 then uniform digits,
-    # so short operands are common; uniform: operands uniform in 0..max_operand (mostly 3 digits).
+    """Largest operand (999: up to three digits each)."""
     sampling: Literal["digits", "uniform"] = "digits"
-    # Which questions are drawn. One dataset for every run by default, as the book's file is: seeds
-    # then vary only initialisation and batch order, every arm and seed is tested on the same
-    # questions, and runs of different seeds can form an ensemble. null: the run's own seed draws
-    # its own dataset (for studying data variance; such runs cannot be ensembled).
+    """digits: the book's generator (digit count uniform, so short operands are common); uniform: operands uniform."""
     seed: int | None = Field(0, ge=0)
+    """Which questions are drawn: one dataset for every run (seeds vary init and batch order); null: the run's seed."""
 
 
 class DataConfig(_Section):
     name: Literal["addition", "multi30k", "parallel"] = "addition"
-    # multi30k/parallel: folder with {split}.{lang}[.gz]; multi30k also reads $S2S_MULTI30K_DIR.
+    """addition (no files), multi30k (read locally or downloaded) or parallel (your own files in data.dir)."""
     dir: str | None = None
+    """Folder with {split}.{lang}[.gz] files; multi30k also reads $S2S_MULTI30K_DIR, then a download cache."""
     src_lang: str = "de"
+    """Source language (file suffix)."""
     tgt_lang: str = "en"
+    """Target language (file suffix)."""
     train_split: str = "train"
+    """File stem of the training split."""
     val_split: str = "val"
+    """File stem of the validation split."""
     test_split: str = "test_2016_flickr"
+    """File stem of the test split."""
     lowercase: bool = False
+    """Lowercase the text before tokenizing."""
     min_freq: int = Field(1, ge=1)
-    max_src_vocab: int | None = Field(None, ge=1)  # the paper: 160k source words
-    max_tgt_vocab: int | None = Field(None, ge=1)  # the paper: 80k target words
-    max_train_sentences: int | None = Field(None, ge=1)  # first N pairs: tiny runs and demos
+    """Words seen fewer times in training become <unk>."""
+    max_src_vocab: int | None = Field(None, ge=1)
+    """Most frequent source words kept (the paper: 160,000); null: all."""
+    max_tgt_vocab: int | None = Field(None, ge=1)
+    """Most frequent target words kept (the paper: 80,000); null: all."""
+    max_train_sentences: int | None = Field(None, ge=1)
+    """Only the first N training pairs (tiny runs and demos)."""
     max_eval_sentences: int | None = Field(None, ge=1)
-    max_length: int | None = Field(None, ge=1)  # drop training pairs longer than this (tokens)
+    """Only the first N validation and test pairs."""
+    max_length: int | None = Field(None, ge=1)
+    """Drop training pairs longer than this many tokens."""
     reverse_source: bool = False
+    """Reverse the source sentence's tokens (Sutskever et al.)."""
     batch_size: int = Field(128, ge=1)
-    bucketing: bool = True  # length-bucketed batches (the paper's); False: random batches
+    """Sentence pairs per training batch."""
+    bucketing: bool = True
+    """Length-bucketed batches (the paper's same-length minibatches); false: random batches."""
     num_workers: int = Field(0, ge=0)
+    """DataLoader worker processes."""
     addition: AdditionConfig = AdditionConfig()
+    """The addition task's questions."""
 
 
 class ModelConfig(_Section):
     num_layers: int = Field(1, ge=1)
+    """LSTM layers of encoder and decoder (the paper: 4)."""
     embedding_dim: int = Field(16, ge=1)
+    """Word embedding size."""
     hidden_dim: int = Field(128, ge=1)
+    """LSTM hidden size (the paper: 1000)."""
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    """Dropout on embeddings, between LSTM layers and before the output layer."""
     peeky: bool = False
+    """Feed the encoder's summary to every decoder step and to the output layer (the book's Peeky)."""
     init_range: float = Field(0.08, gt=0.0)
+    """Parameters start uniform in [-init_range, init_range] (the paper: 0.08)."""
 
 
 class TrainConfig(_Section):
     max_epochs: int = Field(25, ge=1)
+    """Training epochs."""
     teacher_forcing_ratio: float = Field(1.0, ge=0.0, le=1.0)
-    # How the ratio changes with the epoch: from teacher_forcing_ratio towards teacher_forcing_min.
+    """Probability of feeding the true previous token (below 1: scheduled sampling)."""
     teacher_forcing_schedule: Literal["constant", "linear", "inverse_sigmoid"] = "constant"
+    """How the ratio moves from teacher_forcing_ratio towards teacher_forcing_min over the epochs."""
     teacher_forcing_min: float = Field(0.0, ge=0.0, le=1.0)
-    teacher_forcing_k: float = Field(5.0, gt=0.0)  # inverse sigmoid: k / (k + exp(epoch / k))
+    """The ratio a schedule ends at."""
+    teacher_forcing_k: float = Field(5.0, gt=0.0)
+    """Inverse sigmoid schedule's k: ratio k / (k + exp(epoch / k))."""
     optimizer: Literal["adam", "sgd"] = "adam"
+    """adam, or sgd (the paper's)."""
     lr: float = Field(1e-3, gt=0.0)
-    # The paper's SGD recipe: after `lr_decay_start_epoch` epochs halve every `lr_decay_every` epochs.
+    """Learning rate."""
     lr_decay_start_epoch: float | None = Field(None, ge=0.0)
+    """The paper's recipe: from this epoch on, multiply the rate by lr_decay_factor every lr_decay_every epochs."""
     lr_decay_every: float = Field(0.5, gt=0.0)
+    """Epochs between decays (the paper: half an epoch)."""
     lr_decay_factor: float = Field(0.5, gt=0.0, le=1.0)
+    """Decay multiplier."""
     grad_clip: float | None = Field(5.0, gt=0.0)
+    """Clip the gradient's norm to this (the paper: 5); null: no clipping."""
     early_stopping_patience: int | None = Field(None, ge=1)
+    """Stop after this many epochs without a better validation perplexity; null: never."""
     accelerator: str = "auto"
+    """Lightning accelerator: auto, cpu, gpu."""
     devices: Any = 1
+    """Lightning devices: a count, a list of indices or auto."""
     strategy: str = "auto"
+    """Lightning strategy: auto, ddp, ddp_spawn."""
     precision: str = "32-true"
+    """Lightning precision: 32-true, bf16-mixed, 16-mixed."""
     progress_bar: bool = True
+    """Show Lightning's progress bar."""
     deterministic: bool = True
+    """Deterministic kernels where torch has them (CPU runs repeat exactly)."""
     limit_train_batches: float | None = Field(None, gt=0.0)
+    """Train on this many batches (or this fraction) per epoch; null: all."""
 
     @model_validator(mode="after")
     def _min_below_start(self) -> TrainConfig:
@@ -107,35 +150,57 @@ class TrainConfig(_Section):
 
 class EvalConfig(_Section):
     beam_size: int = Field(1, ge=1)
+    """Beam width for the test set (1: greedy; the paper: 12)."""
     length_normalize: bool = True
-    # Hypotheses stop at max_len_a * source_length + max_len_b tokens.
+    """Compare finished hypotheses by score per token."""
     max_len_a: float = Field(1.5, ge=0.0)
+    """Hypotheses stop at max_len_a * source length + max_len_b tokens."""
     max_len_b: int = Field(10, ge=1)
+    """See max_len_a."""
     batch_size: int = Field(64, ge=1)
+    """Sentences decoded together."""
     length_buckets: list[int] = [0, 5, 10, 15, 20, 25, 30, 35, 1000]
+    """Source-length bucket edges of the by-length analysis."""
     frequency_buckets: list[int] = [0, 500, 1000, 1500, 2000, 2500, 3000, 3500, 1_000_000]
+    """Average word-frequency-rank bucket edges of the by-frequency analysis."""
     bootstrap_samples: int = Field(1000, ge=1)
-    val_task_metric: bool = True  # decode the val set greedily for exact match / BLEU (the curve)
-    val_decode_every: int = Field(1, ge=1)  # ... every k epochs and on the last (its time share: history.csv)
+    """Resamples of the test set for the confidence interval."""
+    val_task_metric: bool = True
+    """Decode the validation set greedily for exact match / BLEU (the curve)."""
+    val_decode_every: int = Field(1, ge=1)
+    """... every k epochs and on the last (its time share is in history.csv)."""
 
 
 class TrackingConfig(_Section):
-    # auto: online when a W&B API key is configured, else offline. Never fails for lack of network.
     wandb: Literal["auto", "online", "offline", "disabled"] = "auto"
+    """auto: online when a W&B API key is configured, else offline; never fails for lack of network."""
     project: str = "s2s-lightning"
+    """W&B project."""
     entity: str | None = None
+    """W&B entity (team or user); null: your default."""
     group: str | None = None
+    """W&B group (sweeps set it to the study)."""
     tags: list[str] = []
+    """W&B tags."""
     name: str | None = None
+    """W&B run name (default: arm-seed)."""
+    log_checkpoint: bool = False
+    """Upload the run's checkpoints to W&B as an artifact at the end of training."""
 
 
 class Config(_Section):
     seed: int = 0
+    """Initialisation and batch order (and, for addition with data.addition.seed null, the questions)."""
     data: DataConfig = DataConfig()
+    """The dataset, its tokenization and vocabularies, batching."""
     model: ModelConfig = ModelConfig()
+    """The LSTM encoder-decoder."""
     train: TrainConfig = TrainConfig()
+    """Optimisation, teacher forcing, devices."""
     eval: EvalConfig = EvalConfig()
+    """Decoding and the analyses of the test set."""
     tracking: TrackingConfig = TrackingConfig()
+    """Weights & Biases."""
 
     def to_dict(self) -> dict:
         return self.model_dump(mode="json")
@@ -281,6 +346,36 @@ def build_config(base: dict | None = None, overrides: list[str] | dict | None = 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | dict | None = None) -> Config:
     return build_config(read_yaml(path) if path else {}, overrides)
+
+
+def commented_yaml(cfg: Config) -> str:
+    """The resolved config as YAML that `s2s train --config` reads back, each key with its description."""
+    lines: list[str] = []
+
+    def walk(section: BaseModel, depth: int) -> None:
+        values = section.model_dump(mode="json")
+        for name, field in type(section).model_fields.items():
+            pad, note = "  " * depth, f"  # {field.description}" if field.description else ""
+            child = getattr(section, name)
+            if isinstance(child, BaseModel):
+                lines.append(f"{pad}{name}:{note}")
+                walk(child, depth + 1)
+            else:
+                value = values[name]
+                if isinstance(value, list):  # one line, in flow style: JSON is YAML
+                    text = f"{name}: {json.dumps(value)}"
+                else:
+                    text = yaml.safe_dump({name: value}, default_flow_style=False, width=1000).strip()
+                lines.append(f"{pad}{text}{note}")
+
+    walk(cfg, 0)
+    return "\n".join(lines) + "\n"
+
+
+def run_config(args: Any) -> int:
+    """`s2s config`: print the fully resolved config (defaults, --config, overrides)."""
+    print(commented_yaml(load_config(args.config, args.overrides)), end="")
+    return 0
 
 
 def dump_yaml(data: dict) -> str:

@@ -40,7 +40,7 @@ from .records import (
     write_counts,
     write_json,
 )
-from .text import TextCodec, Vocab
+from .text import UNK_ID, TextCodec, Vocab
 
 
 @dataclass
@@ -242,14 +242,29 @@ def translate_lines(
     batch_size: int | None = None,
     device: torch.device | str = "cpu",
     flush_every_line: bool = False,
+    warn=None,
 ) -> Iterator[str]:
-    """Translations of `lines`, one per line, in order; an empty (or blank) line gives an empty line."""
+    """Translations of `lines`, one per line, in order; an empty (or blank) line gives an empty line.
+    `warn(line_number, unknown, tokens)` hears of every line with tokens outside the source vocabulary:
+    the model reads them as <unk>, so its translation of that line is a guess."""
     codec = TextCodec(ens.cfg.data, ens.src_vocab, ens.tgt_vocab)
     eval_cfg = _eval_config(ens.cfg, beam, batch_size)
     chunk = 1 if flush_every_line else eval_cfg.batch_size
+    number = 0
+
+    def encode(text: str) -> list[int] | None:
+        nonlocal number
+        number += 1
+        if not text.strip():
+            return None
+        ids = codec.encode_source(text)
+        unknown = sum(i == UNK_ID for i in ids)
+        if unknown and warn is not None:
+            warn(number, unknown, len(ids))
+        return ids
 
     def flush(pending: list[str]) -> Iterator[str]:
-        src = [codec.encode_source(s) if s.strip() else None for s in pending]
+        src = [encode(s) for s in pending]
         todo = [s for s in src if s is not None]
         hyps = iter(decode_ids(ens.models, todo, eval_cfg, device)) if todo else iter(())
         for s in src:
@@ -344,7 +359,15 @@ def run_translate(args: argparse.Namespace) -> int:
             if hasattr(stream, "reconfigure"):  # a real console stream, not a test's StringIO
                 stream.reconfigure(encoding="utf-8")
         interactive = sys.stdin.isatty()
-        for line in translate_lines(ens, sys.stdin, args.beam, args.batch_size, dev, flush_every_line=interactive):
+
+        def warn(number: int, unknown: int, tokens: int) -> None:
+            print(f"s2s: warning: line {number}: {unknown} of {tokens} tokens are not in the model's source "
+                  "vocabulary (read as <unk>)", file=sys.stderr)  # fmt: skip
+
+        lines = translate_lines(
+            ens, sys.stdin, args.beam, args.batch_size, dev, flush_every_line=interactive, warn=warn
+        )
+        for line in lines:
             sys.stdout.write(line + "\n")
             if interactive:
                 sys.stdout.flush()

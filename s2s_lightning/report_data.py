@@ -338,7 +338,8 @@ def load_wandb(path: str) -> list[dict]:
             "status": _WANDB_STATUS.get(run.state, run.state),
             "data": dotted(config, "data.name"),
             "seed": config.get("seed"),
-            "axes": {a: dotted(config, a) for a in AXES},
+            # The axes the run recorded (its summary), else the four paper axes from its config.
+            "axes": summary.get("axes") or {a: dotted(config, a) for a in AXES},
             "beam_size": dotted(config, "eval.beam_size"),
             "wall_time_s": summary.get("_runtime"),
             "peak_memory_mb": summary.get("peak_memory_mb"),

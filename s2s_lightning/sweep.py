@@ -18,6 +18,7 @@ import argparse
 import fcntl
 import multiprocessing
 import os
+import shlex
 import signal
 import statistics
 import threading
@@ -42,11 +43,12 @@ from .studies import (
     reconcile,
     storage_label,
 )
-from .sweep_worker import worker_process
+from .sweep_worker import grid_run_dir, train_args, worker_process
 from .wandb_sweep import render_sweep
 
 RECONCILE_S = 30.0  # how often the coordinator looks for trials whose worker died elsewhere
 MAX_ROUNDS = 3  # worker rounds per `sweep run`; later rounds only retry trials whose worker died
+PROGRESS_S = 5.0  # how often the coordinator looks at the counts behind its progress line
 
 
 def parse_gpus(spec: str | None, workers: int | None) -> tuple[int, list[str | None]]:
@@ -134,7 +136,37 @@ def _spawner(
     return spawn
 
 
-def _supervise(n: int, spawn, poll_s: float, on_death=None, tick=None) -> None:
+class Progress:
+    """`progress: 3/8 grid points done, 2 running; ETA 12 min`, printed when the counts change (checked
+    every few seconds), the ETA from the pace of the trials finished by this `sweep run`."""
+
+    def __init__(self, plan: Plan, main, run_id: str):
+        self.plan, self.main, self.run_id = plan, main, run_id
+        self.start, self.checked, self.last = time.monotonic(), 0.0, None
+
+    def __call__(self) -> None:
+        if time.monotonic() - self.checked < PROGRESS_S:
+            return
+        self.checked = time.monotonic()
+        trials = self.main.get_trials(deepcopy=False)
+        total = len(self.plan.arms) * len(self.plan.seeds)
+        done = len({grid_key(t) for t in trials if t.state == TrialState.COMPLETE})
+        running = sum(t.state == TrialState.RUNNING for t in trials)
+        if (done, running) == self.last:
+            return
+        self.last = (done, running)
+        finished_here = sum(t.state.is_finished() and t.user_attrs.get(RAN_IN) == self.run_id for t in trials)
+        if done >= total:
+            eta = "done"
+        elif finished_here:
+            per_trial = (time.monotonic() - self.start) / finished_here  # wall time per trial, workers in parallel
+            eta = f"ETA {per_trial * (total - done) / 60:.0f} min"
+        else:
+            eta = "ETA once a trial has finished"
+        print(f"progress: {done}/{total} grid points done, {running} running; {eta}", flush=True)
+
+
+def _supervise(n: int, spawn, poll_s: float, on_death=None, tick=None, progress=None) -> None:
     """Run workers 0..n-1 until each has found nothing left waiting. A worker killed by a signal is
     replaced (its trial goes stale: `on_death` lets the coordinator retry it); `tick` runs every
     RECONCILE_S; SIGTERM or Ctrl-C stops the workers cleanly (their trials stay resumable)."""
@@ -158,6 +190,8 @@ def _supervise(n: int, spawn, poll_s: float, on_death=None, tick=None) -> None:
                     procs[i] = spawn(i)
                 elif p.exitcode:  # a bug or a broken environment, not a trial's failure
                     broken.append(f"w{i} exit code {p.exitcode}")
+            if progress:
+                progress()
             if tick and time.monotonic() - last > RECONCILE_S:
                 tick()
                 last = time.monotonic()
@@ -219,12 +253,13 @@ def run_sweep(
             flush=True,
         )
         retry = lambda: reconcile(store, plan, main, tuning, run_id)  # noqa: E731 - also fails stale trials
+        progress = Progress(plan, main, run_id)
         for _ in range(MAX_ROUNDS):
             added = retry()
             if not _waiting(main, tuning):
                 break
             print(f"enqueued {added} trial(s)" if added else "resuming enqueued trials", flush=True)
-            _supervise(n, spawn, poll_s, on_death=retry, tick=retry)
+            _supervise(n, spawn, poll_s, on_death=retry, tick=retry, progress=progress)
         started = _ran(run_id, main, tuning)
         rows = status_rows(plan, main, tuning)
     print(format_status(plan, rows, label), flush=True)
@@ -360,7 +395,30 @@ def sweep_status(
 # --- command line ----------------------------------------------------------------------------------
 
 
+def dry_run(ablation: str | Path, budget: str = FULL, runs_dir: str | Path = "runs") -> str:
+    """What `s2s sweep run` would train: one `s2s train` command line per arm x seed, and the tuning
+    trials; nothing is started and no storage is opened."""
+    plan = expand(load_ablation(ablation), budget)
+    lines = [f"study {plan.study}: {len(plan.arms)} arms x {len(plan.seeds)} seeds = "
+             f"{len(plan.arms) * len(plan.seeds)} runs (nothing started)"]  # fmt: skip
+    if plan.nuisance_trials:
+        lines.append(
+            f"first {plan.nuisance_trials} tuning trials per arm ({', '.join(plan.nuisance)}, sampled when they run, "
+            f"seed {plan.ablation.spec.nuisance.seed}); every run below then trains with its arm's best values"
+        )
+    for arm in plan.arms:
+        for seed in plan.seeds:
+            name = f"{arm.name}-seed{seed}"
+            overrides = plan.overrides(arm, seed, name=name, group=plan.study)
+            run_dir = grid_run_dir(Path(runs_dir), plan, arm.name, seed)
+            lines.append(shlex.join(["s2s", "train", *train_args(plan, run_dir, False, overrides)]))
+    return "\n".join(lines)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
+    if args.dry_run:
+        print(dry_run(args.ablation, args.budget, args.runs_dir))
+        return 0
     out = run_sweep(args.ablation, args.budget, args.storage, args.workers, args.gpus, args.runs_dir)
     missing = sum(c["state"] != "done" for r in out["status"] for c in r["seeds"].values())
     return 0 if not missing else 1

@@ -148,6 +148,16 @@ def _close_record(run_dir: Path, why: str) -> None:
 FRESH, RESUME, ADOPT = "fresh", "resume", "adopt"
 
 
+def train_args(plan: Plan, run_dir: Path, resume: bool, overrides: dict[str, Any]) -> list[str]:
+    """The `s2s train` arguments of one trial (after `s2s train`)."""
+    axes = [word for axis in plan.extra_axes for word in ("--axis", axis)]
+    return ["--run-dir", str(run_dir), *(["--resume"] if resume else []), *axes, *format_overrides(overrides)]
+
+
+def grid_run_dir(runs_dir: Path, plan: Plan, arm: str, seed: int) -> Path:
+    return Path(runs_dir) / plan.study / arm / f"seed{seed}"
+
+
 def _prepare_run_dir(run_dir: Path, previous: list[FrozenTrial], number: int, log) -> str:
     """What to do with a trial's run directory; called with the directory's lock held, so nothing here
     ever touches a run that a live process writes.
@@ -229,7 +239,7 @@ class TrialRunner:
                 trial.suggest_categorical(axis, list(dict.fromkeys(a.values[axis] for a in plan.arms)))
             seed = trial.suggest_categorical(SEED, seed_choices(plan))
             nuisance = {k: _suggest(trial, k, dim) for k, dim in plan.nuisance.items()} if self.tuning else {}
-            run_dir = self.runs_dir / plan.study / arm.name / f"seed{seed}"
+            run_dir = grid_run_dir(self.runs_dir, plan, arm.name, seed)
             name, group = f"{arm.name}-seed{seed}", plan.study
             previous = [
                 t
@@ -244,13 +254,7 @@ class TrialRunner:
             adopted = f"{name} (adopted: trained by an earlier attempt)"
             return self._finish(study, trial, kind, 0, run_dir, adopted, None, wall)
         resume = action == RESUME
-        cmd = (
-            self.train_command
-            + ["--run-dir", str(run_dir)]
-            + (["--resume"] if resume else [])
-            + [word for axis in plan.extra_axes for word in ("--axis", axis)]
-            + format_overrides(overrides)
-        )
+        cmd = self.train_command + train_args(plan, run_dir, resume, overrides)
         trial.set_user_attr("resumed", resume)
         self.log(f"{study.study_name} trial {frozen.number} {name}: {'resumed' if resume else 'started'}")
         max_epochs = build_config({}, overrides).train.max_epochs

@@ -8,6 +8,7 @@ a readable record and a last checkpoint to resume from.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shutil
 import signal
@@ -104,6 +105,31 @@ class HistoryWriter(pl.Callback):
             row = dict(pl_module.epoch_metrics)
             self.rows[:] = [r for r in self.rows if r["epoch"] != row["epoch"]] + [row]
             write_csv(self.path, self.rows)
+            print(epoch_line(row, trainer.max_epochs), flush=True)  # train.log's line per epoch
+
+
+def epoch_line(row: dict, max_epochs: int) -> str:
+    """`epoch 3/8: train loss 3.121, val ppl 20.13, val bleu 12.31; 250 s (val decoding 1%)`"""
+    shown = [(M.TRAIN_LOSS, "train loss", ".4g"), (M.VAL_PPL, "val ppl", ".4g"), (M.VAL_BLEU, "val bleu", ".2f"),
+             (M.VAL_EXACT_MATCH, "val exact match", ".4f")]  # fmt: skip
+    parts = [f"{label} {row[key]:{spec}}" for key, label, spec in shown if row.get(key) is not None]
+    seconds = row.get(M.EPOCH_S)
+    share = row.get(M.VAL_DECODE_SHARE)
+    time_text = f"; {seconds:.0f} s" if seconds is not None else ""
+    time_text += f" (val decoding {share:.0%})" if share else ""
+    return f"epoch {row['epoch'] + 1}/{max_epochs}: {', '.join(parts)}{time_text}"
+
+
+# Quiet by default: Lightning's device lines and product tips, once per run, say nothing about the run.
+for _name in ("pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.rank_zero"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
+# Warnings every run printed that say nothing about it: data loader workers (batches are built in the
+# main process on purpose), a deprecation inside Lightning, and the checkpoint folder a resume reuses.
+QUIET_WARNINGS = (
+    ".*does not have many workers.*",
+    r".*isinstance\(treespec, LeafSpec\).*",
+    "Checkpoint directory .* exists",
+)
 
 
 def check_resume(cfg: Config, run_dir: Path) -> Path | None:
@@ -280,13 +306,14 @@ def _train(cfg, run_dir, resume, axes, trainer, checkpoint, history, received) -
             limit = cfg.train.limit_train_batches
             steps = int(limit) if limit >= 1 else max(1, int(steps * limit))
         system = Seq2SeqSystem(cfg, model, HypothesisScorer(bundle), steps_per_epoch=steps)
-        logger, record["wandb"] = make_wandb_logger(cfg, run_dir, record["arm"], record.get("wandb"))
+        logger, record["wandb"] = make_wandb_logger(cfg, run_dir, record, record.get("wandb"))
         if logger is not None:
             trainer.loggers = [logger]
         record["num_parameters"] = count_parameters(model)
         write_json(run_dir / RECORD_FILE, record)
         with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+            for message in QUIET_WARNINGS:
+                warnings.filterwarnings("ignore", message=message)
             trainer.fit(
                 system,
                 train_loader,
@@ -294,9 +321,9 @@ def _train(cfg, run_dir, resume, axes, trainer, checkpoint, history, received) -
                 ckpt_path=str(ckpt_path) if ckpt_path else None,
                 weights_only=True,
             )
-        if checkpoint.best_model_path:
-            system.model.load_state_dict(model_state(checkpoint.best_model_path))
-        test_out = trainer.test(system, bundle.loader("test", batch_size=cfg.eval.batch_size), verbose=False)
+            if checkpoint.best_model_path:
+                system.model.load_state_dict(model_state(checkpoint.best_model_path))
+            test_out = trainer.test(system, bundle.loader("test", batch_size=cfg.eval.batch_size), verbose=False)
         result = (
             evaluate_split([system.model], bundle, "test", cfg.eval, run_dir, system.device)
             if trainer.is_global_zero

@@ -45,24 +45,33 @@ def wandb_mode(cfg: Config) -> str:
     return cfg.tracking.wandb
 
 
-def make_wandb_logger(cfg: Config, run_dir: Path, arm: str, previous: dict | None = None):
-    """(WandbLogger or None, the record's `wandb` entry); the run is named `<arm>-seed<k>` by default."""
+def run_tags(record: dict) -> list[str]:
+    """W&B tags that filter a project the way a study is read: each axis value and the study."""
+    tags = [f"{axis.rsplit('.', 1)[-1]}={value}" for axis, value in (record.get("axes") or {}).items()]
+    return tags + ([f"study={record['study']}"] if record.get("study") else [])
+
+
+def make_wandb_logger(cfg: Config, run_dir: Path, record: dict, previous: dict | None = None):
+    """(WandbLogger or None, the record's `wandb` entry). The W&B config is the resolved config; the tags
+    name the run's axis values and study; the run is named `<arm>-seed<k>` by default; the best
+    checkpoint is uploaded as an artifact with tracking.log_checkpoint."""
     mode = wandb_mode(cfg)
     if mode == "disabled":
         return None, {"mode": "disabled"}
     t = cfg.tracking
     run_id = (previous or {}).get("id")  # resuming a run continues its W&B run
+    arm = record["arm"]
     kwargs = dict(
         project=t.project,
         entity=t.entity,
         group=t.group,
-        tags=list(t.tags) or None,
+        tags=list(dict.fromkeys([*t.tags, *run_tags(record)])) or None,
         name=t.name or f"{arm}-seed{cfg.seed}",
         save_dir=str(run_dir),
         config=cfg.to_dict(),
         id=run_id,
         resume="allow" if run_id else None,
-        log_model=False,
+        log_model=t.log_checkpoint,  # Lightning uploads the checkpoints at the end of training
     )
     os.environ.setdefault("WANDB_SILENT", "true")
     try:
@@ -92,14 +101,21 @@ def _start(mode: str, kwargs: dict):
     import wandb  # about a second to import: only runs that track pay for it
 
     try:
-        logger = WandbLogger(mode=mode, **kwargs)
+        logger = _logger(mode, kwargs)
         return logger, logger.experiment, mode  # .experiment starts the run: failures surface here
     except Exception:
         wandb.finish()
         if mode != "online":
             raise
-    logger = WandbLogger(mode="offline", **kwargs)
+    logger = _logger("offline", kwargs)
     return logger, logger.experiment, "offline"
+
+
+def _logger(mode: str, kwargs: dict) -> WandbLogger:
+    logger = WandbLogger(mode=mode, **kwargs)
+    # Lightning passes W&B a deprecated `anonymous=None` that makes every run print the same warning.
+    logger._wandb_init.pop("anonymous", None)
+    return logger
 
 
 def finish_wandb(logger, record: dict) -> None:
@@ -108,6 +124,7 @@ def finish_wandb(logger, record: dict) -> None:
 
     summary = dict(record.get("metrics", {}))
     for key in (
+        "axes",
         "status",
         "error",
         "num_parameters",

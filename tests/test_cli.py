@@ -10,7 +10,7 @@ import pytest
 
 from s2s_lightning import __version__
 from s2s_lightning.cli import main as s2s
-from tests.conftest import TINY
+from tests.conftest import REPO, TINY
 
 HEAVY = {"pandas", "matplotlib", "seaborn", "optuna"}
 
@@ -47,3 +47,24 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as exit_:
         s2s(["--version"])
     assert exit_.value.code == 0 and capsys.readouterr().out == f"s2s {__version__}\n"
+
+
+def test_config_prints_every_key_with_a_description_and_reads_back(tmp_path, capsys):
+    from s2s_lightning.config import Config, build_config, flatten, load_config
+
+    assert s2s(["config", "model.num_layers=4", "tracking.tags=[a, b]"]) == 0
+    text = capsys.readouterr().out
+    (tmp_path / "c.yaml").write_text(text)
+    assert load_config(tmp_path / "c.yaml") == build_config({}, ["model.num_layers=4", "tracking.tags=[a, b]"])
+    leaves = [line for line in text.splitlines() if not line.split("#")[0].rstrip().endswith(":")]
+    assert len(leaves) == len(flatten(Config().to_dict()))  # every key, once
+    assert all(" # " in line for line in text.splitlines())  # each with its description
+
+
+def test_sweep_dry_run_lists_every_run_and_starts_nothing(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert s2s(["sweep", "run", str(REPO / "ablations" / "addition.yaml"), "--budget", "quick", "--dry-run"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "study addition-quick: 8 arms x 2 seeds = 16 runs (nothing started)"
+    assert len(lines) == 17 and all(line.startswith("s2s train --run-dir runs/addition-quick/") for line in lines[1:])
+    assert "runs/addition-quick/L1-rev-peeky-tf0.5/seed1" in lines[-1] and list(tmp_path.iterdir()) == []

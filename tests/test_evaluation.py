@@ -252,6 +252,18 @@ def test_translate_reads_stdin_line_by_line(addition_run, monkeypatch, capsys):
     assert capsys.readouterr().out.split("\n") == hyps[:3] + [""] + hyps[3:] + ["", ""]
 
 
+def test_translate_warns_about_input_outside_the_vocabulary(addition_run, monkeypatch, capsys):
+    """`12*3` and `abc` are not addition questions: each line's unknown tokens are counted on stderr."""
+    monkeypatch.setattr(sys, "stdin", io.StringIO("12+3\n12*3\nabc\n"))
+    assert s2s(["translate", str(addition_run)]) == 0
+    out = capsys.readouterr()
+    assert len(out.out.splitlines()) == 3
+    assert out.err.splitlines() == [
+        "s2s: warning: line 2: 1 of 4 tokens are not in the model's source vocabulary (read as <unk>)",
+        "s2s: warning: line 3: 3 of 3 tokens are not in the model's source vocabulary (read as <unk>)",
+    ]
+
+
 def test_ensembles_need_out_and_matching_members(addition_run, tmp_path, capsys):
     assert s2s(["evaluate", str(addition_run), str(addition_run), "--beam", "2"]) == 2
     assert "needs --out" in capsys.readouterr().err

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -687,3 +688,16 @@ def test_chaos_random_kill_9s_leave_every_point_trained_exactly_once(tmp_path, f
     assert not writers.exists() or writers.read_text() == ""  # never two live writers of one run
     trials = optuna.load_study(study_name="small", storage=url or open_storage(None, runs)).get_trials()
     print(f"chaos {rdb}: {kills} kill -9s survived, {len(trials)} trials for 8 points, 0 duplicates")
+
+
+def test_sweep_run_prints_progress_with_an_eta(tmp_path, fake, monkeypatch, capsys):
+    import s2s_lightning.sweep as sweep
+
+    train, _ = fake
+    monkeypatch.setattr(sweep, "PROGRESS_S", 0.0)
+    monkeypatch.setenv("FAKE_EPOCH_S", "0.2")
+    run_sweep(ablation_file(tmp_path), runs_dir=tmp_path / "runs", train_command=train, poll_s=0.05)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("progress: ")]
+    assert lines[0].startswith("progress: 0/4 grid points done, ")
+    assert lines[0].endswith("; ETA once a trial has finished")
+    assert any(re.fullmatch(r"progress: [123]/4 grid points done, \d running; ETA \d+ min", line) for line in lines)

@@ -116,6 +116,10 @@ def test_wandb_offline_run_is_readable(tmp_path):
     assert inspect.returncode == 0, inspect.stderr
     flat = json.dumps(json.loads(inspect.stdout))
     assert M.TEST_EXACT_MATCH in flat and "hidden_dim" in flat and record["wandb"]["id"] in flat
+    data = json.loads(inspect.stdout)
+    summary = data.get("summary") or {}
+    assert summary.get("axes") == record["axes"]  # what `s2s report --wandb` names arms by
+    assert summary[M.TEST_EXACT_MATCH] == record["metrics"][M.TEST_EXACT_MATCH]
 
 
 def test_divergence_is_recorded_as_failed(tmp_path):
