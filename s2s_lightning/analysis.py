@@ -157,6 +157,47 @@ def read_scores(path: Path) -> list[dict]:
     ]
 
 
+# ------------------------------------------------------------------------- word F by frequency
+# compare-mt's buckets of training frequency: words never seen in training, each of the rarest counts,
+# then widening ranges. A bucket is (low, high]: (0, 1] holds words seen once.
+WORD_FREQUENCY_EDGES = (-1, 0, 1, 2, 3, 4, 9, 99, 999, math.inf)
+
+
+def word_f_by_frequency(
+    hyps: Sequence[Sequence[str]], refs: Sequence[Sequence[str]], counts: Counter, edges=WORD_FREQUENCY_EDGES
+) -> list[dict]:
+    """Word precision, recall and F-measure by the word's frequency in the training targets (compare-mt).
+
+    A hypothesis word is correct where the reference of its sentence holds it, counted with clipping
+    (min of the two counts per sentence); precision counts hypothesis words of the bucket, recall
+    reference words. Buckets without a word on either side are left out. Rows:
+    {"min_freq", "max_freq" ((min, max] of training counts), "ref_words", "hyp_words", "precision", "recall", "f"}.
+    """
+    n = len(edges) - 1
+    matched, hyp_total, ref_total = np.zeros(n), np.zeros(n), np.zeros(n)
+
+    def bucket(word: str) -> int:
+        return int(np.searchsorted(edges, counts.get(word, 0), side="left")) - 1
+
+    for hyp, ref in zip(hyps, refs):
+        h, r = Counter(hyp), Counter(ref)
+        for word, c in h.items():
+            hyp_total[bucket(word)] += c
+        for word, c in r.items():
+            ref_total[bucket(word)] += c
+            matched[bucket(word)] += min(c, h.get(word, 0))
+    out = []
+    for i in range(n):
+        if not hyp_total[i] and not ref_total[i]:
+            continue
+        p = matched[i] / hyp_total[i] if hyp_total[i] else 0.0
+        r = matched[i] / ref_total[i] if ref_total[i] else 0.0
+        f = 2 * p * r / (p + r) if p + r else 0.0
+        out.append({"min_freq": edges[i], "max_freq": edges[i + 1], "ref_words": int(ref_total[i]),
+                    "hyp_words": int(hyp_total[i]), "precision": p, "recall": r, "f": f})  # fmt: skip
+    return out
+
+
 # ---------------------------------------------------------------------------------- significance
 def exact_mcnemar(a: np.ndarray, b: np.ndarray) -> float:
     """Two-sided p-value of the paired sign-flip (permutation) test on per-sentence 0/1 correctness.

@@ -92,7 +92,7 @@ def render_readme(
         ("Beam size", ["beam"], []),
         ("Paired significance", ["significance"], []),
         ("Training curves", [], ["val_curves"]),
-        ("Sentence length and word frequency", [], ["by_length", "by_frequency"]),
+        ("Sentence length and word frequency", ["word_f"], ["by_length", "by_frequency", "word_f"]),
         ("Teacher forcing", [], ["teacher_forcing"]),
         ("Sentence representations", [], ["representations"]),
         ("Sweep health", ["health", "failures"], []),

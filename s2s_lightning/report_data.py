@@ -20,6 +20,7 @@ import optuna
 import pandas as pd
 
 from . import metrics as M
+from .analysis import word_f_by_frequency
 from .config import AXES, flatten, read_yaml
 from .errors import S2SError
 from .records import (
@@ -30,10 +31,13 @@ from .records import (
     HISTORY_FILE,
     RECORD_FILE,
     REPRESENTATIONS_FILE,
+    read_counts,
     read_history,
     read_json,
+    read_lines,
+    split_file,
 )
-from .report_labels import axis_value_label
+from .report_labels import axis_value_label, frequency_label
 from .studies import open_storage
 
 
@@ -173,7 +177,7 @@ def load_run_dir(run_dir: Path) -> dict:
         name: read_json(run_dir / name) if (run_dir / name).is_file() else None
         for name in (ANALYSIS_FILE, REPRESENTATIONS_FILE)
     }
-    return run_row(
+    row = run_row(
         read_json(run_dir / RECORD_FILE),
         str(run_dir),
         config,
@@ -181,6 +185,21 @@ def load_run_dir(run_dir: Path) -> dict:
         optional[ANALYSIS_FILE],
         optional[REPRESENTATIONS_FILE],
     )
+    row["word_f"] = _word_f(run_dir)
+    return row
+
+
+def _word_f(run_dir: Path) -> list[dict] | None:
+    """Word F-measure by training frequency from the run's tokenized test files and training counts
+    (translation runs that recorded them)."""
+    hyp, ref = run_dir / split_file("test", "hyp.tok"), run_dir / split_file("test", "ref.tok")
+    counts = read_counts(run_dir)
+    if counts is None or not hyp.is_file() or not ref.is_file():
+        return None
+    hyps, refs = read_lines(hyp), read_lines(ref)
+    if len(hyps) != len(refs):
+        return None
+    return word_f_by_frequency([h.split() for h in hyps], [r.split() for r in refs], counts[1])
 
 
 def _is_evaluation(data: Any) -> bool:
@@ -462,3 +481,13 @@ def name_arms(runs: pd.DataFrame, axes: Sequence[str] = AXES) -> tuple[pd.DataFr
     )
     runs = runs.sort_values(["arm", "_seed", "run_dir"], na_position="last").drop(columns="_seed")
     return runs.reset_index(drop=True), varying, arm_axes
+
+
+def word_f_rows(data: ReportData) -> pd.DataFrame:
+    """One row per completed run and frequency bucket: word F-measure (compare-mt), from the runs' files."""
+    rows = [
+        {"arm": str(run.arm), "run_dir": run.run_dir, "bucket": frequency_label(b["min_freq"], b["max_freq"]), **b}
+        for run in data.completed.itertuples()
+        for b in (run.word_f if isinstance(getattr(run, "word_f", None), list) else [])
+    ]
+    return pd.DataFrame(rows)

@@ -23,7 +23,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from . import metrics as M
 from .errors import S2SError
-from .report_data import ReportData
+from .report_data import ReportData, word_f_rows
 from .report_labels import PRIMARY, axis_value_label, metric_label, metric_phrase
 
 TF_AXIS = "train.teacher_forcing_ratio"
@@ -331,6 +331,24 @@ def representations(data: ReportData, folder: Path) -> Plot | None:
     )
 
 
+def word_f(data: ReportData, folder: Path) -> Plot | None:
+    """compare-mt's word accuracy analysis: F-measure of test words by their training frequency, per arm."""
+    df = word_f_rows(data)
+    if df.empty:
+        return None
+    order = list(dict.fromkeys(df.sort_values("max_freq")["bucket"]))
+    arms = _present(data, df)
+    fig, (ax,) = _figure(7.0, 4.4)
+    sns.pointplot(df, x="bucket", y="f", order=order, hue="arm", hue_order=arms, palette=data.palette,
+                  errorbar="sd", dodge=0.3 if len(arms) > 1 else False, markersize=5, legend=False, ax=ax)  # fmt: skip
+    ax.set(xlabel="Frequency of the word in the training targets", ylabel="Word F-measure", ylim=(0, 1),
+           title="Word F-measure by training frequency (compare-mt)")  # fmt: skip
+    _arm_legend(fig, arms, data.palette)
+    _save(fig, folder, "word_f")
+    why = "Rare words are where a fixed vocabulary and a small model fail first; mean ± 1 sd over seeds."
+    return Plot("word_f", "Word F-measure by training frequency", why)
+
+
 def build_figures(data: ReportData, folder: Path) -> dict[str, Plot]:
     folder.mkdir(parents=True, exist_ok=True)
     for old in [*folder.glob("*.png"), *folder.glob("*.pdf")]:
@@ -341,6 +359,7 @@ def build_figures(data: ReportData, folder: Path) -> dict[str, Plot]:
             val_curves(data, folder),
             bucket_plot(data, folder, "by_length"),
             bucket_plot(data, folder, "by_frequency"),
+            word_f(data, folder),
             teacher_forcing(data, folder),
             representations(data, folder),
         ]

@@ -6,6 +6,7 @@ Shared by the report's data (arm naming), tables and figures. The four paper axe
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,15 @@ def is_fraction(metric: str) -> bool:
 
 def decimals(metric: str) -> int:
     return 3 if is_fraction(metric) else 2
+
+
+def frequency_label(low: float, high: float) -> str:
+    """A word-frequency bucket (low, high] of training counts as a reader says it: unseen, 1, 5-9, 1000+."""
+    if high <= 0:
+        return "unseen"
+    if math.isinf(high):
+        return f"{int(low) + 1}+"
+    return str(int(high)) if high - low == 1 else f"{int(low) + 1}–{int(high)}"
 
 
 def short_path(path: str) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import math
 import random
 import shutil
 import subprocess
@@ -399,3 +400,28 @@ def test_written_lines_read_back_one_per_sentence(tmp_path):
     sentences = ["a\u2028b", "c\rd", "e\x85f", "g\nh", ""]
     write_lines(tmp_path / "x.txt", sentences)
     assert read_lines(tmp_path / "x.txt") == [as_line(s) for s in sentences] == sentences[:3] + ["g h", ""]
+
+
+def test_word_f_by_training_frequency_by_hand():
+    """compare-mt's word accuracy: clipped matches per sentence, bucketed by training frequency."""
+    from collections import Counter
+
+    from s2s_lightning.analysis import word_f_by_frequency
+
+    counts = Counter({"the": 1000, "dog": 5, "runs": 1})
+    hyps = [["the", "the", "dog", "walks"]]
+    refs = [["the", "dog", "runs"]]
+    rows = {(r["min_freq"], r["max_freq"]): r for r in word_f_by_frequency(hyps, refs, counts)}
+    assert rows[(-1, 0)] == {
+        "min_freq": -1,
+        "max_freq": 0,
+        "ref_words": 0,
+        "hyp_words": 1,
+        "precision": 0.0,
+        "recall": 0.0,
+        "f": 0.0,
+    }  # fmt: skip  ("walks": unseen, not in the reference)
+    assert rows[(0, 1)]["recall"] == 0.0 and rows[(0, 1)]["hyp_words"] == 0  # "runs" was never produced
+    assert rows[(4, 9)]["f"] == 1.0  # "dog"
+    the = rows[(999, math.inf)]
+    assert (the["precision"], the["recall"]) == (0.5, 1.0) and the["f"] == pytest.approx(2 / 3)  # clipped to 1

@@ -467,3 +467,20 @@ def test_one_column_per_test_set(tmp_path):
     other = table[table["split"] == "test_2017_flickr"]
     completed = [r for r in records(folder) if r["status"] == "completed"]
     assert other["n"].sum() == len(completed) == table.loc[table["split"] == "test", "n"].sum()
+
+
+def test_word_f_table_and_figure_from_the_runs_files(tmp_path):
+    folder = tmp_path / "runs"
+    shutil.copytree(RECORDS / "translation", folder)
+    for run in (p for p in folder.iterdir() if (p / "test.hyp.txt").is_file()):
+        for kind in ("hyp", "ref"):  # the Moses-tokenized files a translation run writes
+            lines = (run / f"test.{kind}.txt").read_text().splitlines()
+            tokenized = [" ".join(re.findall(r"\w+|\S", line)) for line in lines]
+            (run / f"test.{kind}.tok.txt").write_text("".join(line + "\n" for line in tokenized))
+        words = sorted(set((run / "test.ref.tok.txt").read_text().split()))
+        counts = {w: 1 + 37 * (i % 3) for i, w in enumerate(words)}  # 1, 38, 75: some words seen once
+        write_json(run / "train_counts.json", {"src": {}, "tgt": counts})
+    readme = build_report(folder, tmp_path / "report").read_text()
+    table = pd.read_csv(tmp_path / "report" / "tables" / "word_f.csv")
+    assert set(table["bucket"]) == {"1", "10–99"} and table["f mean"].between(0, 1).all()
+    assert "figures/word_f.png" in readme and "Word F-measure by frequency in training" in readme
