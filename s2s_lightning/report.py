@@ -16,7 +16,7 @@ from .errors import S2SError
 from .records import atomic_write_text
 from .report_data import ReportData, RunsSource, Source, StudySource, WandbSource, dotted, load
 from .report_figures import arm_palette, build_figures
-from .report_labels import PRIMARY, axis_name, axis_value_label, metric_label
+from .report_labels import PRIMARY, axis_name, axis_value_label, metric_label, short_path
 from .report_tables import build_tables, write_tables
 from .studies import default_storage, redact
 
@@ -116,6 +116,13 @@ def render_readme(
                 parts += [f"![{f.title}](figures/{name}.png)", "", f"*{f.caption}* [PDF](figures/{name}.pdf)", ""]
         if parts:
             out += [f"## {heading}", "", *parts]
+    if "representations" not in figures:  # the paper's Fig. 2 needs one manual step: say which
+        best = data.completed.sort_values(PRIMARY[data.task], ascending=False)["run_dir"].head(1).tolist()
+        run = short_path(best[0]) if best else "RUN"
+        out += ["## Sentence representations", "",
+                "No run holds encoder vectors yet. For the paper's Figure 2 (a 2-D PCA of sentence vectors), write a "
+                "few phrases one per line (for translation, reorderings of one sentence and paraphrases) and run "
+                f"`s2s evaluate {run} --represent PHRASES`, then generate this report again.", ""]  # fmt: skip
     out += ["## Provenance", "", *_provenance(data), ""]
     if "runs" in tables:
         t = tables["runs"]

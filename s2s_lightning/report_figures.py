@@ -24,7 +24,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 from . import metrics as M
 from .errors import S2SError
 from .report_data import ReportData, word_f_rows
-from .report_labels import PRIMARY, axis_value_label, metric_label, metric_phrase
+from .report_labels import PRIMARY, axis_name, axis_value_label, metric_label, metric_phrase
 
 TF_AXIS = "train.teacher_forcing_ratio"
 _ANALYSIS_METRIC = {"bleu": "BLEU", "exact_match": "exact match"}  # analysis.json "metric"
@@ -37,10 +37,24 @@ class Plot:
     caption: str
 
 
+# Colour-blind safe and dark enough for print: seaborn's colorblind palette without its light pink,
+# grey, yellow and sky blue, then its dark palette.
+PRINT_COLOURS = [sns.color_palette("colorblind")[i] for i in (0, 1, 2, 3, 4, 5)] + sns.color_palette("dark", 10)
+DASHES = [(1, 0), (4, 2), (1, 1.5), (3, 1, 1, 1)]  # solid, dashed, dotted, dash-dot
+
+
 def arm_palette(arms: list[str]) -> dict[str, Any]:
-    """One colour per arm, in arm order; colour-blind safe up to 10 arms."""
-    colours = sns.color_palette("colorblind" if len(arms) <= 10 else "husl", max(len(arms), 1))
+    """One colour per arm, in arm order; every colour readable on white and in print."""
+    colours = PRINT_COLOURS if len(arms) <= len(PRINT_COLOURS) else sns.color_palette("husl", len(arms))
     return dict(zip(arms, colours))
+
+
+def design_roles(data: ReportData) -> dict[str, str | None]:
+    """How a figure lays out the varying axes: colour for the first, line style for the second, a
+    column of panels per value of the third (a fourth and later stay in the arm's colour legend)."""
+    varying = list(data.varying)
+    return {"hue": varying[0] if varying else None, "style": varying[1] if len(varying) > 1 else None,
+            "col": varying[2] if len(varying) > 2 else None}  # fmt: skip
 
 
 def _figure(width: float, height: float, ncols: int = 1, nrows: int = 1):
@@ -74,47 +88,65 @@ def _log_tick(value: float, _pos: Any) -> str:
 
 
 def val_curves(data: ReportData, folder: Path) -> Plot | None:
+    """Validation perplexity and task metric per epoch, laid out by the design: a row per metric, a column
+    per value of the third varying axis, colour for the first, line style for the second."""
     task_metric = M.VAL_BLEU if data.task == "translation" else M.VAL_EXACT_MATCH
+    roles = design_roles(data)
     frames = []
     for run in data.completed.itertuples():
         h = run.history
         if isinstance(h, pd.DataFrame) and "epoch" in h and M.VAL_PPL in h:
-            frames.append(h[[c for c in ("epoch", M.VAL_PPL, task_metric) if c in h]].assign(arm=str(run.arm)))
+            axes = data.arm_axes[str(run.arm)]
+            labels = {role: axis_value_label(axis, axes[axis]) if axis else "all" for role, axis in roles.items()}
+            frames.append(
+                h[[c for c in ("epoch", M.VAL_PPL, task_metric) if c in h]].assign(arm=str(run.arm), **labels)
+            )
     if not frames:
         return None
     df = pd.concat(frames, ignore_index=True)
-    panels = [m for m in (M.VAL_PPL, task_metric) if m in df and df[m].notna().any()]
-    arms = _present(data, df)
-    fig, axes = _figure(5.2 * len(panels), 4.2, ncols=len(panels))
-    for ax, metric in zip(axes, panels):
-        sub = df.dropna(subset=[metric])
-        sns.lineplot(
-            sub,
-            x="epoch",
-            y=metric,
-            hue="arm",
-            hue_order=arms,
-            palette=data.palette,
-            errorbar="sd",
-            marker="o",
-            markersize=5,
-            legend=False,
-            ax=ax,
-        )
-        ax.set(xlabel="Epoch", ylabel=metric_label(metric))
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        if metric == M.VAL_PPL and sub[metric].min() > 0 and sub[metric].max() / sub[metric].min() > 10:
-            ax.set_yscale("log")  # perplexity falls by orders of magnitude; linear hides the late epochs
-            ax.yaxis.set_major_formatter(FuncFormatter(_log_tick))
-            ax.yaxis.set_minor_formatter(FuncFormatter(_log_tick))
-            ax.set_ylabel(f"{metric_label(metric)} (log scale)")
-    fig.suptitle("Validation curves")
-    _arm_legend(fig, arms, data.palette)
+    metrics = [m for m in (M.VAL_PPL, task_metric) if m in df and df[m].notna().any()]
+    order = {role: list(dict.fromkeys(df.sort_values("arm")[role])) for role in roles}
+    arm_rank = {a: i for i, a in enumerate(data.arms)}
+    for role in roles:  # values in arm order (False before True, small before large)
+        order[role] = sorted(order[role], key=lambda v, r=role: min(arm_rank[a] for a in df.loc[df[r] == v, "arm"]))
+    hue_colours = dict(zip(order["hue"], PRINT_COLOURS))
+    cols = order["col"]
+    fig, panels = _figure(4.6 * len(cols) + 0.6, 3.4 * len(metrics), ncols=len(cols), nrows=len(metrics))
+    panels = panels.reshape(len(metrics), len(cols))
+    for r, metric in enumerate(metrics):
+        for c, col_value in enumerate(cols):
+            ax, sub = panels[r, c], df[(df["col"] == col_value)].dropna(subset=[metric])
+            dashes = DASHES[: len(order["style"])]
+            sns.lineplot(sub, x="epoch", y=metric, hue="hue", hue_order=order["hue"], palette=hue_colours,
+                         style="style", style_order=order["style"], dashes=dashes, errorbar="sd", marker="o",
+                         markersize=4, legend=False, ax=ax)  # fmt: skip
+            ax.set(xlabel="Epoch" if r == len(metrics) - 1 else "", ylabel=metric_label(metric) if c == 0 else "")
+            if roles["col"] and r == 0:
+                ax.set_title(col_value)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            if metric == M.VAL_PPL and sub[metric].min() > 0 and df[metric].max() / df[metric].min() > 10:
+                ax.set_yscale("log")  # perplexity falls by orders of magnitude; linear hides the late epochs
+                ax.yaxis.set_major_formatter(FuncFormatter(_log_tick))
+                ax.yaxis.set_minor_formatter(FuncFormatter(_log_tick))
+        if metric == M.VAL_PPL:
+            panels[r, 0].set_ylabel(f"{metric_label(metric)} (log scale)" if panels[r, 0].get_yscale() == "log"
+                                    else metric_label(metric))  # fmt: skip
+        for ax in panels[r, 1:]:
+            ax.sharey(panels[r, 0])
+    handles = [Line2D([], [], color=hue_colours[v], linewidth=2.5) for v in order["hue"]]
+    handles += [Line2D([], [], color="0.2", dashes=DASHES[i], linewidth=1.5) for i in range(len(order["style"]))]
+    labels = list(order["hue"]) + (list(order["style"]) if roles["style"] else [])
+    fig.legend(handles[: len(labels)], labels, loc="outside lower center", ncol=min(len(labels), 4), frameon=False)
+    fig.suptitle("Validation curves" + (f" (columns: {axis_name(roles['col'])})" if roles["col"] else ""))
     _save(fig, folder, "val_curves")
     return Plot(
         "val_curves",
-        "Validation curves per arm",
-        "Validation perplexity and task metric per epoch: mean over seeds, band ± 1 sd.",
+        "Validation curves by design",
+        "Validation perplexity and task metric per epoch, mean over seeds with a band of ± 1 sd; colour: "
+        + (axis_name(roles["hue"]) if roles["hue"] else "the one arm")
+        + (f", line style: {axis_name(roles['style'])}" if roles["style"] else "")
+        + (f", columns: {axis_name(roles['col'])}" if roles["col"] else "")
+        + ".",
     )
 
 
