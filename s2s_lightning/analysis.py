@@ -238,3 +238,42 @@ def paired_bleu(
     _, results = test()
     base, other = next(v for k, v in results.items() if k != "System")
     return base.score, other.score, other.p_value
+
+
+def pooled_randomization(
+    pairs: Sequence[tuple[SentenceScores, SentenceScores]], samples: int = 1000, seed: int = BOOTSTRAP_SEED
+) -> float:
+    """Two-sided p-value that B differs from A over all seeds at once: approximate randomization
+    (Riezler & Maxwell, 2005; MultEval) on the mean over seeds of corpus(B) - corpus(A), swapping each
+    sentence's A and B outputs with probability 1/2 within its seed; (count + 1) / (samples + 1)."""
+    rng = np.random.default_rng(seed)
+
+    def mean_delta(swaps: list[np.ndarray | None]) -> np.ndarray:
+        deltas = []
+        for (a, b), swap in zip(pairs, swaps):
+            if swap is None:  # the observed outputs: one "resample" with no swap
+                swap = np.zeros((1, len(a.scores)), dtype=bool)
+            keep = (~swap).astype(float)  # [R, N]: 1 where A's output stays A's
+            if a.stats is None:  # exact match: means of 0/1
+                ca = keep @ a.scores + (1 - keep) @ b.scores
+                cb = keep @ b.scores + (1 - keep) @ a.scores
+                deltas.append((cb - ca) / len(a.scores))
+            else:
+                sa, sb = keep @ a.stats + (1 - keep) @ b.stats, keep @ b.stats + (1 - keep) @ a.stats  # [R, 10]
+                deltas.append(np.array([bleu_from_stats(y) - bleu_from_stats(x) for x, y in zip(sa, sb)]))
+        return np.mean(deltas, axis=0)  # [R]
+
+    observed = abs(mean_delta([None] * len(pairs))[0])
+    swaps = [rng.random((samples, len(a.scores))) < 0.5 for a, _ in pairs]
+    permuted = np.abs(mean_delta(swaps))
+    return float((np.sum(permuted >= observed - 1e-12) + 1) / (samples + 1))
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values, in the input's order."""
+    m, order = len(p_values), np.argsort(p_values, kind="stable")
+    adjusted, running = [0.0] * m, 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted

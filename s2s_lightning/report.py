@@ -90,7 +90,7 @@ def render_readme(
         ("Table 1: single models and ensembles", ["table1"], []),
         ("Test sets", ["test_sets"], []),
         ("Beam size", ["beam"], []),
-        ("Paired significance", ["significance"], []),
+        ("Paired significance", ["significance_pooled", "significance"], []),
         ("Training curves", [], ["val_curves"]),
         ("Sentence length and word frequency", ["word_f"], ["by_length", "by_frequency", "word_f"]),
         ("Teacher forcing", [], ["teacher_forcing"]),

@@ -15,7 +15,14 @@ import numpy as np
 import pandas as pd
 
 from . import metrics as M
-from .analysis import PAIRED_BOOTSTRAP_SAMPLES, exact_mcnemar, paired_bleu
+from .analysis import (
+    PAIRED_BOOTSTRAP_SAMPLES,
+    exact_mcnemar,
+    holm,
+    paired_bleu,
+    pooled_randomization,
+    sentence_scores,
+)
 from .records import atomic_write_text, read_lines, split_file
 from .report_data import ReportData, word_f_rows
 from .report_labels import (
@@ -468,6 +475,82 @@ def significance_table(data: ReportData) -> Table | None:
     )
 
 
+def _seed_pairs(data: ReportData, a: str, b: str) -> list[tuple[str, str, list[str], list[str], list[str]]]:
+    """(run A, run B, hyps A, hyps B, refs) per seed both arms ran on the same test sentences."""
+    done, out = data.completed, []
+    runs_a = dict(zip(done.loc[done["arm"] == a, "seed"], done.loc[done["arm"] == a, "run_dir"]))
+    runs_b = dict(zip(done.loc[done["arm"] == b, "seed"], done.loc[done["arm"] == b, "run_dir"]))
+    for seed in sorted(set(runs_a) & set(runs_b), key=str):
+        fa, fb = _test_files(runs_a[seed]), _test_files(runs_b[seed])
+        if fa is None or fb is None or fa[1] != fb[1] or len(fa[0]) != len(fa[1]) or len(fb[0]) != len(fb[1]):
+            continue  # no files, or not the same test set: nothing to pair
+        out.append((runs_a[seed], runs_b[seed], fa[0], fb[0], fa[1]))
+    return out
+
+
+def _selection_sd(data: ReportData, run_dir: str) -> float:
+    """The test-set resampling sd of one run's score, from its bootstrap 95% interval (analysis.json)."""
+    analysis = data.completed.loc[data.completed["run_dir"] == run_dir, "analysis"].iloc[0]
+    boot = analysis.get("bootstrap") if isinstance(analysis, dict) else None
+    return (boot["high"] - boot["low"]) / (2 * 1.96) if boot else math.nan
+
+
+def pooled_significance_table(data: ReportData) -> Table | None:
+    """One comparison per pair of one-axis arms over all seeds (MultEval's reporting): the mean
+    difference, the spread across seeds (s_dev) apart from the spread across test-set resamples (s_sel),
+    a p-value from approximate randomization over every seed's sentences at once, Holm-corrected
+    across the pairs of the table."""
+    metric, nums = PRIMARY[data.task], []
+    for a, b, axis in one_axis_pairs(data):
+        seeds = _seed_pairs(data, a, b)
+        if not seeds:
+            continue
+        pairs = [
+            (sentence_scores(data.task, ha, refs), sentence_scores(data.task, hb, refs)) for _, _, ha, hb, refs in seeds
+        ]
+        score_a, score_b = [x.corpus() for x, _ in pairs], [y.corpus() for _, y in pairs]
+        nums.append({
+            "axis": axis, "arm_a": a, "arm_b": b, "seeds": len(seeds),
+            "mean_a": float(np.mean(score_a)), "mean_b": float(np.mean(score_b)),
+            "delta": float(np.mean(score_b) - np.mean(score_a)),
+            "s_dev_a": float(np.std(score_a, ddof=1)) if len(seeds) > 1 else math.nan,
+            "s_dev_b": float(np.std(score_b, ddof=1)) if len(seeds) > 1 else math.nan,
+            "s_sel_a": float(np.nanmean([_selection_sd(data, ra) for ra, *_ in seeds])),
+            "s_sel_b": float(np.nanmean([_selection_sd(data, rb) for _, rb, *_ in seeds])),
+            "p_value": pooled_randomization(pairs),
+        })  # fmt: skip
+    if not nums:
+        return None
+    numbers = pd.DataFrame(nums)
+    numbers["p_holm"] = holm(list(numbers["p_value"]))
+    d = decimals(metric)
+
+    def spread(dev: float, sel: float) -> str:
+        return f"{DASH if math.isnan(dev) else f'{dev:.{d}f}'} / {DASH if math.isnan(sel) else f'{sel:.{d}f}'}"
+
+    disp = pd.DataFrame({
+        "Axis": numbers["axis"].map(axis_name), "A": numbers["arm_a"], "B": numbers["arm_b"],
+        "Seeds": numbers["seeds"].astype(str), "Δ (B − A)": [f"{x:+.{d}f}" for x in numbers["delta"]],
+        "A: s_dev / s_sel": [spread(x, y) for x, y in zip(numbers["s_dev_a"], numbers["s_sel_a"])],
+        "B: s_dev / s_sel": [spread(x, y) for x, y in zip(numbers["s_dev_b"], numbers["s_sel_b"])],
+        "p": [f"{p:.4f}" for p in numbers["p_value"]], "p (Holm)": [f"{p:.4f}" for p in numbers["p_holm"]],
+    })  # fmt: skip
+    bold = {(i, "p (Holm)") for i, p in enumerate(numbers["p_holm"]) if p < ALPHA}
+    return Table(
+        "significance_pooled",
+        f"Pooled significance of {metric_phrase(metric)} over seeds",
+        "Each pair of arms that differ in one axis, compared once over all seeds (MultEval's way): Δ is the mean "
+        "over seeds of B − A; s_dev is the sd of an arm's score across seeds (training variance), s_sel the sd "
+        "across bootstrap resamples of the test set (from each run's 95% interval, mean over seeds); p comes "
+        "from approximate randomization (1,000 shuffles of each sentence's A and B outputs within its seed), "
+        f"corrected for the table's pairs by Holm's method; bold: p (Holm) < {ALPHA}.",
+        disp,
+        numbers,
+        text_columns=3,
+        bold=bold,
+    )
+
+
 # -------------------------------------------------------------------------------- health and runs
 _TRIAL_STATES = {
     "COMPLETE": "completed",
@@ -594,6 +677,7 @@ def build_tables(data: ReportData) -> dict[str, Table]:
         beam_table(data),
         word_f_table(data),
         significance_table(data),
+        pooled_significance_table(data),
         health_table(data),
         failures_table(data),
         runs_table(data),

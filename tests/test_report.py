@@ -484,3 +484,21 @@ def test_word_f_table_and_figure_from_the_runs_files(tmp_path):
     table = pd.read_csv(tmp_path / "report" / "tables" / "word_f.csv")
     assert set(table["bucket"]) == {"1", "10–99"} and table["f mean"].between(0, 1).all()
     assert "figures/word_f.png" in readme and "Word F-measure by frequency in training" in readme
+
+
+def test_pooled_randomization_and_holm():
+    from s2s_lightning.analysis import SentenceScores, holm, pooled_randomization
+
+    rng = np.random.default_rng(0)
+    base = [SentenceScores("exact_match", (rng.random(300) < 0.5).astype(float), None) for _ in range(3)]
+    same = [(a, SentenceScores("exact_match", a.scores.copy(), None)) for a in base]
+    assert pooled_randomization(same, samples=200) == 1.0  # identical systems: every shuffle ties
+    better = [(a, SentenceScores("exact_match", np.maximum(a.scores, rng.random(300) < 0.3), None)) for a in base]
+    assert pooled_randomization(better, samples=200) == pytest.approx(1 / 201)  # no shuffle reaches the gap
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+
+
+def test_pooled_significance_table(reports):
+    table = pd.read_csv(reports["addition"] / "tables" / "significance_pooled.csv")
+    assert set(table.columns) >= {"delta", "s_dev_a", "s_sel_a", "p_value", "p_holm"}
+    assert (table["p_holm"] >= table["p_value"]).all() and table["p_value"].between(0, 1).all()
