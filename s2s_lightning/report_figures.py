@@ -239,57 +239,47 @@ def bucket_plot(data: ReportData, folder: Path, key: str) -> Plot | None:
 
 
 def teacher_forcing(data: ReportData, folder: Path) -> Plot | None:
+    """The test metric against the teacher forcing ratio: one line per combination of the other axes,
+    colour for the first of them and line style for the second; dots are seeds, diamonds means."""
     if TF_AXIS not in data.varying:
         return None
     metric = PRIMARY[data.task]
     df = data.completed[["arm", TF_AXIS, metric]].dropna().astype({"arm": str, TF_AXIS: float})
     if df.empty:
         return None
-    arms = _present(data, df)
     others = [a for a in data.varying if a != TF_AXIS]
-    df["group"] = [
-        " · ".join(axis_value_label(a, data.arm_axes[arm][a]) for a in others) or "all arms" for arm in df["arm"]
-    ]
-    fig, (ax,) = _figure(7.0, 4.4)
-    styles = ["-", "--", ":", "-."]
-    groups = list(dict.fromkeys(df.set_index("arm").loc[arms, "group"]))  # in arm order
-    lines = 0
-    for group in groups:
-        g = df[df["group"] == group].groupby(TF_AXIS)[metric].agg(["mean", "std"]).sort_index()
-        if len(g) < 2:
-            continue  # a single ratio: nothing to join
-        # Lines in grey join the arms of one group; colour stays the arm's, as in every other figure.
-        ax.plot(g.index, g["mean"], color="0.35", linestyle=styles[lines % 4], linewidth=1.5, zorder=1, label=group)
-        lines += 1
-        ax.fill_between(
-            g.index, g["mean"] - g["std"].fillna(0), g["mean"] + g["std"].fillna(0), color="0.5", alpha=0.12, zorder=0
-        )
-    for arm in arms:
-        sub = df[df["arm"] == arm]
-        ax.scatter(sub[TF_AXIS], sub[metric], color=data.palette[arm], s=18, alpha=0.5, zorder=2)
-        ax.scatter(
-            sub[TF_AXIS].iloc[:1],
-            [sub[metric].mean()],
-            color=data.palette[arm],
-            s=70,
-            marker="D",
-            edgecolor="white",
-            zorder=3,
-        )
-    if len(groups) > 1 and lines:
-        ax.legend(title="Grey lines join", loc="best", fontsize=8, title_fontsize=8)
-    ax.set(
-        xlabel="Teacher forcing ratio (train.teacher_forcing_ratio)",
-        ylabel=f"Test {metric_phrase(metric)}",
-        title=f"Test {metric_phrase(metric)} vs teacher forcing ratio",
-    )
-    _arm_legend(fig, arms, data.palette, marker="D")
+    hue_axis, style_axis = (others + [None, None])[:2]
+
+    def label(arm: str, axis: str | None) -> str:
+        return axis_value_label(axis, data.arm_axes[arm][axis]) if axis else "all arms"
+
+    df["hue"] = [label(a, hue_axis) for a in df["arm"]]
+    df["style"] = [label(a, style_axis) for a in df["arm"]]
+    arms = _present(data, df)
+    hues = list(dict.fromkeys(label(a, hue_axis) for a in arms))
+    styles = list(dict.fromkeys(label(a, style_axis) for a in arms))
+    colours = dict(zip(hues, PRINT_COLOURS))
+    fig, (ax,) = _figure(6.4, 4.4)
+    for (hue, style), g in df.groupby(["hue", "style"], sort=False):
+        means = g.groupby(TF_AXIS)[metric].agg(["mean", "std"]).sort_index()
+        dashes = DASHES[styles.index(style) % len(DASHES)]
+        ax.plot(means.index, means["mean"], color=colours[hue], dashes=dashes, linewidth=2, marker="D", markersize=7)
+        ax.scatter(g[TF_AXIS], g[metric], color=colours[hue], s=16, alpha=0.45, zorder=3)
+    ax.set(xlabel="Teacher forcing ratio during training", ylabel=f"Test {metric_phrase(metric)}",
+           title=f"Test {metric_phrase(metric)} vs teacher forcing ratio")  # fmt: skip
+    ax.set_xticks(sorted(df[TF_AXIS].unique()))
+    handles = [Line2D([], [], color=colours[h], linewidth=2.5) for h in hues]
+    handles += [Line2D([], [], color="0.2", dashes=DASHES[i % len(DASHES)], linewidth=1.5) for i in range(len(styles))]
+    labels = hues + (styles if style_axis else [])
+    fig.legend(handles[: len(labels)], labels, loc="outside lower center", ncol=min(len(labels), 4), frameon=False)
     _save(fig, folder, "teacher_forcing")
     return Plot(
         "teacher_forcing",
         "Teacher forcing ratio",
-        "Diamonds: mean over seeds per arm; dots: seeds; grey lines and bands (± 1 sd) join arms that "
-        "differ only in the teacher forcing ratio.",
+        "One line per combination of the other axes (colour: "
+        + (axis_name(hue_axis) if hue_axis else "all arms")
+        + (f", line style: {axis_name(style_axis)}" if style_axis else "")
+        + "); diamonds: mean over seeds, dots: seeds. A flat line: the ratio does not matter for that combination.",
     )
 
 
