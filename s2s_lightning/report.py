@@ -81,6 +81,15 @@ def render_readme(
             else []
         ),
         f"- **Source**: {data.source}",
+        *(
+            [
+                "- **One seed per arm**: that is all this budget allows, so no difference between arms comes "
+                "with an estimate of training variance (s_dev); only the test-set resampling intervals (s_sel) "
+                "and per-run significance tests speak to it"
+            ]
+            if len(done) and seeds.max() == 1
+            else []
+        ),
         "",
     ]
     if command:
