@@ -267,6 +267,11 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, axes: Sequence
     if cfg.train.early_stopping_patience:
         callbacks.append(EarlyStopping(M.VAL_PPL, patience=cfg.train.early_stopping_patience, mode="min"))
     trainer = make_trainer(cfg, run_dir, callbacks)
+    if launched_by_lightning():
+        # A DDP rank that Lightning started by running this command again: rank 0 holds the run directory
+        # (its lock, its record); this process only joins the training.
+        with _signals_interrupt() as received:
+            return _train(cfg, run_dir, resume, axes, trainer, checkpoint, history, received, writer=False)
     new_dir = not run_dir.exists()
     check_writable(run_dir)
     try:
@@ -278,24 +283,32 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, axes: Sequence
         raise
 
 
-def _train(cfg, run_dir, resume, axes, trainer, checkpoint, history, received) -> dict:
-    """train() once the run directory is locked and signals are watched."""
+def launched_by_lightning() -> bool:
+    """Whether this process is a DDP rank > 0 that Lightning's `ddp` strategy started by running the
+    command line again (it sets LOCAL_RANK for those; the process the user started has none)."""
+    return int(os.environ.get("LOCAL_RANK", "0") or 0) > 0
+
+
+def _train(cfg, run_dir, resume, axes, trainer, checkpoint, history, received, writer: bool = True) -> dict:
+    """train() once the run directory is locked and signals are watched; `writer` False for a DDP rank
+    that only trains (rank 0 writes the records, talks to W&B and evaluates)."""
     ckpt_path = check_resume(cfg, run_dir) if resume else None
-    if not resume and (run_dir / RECORD_FILE).is_file():
+    if writer and not resume and (run_dir / RECORD_FILE).is_file():
         raise S2SError(f"{run_dir} already holds a run; pass --resume to continue it or use a new --run-dir")
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     bundle = DataBundle(cfg)  # data errors surface before anything is written
     if ckpt_path is not None:
         check_same_vocabularies(bundle, run_dir)
         history[:] = read_history(run_dir / HISTORY_FILE)
-    write_yaml(run_dir / CONFIG_FILE, cfg.to_dict())
-    write_vocabs(run_dir, bundle.src_vocab, bundle.tgt_vocab)
-    write_counts(run_dir, bundle.src_freq, bundle.tgt_freq)
     record = base_record(cfg, run_dir, axes)
-    if resume and (run_dir / RECORD_FILE).is_file():
-        record["wandb"] = read_json(run_dir / RECORD_FILE).get("wandb")
-        record["resumed_from"] = str(ckpt_path) if ckpt_path else None
-    write_json(run_dir / RECORD_FILE, record)
+    if writer:
+        write_yaml(run_dir / CONFIG_FILE, cfg.to_dict())
+        write_vocabs(run_dir, bundle.src_vocab, bundle.tgt_vocab)
+        write_counts(run_dir, bundle.src_freq, bundle.tgt_freq)
+        if resume and (run_dir / RECORD_FILE).is_file():
+            record["wandb"] = read_json(run_dir / RECORD_FILE).get("wandb")
+            record["resumed_from"] = str(ckpt_path) if ckpt_path else None
+        write_json(run_dir / RECORD_FILE, record)
 
     start, system, logger = time.perf_counter(), None, None
     try:
@@ -306,11 +319,12 @@ def _train(cfg, run_dir, resume, axes, trainer, checkpoint, history, received) -
             limit = cfg.train.limit_train_batches
             steps = int(limit) if limit >= 1 else max(1, int(steps * limit))
         system = Seq2SeqSystem(cfg, model, HypothesisScorer(bundle), steps_per_epoch=steps)
-        logger, record["wandb"] = make_wandb_logger(cfg, run_dir, record, record.get("wandb"))
-        if logger is not None:
-            trainer.loggers = [logger]
-        record["num_parameters"] = count_parameters(model)
-        write_json(run_dir / RECORD_FILE, record)
+        if writer:  # one W&B run per training run, not per rank
+            logger, record["wandb"] = make_wandb_logger(cfg, run_dir, record, record.get("wandb"))
+            if logger is not None:
+                trainer.loggers = [logger]
+            record["num_parameters"] = count_parameters(model)
+            write_json(run_dir / RECORD_FILE, record)
         with warnings.catch_warnings():
             for message in QUIET_WARNINGS:
                 warnings.filterwarnings("ignore", message=message)

@@ -172,9 +172,11 @@ def test_unwritable_run_dir_fails_before_work(tmp_path):
     assert out.returncode == 2 and "not writable" in out.stderr and "Traceback" not in out.stderr
 
 
-def test_ddp_metrics_equal_single_process_recomputation(tmp_path):
-    """Two CPU ranks (ddp_spawn in a subprocess): perplexity sums NLL and tokens across ranks, so the
-    recorded test perplexity equals recomputing it in one process from the best checkpoint."""
+@pytest.mark.parametrize("strategy", ["ddp_spawn", "ddp"])
+def test_ddp_metrics_equal_single_process_recomputation(tmp_path, strategy):
+    """Two CPU ranks from the CLI: perplexity sums NLL and tokens across ranks, so the recorded test
+    perplexity equals recomputing it in one process from the best checkpoint. With `ddp`, Lightning runs
+    the command again for rank 1, which joins the training instead of refusing rank 0's run directory."""
     import math
 
     import torch
@@ -189,7 +191,7 @@ def test_ddp_metrics_equal_single_process_recomputation(tmp_path):
     ddp = {
         **TINY,
         "data.addition.train_size": 256,
-        "train.strategy": "ddp_spawn",
+        "train.strategy": strategy,
         "train.devices": 2,
         "train.accelerator": "cpu",
     }
