@@ -27,6 +27,7 @@ from .text import PAD_ID
 # score(stage, {sentence index: hypothesis ids}) -> task metrics named `{stage}/...`
 HypothesisScorer = Callable[[str, dict[int, list[int]]], dict[str, float]]
 STAGES = ("train", "val", "test")
+DIVERGENCE_CHECK_EVERY = 50  # steps between host-side checks of the training loss
 
 
 class DivergenceError(S2SError):
@@ -104,9 +105,14 @@ class Seq2SeqSystem(pl.LightningModule):
         logits = self.model(batch.src, batch.src_len, batch.tgt_in, ratio)  # [B, T, V]
         nll, tokens, correct = masked_nll(logits, batch.tgt_out)
         loss = nll / tokens.clamp(min=1)
-        self.sums[stage] += torch.stack([nll.detach(), tokens, correct]).double().cpu()
+        step_sums = torch.stack([nll.detach(), tokens, correct]).to(torch.float64)
+        if self.sums[stage].device != step_sums.device:
+            self.sums[stage] = self.sums[stage].to(step_sums.device)
+        self.sums[stage] += step_sums  # stays on the device: no host sync per step
         if stage == "train":
-            if not torch.isfinite(loss):
+            # Checking the loss reads it back to the host, which stalls a GPU: every DIVERGENCE_CHECK_EVERY
+            # steps here, and at every epoch's end from the summed loss (on_validation_epoch_end).
+            if self.global_step % DIVERGENCE_CHECK_EVERY == 0 and not torch.isfinite(loss):
                 raise DivergenceError(
                     f"training diverged: loss is {loss.item()} at epoch {self.current_epoch}, step {self.global_step}"
                 )
@@ -137,9 +143,10 @@ class Seq2SeqSystem(pl.LightningModule):
         self._reset("test")
 
     def _reduce(self, sums: torch.Tensor) -> torch.Tensor:
+        """Summed across ranks, on the host (once per epoch)."""
         if self.trainer.world_size > 1:
             return self.trainer.strategy.reduce(sums.to(self.device), reduce_op="sum").cpu()
-        return sums
+        return sums.cpu()
 
     def _gather_hyps(self, hyps: dict[int, list[int]]) -> dict[int, list[int]]:
         if self.trainer.world_size > 1 and torch.distributed.is_initialized():
@@ -167,6 +174,8 @@ class Seq2SeqSystem(pl.LightningModule):
         if self.trainer.sanity_checking:
             return
         nll, tokens, _ = self._reduce(self.sums["train"]).tolist()
+        if not math.isfinite(nll):
+            raise DivergenceError(f"training diverged: the summed loss of epoch {self.current_epoch} is {nll}")
         train_s = self._val_start - self._train_start  # validation runs after the epoch's training steps
         epoch_s = time.perf_counter() - self._train_start
         row = {
