@@ -51,8 +51,16 @@ MAX_ROUNDS = 3  # worker rounds per `sweep run`; later rounds only retry trials 
 PROGRESS_S = 5.0  # how often the coordinator looks at the counts behind its progress line
 
 
-def parse_gpus(spec: str | None, workers: int | None) -> tuple[int, list[str | None]]:
-    """(workers, CUDA_VISIBLE_DEVICES per worker). GPUs are split evenly: one trial per GPU group."""
+def parse_gpus(spec: str | None, workers: int | None, per_gpu: int = 1) -> tuple[int, list[str | None]]:
+    """(workers, CUDA_VISIBLE_DEVICES per worker). GPUs are split evenly: one trial per GPU group, or
+    `per_gpu` concurrent trials on each GPU (small LSTMs leave a large GPU mostly idle)."""
+    if per_gpu < 1:
+        raise S2SError(f"--trials-per-gpu must be at least 1 (got {per_gpu})")
+    if per_gpu > 1:
+        if spec is None or workers is not None:
+            raise S2SError("--trials-per-gpu goes with --gpus and without --workers (K workers per GPU)")
+        n, groups = parse_gpus(spec, None)
+        return n * per_gpu, [g for g in groups for _ in range(per_gpu)]
     if spec is None:
         n = 1 if workers is None else workers
         if n < 1:
@@ -223,6 +231,7 @@ def run_sweep(
     storage: str | None = None,
     workers: int | None = None,
     gpus: str | None = None,
+    trials_per_gpu: int = 1,
     runs_dir: str | Path = "runs",
     train_command: list[str] | None = None,
     poll_s: float = 1.0,
@@ -230,7 +239,7 @@ def run_sweep(
     """Run every missing trial of the ablation at `budget`; returns {"started": n, "status": rows}
     where `started` counts the trials this invocation ran (0 when the study was already complete)."""
     plan = expand(load_ablation(ablation), budget)
-    n, gpu_groups = parse_gpus(gpus, workers)
+    n, gpu_groups = parse_gpus(gpus, workers, trials_per_gpu)
     runs_dir = Path(runs_dir)
     check_writable(runs_dir)  # like an unreachable storage, fails here, before any work
     store, label = open_storage(storage, runs_dir), storage_label(storage, runs_dir)
@@ -272,6 +281,7 @@ def join_sweep(
     storage: str | None = None,
     workers: int | None = None,
     gpus: str | None = None,
+    trials_per_gpu: int = 1,
     runs_dir: str | Path = "runs",
     train_command: list[str] | None = None,
     poll_s: float = 1.0,
@@ -280,7 +290,7 @@ def join_sweep(
     e.g. from another node sharing its RDB storage. They claim waiting trials until none is left; only
     the coordinator enqueues and retries. Returns how many trials they ran."""
     plan = expand(load_ablation(ablation), budget)
-    n, gpu_groups = parse_gpus(gpus, workers)
+    n, gpu_groups = parse_gpus(gpus, workers, trials_per_gpu)
     runs_dir = Path(runs_dir)
     check_writable(runs_dir)
     store, label = open_storage(storage, runs_dir), storage_label(storage, runs_dir)
@@ -419,13 +429,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(dry_run(args.ablation, args.budget, args.runs_dir))
         return 0
-    out = run_sweep(args.ablation, args.budget, args.storage, args.workers, args.gpus, args.runs_dir)
+    out = run_sweep(args.ablation, args.budget, args.storage, args.workers, args.gpus, args.trials_per_gpu,
+                    runs_dir=args.runs_dir)  # fmt: skip
     missing = sum(c["state"] != "done" for r in out["status"] for c in r["seeds"].values())
     return 0 if not missing else 1
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
-    n = join_sweep(args.ablation, args.budget, args.storage, args.workers, args.gpus, args.runs_dir)
+    n = join_sweep(args.ablation, args.budget, args.storage, args.workers, args.gpus, args.trials_per_gpu,
+                   runs_dir=args.runs_dir)  # fmt: skip
     print(f"workers ran {n} trial(s); nothing left waiting")
     return 0
 

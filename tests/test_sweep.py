@@ -238,6 +238,9 @@ def test_parse_gpus():
     assert parse_gpus(None, 3) == (3, [None, None, None])
     assert parse_gpus("0,1,2,3", None) == (4, ["0", "1", "2", "3"])
     assert parse_gpus("0,1,2,3", 2) == (2, ["0,1", "2,3"])  # DDP inside a trial: two GPUs each
+    assert parse_gpus("0,1", None, 3) == (6, ["0", "0", "0", "1", "1", "1"])  # three small trials per GPU
+    with pytest.raises(S2SError, match="--trials-per-gpu goes with --gpus and without --workers"):
+        parse_gpus(None, 2, 2)
     for spec, workers, message in [
         ("0,1", 3, "cannot split 2 GPUs evenly"),
         ("0,x", None, "distinct GPU indices"),
@@ -701,3 +704,22 @@ def test_sweep_run_prints_progress_with_an_eta(tmp_path, fake, monkeypatch, caps
     assert lines[0].startswith("progress: 0/4 grid points done, ")
     assert lines[0].endswith("; ETA once a trial has finished")
     assert any(re.fullmatch(r"progress: [123]/4 grid points done, \d running; ETA \d+ min", line) for line in lines)
+
+
+def test_the_slurm_example_runs_real_commands():
+    """sweeps/slurm/sweep.sbatch: every s2s command in it parses with the CLI's own parser."""
+    import shlex
+
+    script = (REPO / "sweeps" / "slurm" / "sweep.sbatch").read_text()
+    assert subprocess.run(["bash", "-n", str(REPO / "sweeps" / "slurm" / "sweep.sbatch")]).returncode == 0
+    values = {"$ABLATION": "ablations/paper_multi30k.yaml", "$BUDGET": "full", "$STORAGE": "postgresql://db/s",
+              "$RUNS": "runs", "$TRIALS_PER_GPU": "2"}  # fmt: skip
+    commands = [line.split("exec ", 1)[1] for line in script.splitlines() if line.strip().startswith("exec s2s ")]
+    assert len(commands) == 2
+    for command in commands:
+        for name, value in values.items():
+            command = command.replace(f'"{name}"', value)
+        args = build_parser().parse_args(shlex.split(command)[1:])
+        assert args.sweep_command in ("run", "worker") and args.storage == "postgresql://db/s"
+        assert args.gpus == "all" and args.trials_per_gpu == 2 and args.budget == "full"
+        load_ablation(REPO / args.ablation)
