@@ -35,12 +35,12 @@ def measure(cfg, bundle: DataBundle, bucketing: bool, steps: int, warmup: int, d
     batches = itertools.cycle(bundle.loader("train", shuffle=True, bucketing=bucketing))
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    tokens = real = slots = 0
+    tokens = real = slots = sentences = 0
     for step in range(warmup + steps):
         if step == warmup:
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
-            start, tokens, real, slots = time.perf_counter(), 0, 0, 0
+            start, tokens, real, slots, sentences = time.perf_counter(), 0, 0, 0, 0
         b = next(batches)
         src, src_len, tgt_in, tgt_out = (t.to(device) for t in (b.src, b.src_len, b.tgt_in, b.tgt_out))
         logits = model(src, src_len, tgt_in, cfg.train.teacher_forcing_ratio)  # [B, T, V]
@@ -51,13 +51,16 @@ def measure(cfg, bundle: DataBundle, bucketing: bool, steps: int, warmup: int, d
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
         opt.step()
         tokens += int(n)
+        sentences += len(b)
         real += int(n) + int(b.src_len.sum())  # source and target tokens ...
         slots += tgt_out.numel() + src.numel()  # ... and the padded slots they occupy
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
     return {
-        "tokens_per_s": tokens / seconds,
+        "tokens_per_s": tokens / seconds,  # target tokens (with <eos>, without padding)
+        "src_tokens_per_s": (real - tokens) / seconds,  # source tokens (with <eos>, without padding)
+        "sentences_per_s": sentences / seconds,
         "s_per_step": seconds / steps,
         "padding": 1 - real / slots,
         "peak_mb": peak_memory_mb(device) if device.type == "cuda" else None,

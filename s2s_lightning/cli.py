@@ -46,6 +46,12 @@ def _translate(args: argparse.Namespace) -> int:
     return run_translate(args)
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from .bench import run_bench
+
+    return run_bench(args)
+
+
 def _report(args: argparse.Namespace) -> int:
     from .report import run_report
 
@@ -144,6 +150,24 @@ def _evaluate_parsers(sub) -> None:
     p.set_defaults(func=_translate)
 
 
+def _bench_parser(sub) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="training and decoding speed of a config (tokens/s, sentences/s, memory)",
+        description="Source and target tokens/s, sentences/s, padding share and peak memory for training "
+        "(teacher forcing 1.0 and 0.5) and decoding (greedy, beam 12), on CPU or CUDA.",
+    )
+    p.add_argument("--config", help="YAML config file")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N")
+    p.add_argument("--steps", type=int, default=20, help="timed training steps per variant")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps first")
+    p.add_argument("--sentences", type=int, default=256, help="validation sentences decoded per variant")
+    p.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    p.add_argument("--json", action="store_true", help="print the numbers as JSON")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, as for s2s train")
+    p.set_defaults(func=_bench)
+
+
 def _report_parser(sub) -> None:
     p = sub.add_parser(
         "report",
@@ -213,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="s2s", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_train_parser, _config_parser, _evaluate_parsers, _report_parser, _sweep_parsers):
+    for add in (_train_parser, _config_parser, _evaluate_parsers, _bench_parser, _report_parser, _sweep_parsers):
         add(sub)
     return parser
 

@@ -68,3 +68,18 @@ def test_one_at_a_time_subset_spans_the_length_range():
     assert bench_search.evenly_spaced(list(range(10)), 5) == [0, 2, 4, 6, 8]
     assert bench_search.evenly_spaced([1, 2], 5) == [1, 2]
     assert bench_search.evenly_spaced(list(range(7)), 1) == [0]
+
+
+def test_s2s_bench_prints_every_throughput_with_its_unit(capsys):
+    import json
+
+    from s2s_lightning.cli import main as s2s
+
+    args = ["bench", "--steps", "2", "--warmup", "1", "--sentences", "16", "--threads", "1", "--json"]
+    tiny = ["data.addition.train_size=300", "data.addition.val_size=40", "data.addition.test_size=40"]
+    assert s2s([*args, *tiny, "model.hidden_dim=8"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out["train"]) == {"tf1", "tf0.5"} and set(out["decode"]) == {"greedy", "beam12"}
+    for r in [*out["train"].values(), *out["decode"].values()]:
+        assert r["src_tokens_per_s"] > 0 and r["tgt_tokens_per_s"] > 0 and r["sentences_per_s"] > 0
+    assert 0 <= out["train"]["tf1"]["padding"] < 1 and out["peak_memory_mb"] > 0

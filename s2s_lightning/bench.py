@@ -1,0 +1,98 @@
+"""`s2s bench`: one command for the speed of a config, training and decoding, on CPU or CUDA.
+
+Training runs the plain model's optimizer steps on length-bucketed batches at teacher forcing 1.0 and
+0.5; decoding runs greedy and beam-12 search on validation sentences. Every throughput names its unit:
+source tokens/s and target tokens/s count real tokens (with <eos>, without padding), sentences/s whole
+sentence pairs; decoding's target tokens are the generated ones. The model is untrained: speed only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+
+from .bench_train import measure
+from .config import load_config
+from .data import DataBundle, source_tensor
+from .errors import S2SError
+from .model import Seq2Seq
+from .records import peak_memory_mb
+from .search import decode
+
+
+def decode_speed(model: Seq2Seq, src_ids: list[list[int]], beam: int, batch_size: int, device, cfg) -> dict:
+    """Sentences/s, source tokens/s and generated target tokens/s of `beam` search over `src_ids`."""
+    model.eval()
+    order = sorted(range(len(src_ids)), key=lambda i: len(src_ids[i]))
+    generated = 0
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    with torch.no_grad():
+        for s in range(0, len(order), batch_size):
+            src, src_len = source_tensor([src_ids[i] for i in order[s : s + batch_size]])
+            out = decode([model], src.to(device), src_len.to(device), beam, cfg.eval.length_normalize,
+                         cfg.eval.max_len_a, cfg.eval.max_len_b)  # fmt: skip
+            generated += int((out > 0).sum())  # ids past <pad>: tokens and <eos>
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - start
+    src_tokens = sum(len(s) + 1 for s in src_ids)
+    return {"sentences_per_s": len(src_ids) / seconds, "src_tokens_per_s": src_tokens / seconds,
+            "tgt_tokens_per_s": generated / seconds}  # fmt: skip
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    if args.steps < 1 or args.sentences < 1:
+        raise S2SError("--steps and --sentences must be at least 1")
+    cfg = load_config(args.config, args.overrides)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        device = torch.device(args.device)
+    except RuntimeError:
+        raise S2SError(f"unknown device '{args.device}' (cpu, cuda, cuda:1)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise S2SError("--device cuda: no CUDA device is visible")
+    bundle = DataBundle(cfg)
+    results: dict = {"config": {"data": cfg.data.name, "layers": cfg.model.num_layers, "hidden": cfg.model.hidden_dim,
+                                "embedding": cfg.model.embedding_dim, "peeky": cfg.model.peeky,
+                                "batch_size": cfg.data.batch_size},
+                     "device": str(device), "threads": torch.get_num_threads(), "train": {}, "decode": {}}  # fmt: skip
+    for ratio in (1.0, 0.5):
+        ratio_cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"teacher_forcing_ratio": ratio})})
+        r = measure(ratio_cfg, bundle, True, args.steps, args.warmup, device)
+        results["train"][f"tf{ratio:g}"] = {
+            "src_tokens_per_s": r["src_tokens_per_s"],
+            "tgt_tokens_per_s": r["tokens_per_s"],
+            "sentences_per_s": r["sentences_per_s"],
+            "padding": r["padding"],
+        }
+    torch.manual_seed(cfg.seed)
+    model = Seq2Seq(len(bundle.src_vocab), len(bundle.tgt_vocab), cfg.model).to(device)
+    src_ids = bundle.splits["val"].src_ids[: args.sentences]
+    for name, beam in (("greedy", 1), ("beam12", 12)):
+        results["decode"][name] = decode_speed(model, src_ids, beam, cfg.eval.batch_size, device, cfg)
+    results["peak_memory_mb"] = peak_memory_mb(device)
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    c = results["config"]
+    print(f"{c['data']}: {c['layers']} x {c['hidden']} LSTM, embedding {c['embedding']}, peeky {c['peeky']}, "
+          f"batch {c['batch_size']}; {results['device']}, {results['threads']} threads")  # fmt: skip
+    print(f"{'':<16} {'src tok/s':>10} {'tgt tok/s':>10} {'sent/s':>8} {'padding':>8}")
+    for name, r in results["train"].items():
+        print(f"{'train ' + name:<16} {r['src_tokens_per_s']:>10.0f} {r['tgt_tokens_per_s']:>10.0f} "
+              f"{r['sentences_per_s']:>8.1f} {r['padding']:>8.1%}")  # fmt: skip
+    for name, r in results["decode"].items():
+        print(f"{'decode ' + name:<16} {r['src_tokens_per_s']:>10.0f} {r['tgt_tokens_per_s']:>10.0f} "
+              f"{r['sentences_per_s']:>8.1f} {'':>8}")  # fmt: skip
+    peak = "allocator peak" if device.type == "cuda" else "max RSS"
+    print(
+        "tok/s: real tokens with <eos>, no padding (decoding: target tokens generated); "
+        f"peak memory {results['peak_memory_mb']:.0f} MiB ({peak})"
+    )
+    return 0
