@@ -65,7 +65,12 @@ def test_kill_9_midway_then_rerun_completes_each_point_once(tmp_path):
     )
     proc = sweep("run", path, "--runs-dir", tmp_path / "runs", "--workers", "1", cwd=tmp_path, start_new_session=True)
     deadline = time.time() + 240
-    histories = lambda: list((tmp_path / "runs").glob("tiny/*/seed0/history.csv"))  # noqa: E731
+    # An epoch is done and checkpointed: history.csv is written at the epoch's end, just before
+    # Lightning saves last.ckpt, so wait for both (under load the gap between them is real).
+    runs = tmp_path / "runs"
+    histories = lambda: [  # noqa: E731
+        h for h in runs.glob("tiny/*/seed0/history.csv") if (h.parent / "checkpoints" / "last.ckpt").is_file()
+    ]
     while not histories() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)
     assert histories(), "no epoch finished before the deadline"
