@@ -425,3 +425,13 @@ def test_word_f_by_training_frequency_by_hand():
     assert rows[(4, 9)]["f"] == 1.0  # "dog"
     the = rows[(999, math.inf)]
     assert (the["precision"], the["recall"]) == (0.5, 1.0) and the["f"] == pytest.approx(2 / 3)  # clipped to 1
+
+
+def test_tokenized_bleu_does_not_warn_that_the_text_looks_tokenized(caplog):
+    from s2s_lightning.evaluation import translation_metrics
+
+    refs = [f"A man rides bike number {i}." for i in range(120)]
+    tokenized = [f"A man rides bike number {i} ." for i in range(120)]
+    with caplog.at_level("WARNING"):
+        translation_metrics(refs, refs, tokenized, tokenized)
+    assert not [r for r in caplog.records if "tokenized" in r.getMessage()]
