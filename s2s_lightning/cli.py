@@ -192,6 +192,8 @@ def _report_parser(sub) -> None:
     )
     p.add_argument("-o", "--out", type=Path, required=True, metavar="DIR", help="report folder, e.g. reports/NAME")
     p.add_argument("--title", help="README title (default: 'Report: NAME')")
+    p.add_argument("--note", type=Path, metavar="FILE", help="Markdown put under the README's header, e.g. how the "
+                   "runs were made and their wall time")  # fmt: skip
     p.set_defaults(func=_report)
 
 

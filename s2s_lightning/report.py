@@ -32,8 +32,10 @@ def build_report(
     *,
     title: str | None = None,
     command: str | None = None,
+    note: str | None = None,
 ) -> Path:
-    """Load `source`, write tables/, figures/ and README.md into `out_dir`; return the README path."""
+    """Load `source`, write tables/, figures/ and README.md into `out_dir`; return the README path.
+    `note`: Markdown put under the header (how the runs were made, their wall time)."""
     if isinstance(source, (str, Path)):
         source = RunsSource((Path(source),))
     elif not isinstance(source, (RunsSource, StudySource, WandbSource)):
@@ -45,7 +47,11 @@ def build_report(
     write_tables(tables, out_dir / "tables")
     figures = build_figures(data, out_dir / "figures")
     readme = out_dir / "README.md"
-    atomic_write_text(readme, render_readme(data, tables, figures, out_dir, title=title, command=command))
+    text = render_readme(data, tables, figures, out_dir, title=title, command=command)
+    if note:
+        head, sep, rest = text.partition("\n## ")
+        text = f"{head.rstrip()}\n\n## How the runs were made\n\n{note.strip()}\n\n## {rest}" if sep else text
+    atomic_write_text(readme, text)
     return readme
 
 
@@ -187,10 +193,17 @@ def command_line(args: argparse.Namespace) -> str:
     else:
         words = ["--runs", *map(str, args.runs)]
     words += ["-o", str(args.out)] + (["--title", args.title] if args.title else [])
+    words += ["--note", str(args.note)] if args.note else []
     return "s2s report " + shlex.join(words)
 
 
 def run_report(args: argparse.Namespace) -> int:
-    readme = build_report(source_from_args(args), args.out, title=args.title, command=command_line(args))
+    note = None
+    if args.note:
+        try:
+            note = Path(args.note).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise S2SError(f"cannot read --note {args.note}: {exc}") from None
+    readme = build_report(source_from_args(args), args.out, title=args.title, command=command_line(args), note=note)
     print(f"wrote {readme}")
     return 0

@@ -502,3 +502,13 @@ def test_pooled_significance_table(reports):
     table = pd.read_csv(reports["addition"] / "tables" / "significance_pooled.csv")
     assert set(table.columns) >= {"delta", "s_dev_a", "s_sel_a", "p_value", "p_holm"}
     assert (table["p_holm"] >= table["p_value"]).all() and table["p_value"].between(0, 1).all()
+
+
+def test_a_note_goes_under_the_header(tmp_path):
+    (tmp_path / "how.md").write_text("Made by `s2s sweep run X` in 75 minutes.\n")
+    out = tmp_path / "report"
+    note = str(tmp_path / "how.md")
+    assert s2s(["report", "--runs", str(TRANSLATION / "fwd-s0"), "-o", str(out), "--note", note]) == 0
+    readme = (out / "README.md").read_text()
+    assert "## How the runs were made\n\nMade by `s2s sweep run X` in 75 minutes.\n\n## Results" in readme
+    assert f"--note {tmp_path / 'how.md'}" in readme
