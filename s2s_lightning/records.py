@@ -208,21 +208,18 @@ class RunBusy(S2SError):
 
 
 @contextmanager
-def run_lock(run_dir: Path) -> Iterator[None]:
-    """Hold RUN/.lock exclusively for the block: one writer per run directory, whatever started it
-    (a sweep on any storage, a user's second `s2s train`). The lock is an flock, so the kernel releases
-    it when its holder dies, kill -9 included; the file stays (removing it would let two holders in)."""
-    path = Path(run_dir) / LOCK_FILE
+def pid_lock(path: Path, busy) -> Iterator[None]:
+    """Hold an exclusive flock on `path` for the block, with the holder's pid in the file; when another
+    live process holds it, raise `busy(pid)`. The kernel releases the lock when its holder dies, kill -9
+    included; the file stays (removing it would let two holders in)."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+", encoding="utf-8") as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             f.seek(0)
-            raise RunBusy(
-                f"{run_dir} is being written by another process (pid {f.read().strip() or '?'}); "
-                "wait for it to end or use a new --run-dir"
-            ) from None
+            raise busy(f.read().strip() or "?") from None
         f.seek(0)
         f.truncate()
         f.write(f"{os.getpid()}\n")
@@ -231,6 +228,17 @@ def run_lock(run_dir: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def run_lock(run_dir: Path):
+    """RUN/.lock for the block: one writer per run directory, whatever started it (a sweep on any
+    storage, a user's second `s2s train`)."""
+    return pid_lock(
+        Path(run_dir) / LOCK_FILE,
+        lambda pid: RunBusy(
+            f"{run_dir} is being written by another process (pid {pid}); wait for it to end or use a new --run-dir"
+        ),
+    )
 
 
 def check_writable(run_dir: Path) -> None:

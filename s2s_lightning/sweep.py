@@ -15,7 +15,6 @@ Run directories: `<runs-dir>/<study>/<arm>/seed<k>` (grid) and `<runs-dir>/<stud
 from __future__ import annotations
 
 import argparse
-import fcntl
 import multiprocessing
 import os
 import shlex
@@ -24,14 +23,13 @@ import statistics
 import threading
 import time
 import uuid
-from contextlib import contextmanager
 from pathlib import Path
 
 from optuna.trial import TrialState
 
 from .ablation import FULL, Plan, expand, load_ablation
 from .errors import S2SError
-from .records import atomic_write_text, check_writable
+from .records import atomic_write_text, check_writable, pid_lock
 from .studies import (
     RAN_IN,
     SLOT,
@@ -83,24 +81,14 @@ def parse_gpus(spec: str | None, workers: int | None, per_gpu: int = 1) -> tuple
     return n, [",".join(ids[i * size : (i + 1) * size]) for i in range(n)]
 
 
-@contextmanager
 def coordinator_lock(runs_dir: Path, study: str):
     """One `sweep run` per study and node; the kernel drops the lock when its holder dies (kill -9)."""
-    path = Path(runs_dir) / "optuna" / f"{study}.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            raise S2SError(
-                f"study '{study}' is already being run (pid {f.read().strip() or '?'}); "
-                "to add workers on another node use `s2s sweep worker`"
-            ) from None
-        f.truncate(0)
-        f.write(str(os.getpid()))
-        f.flush()
-        yield
+    return pid_lock(
+        Path(runs_dir) / "optuna" / f"{study}.lock",
+        lambda pid: S2SError(
+            f"study '{study}' is already being run (pid {pid}); to add workers on another node use `s2s sweep worker`"
+        ),
+    )
 
 
 def _waiting(main, tuning) -> bool:
