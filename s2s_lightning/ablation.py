@@ -9,7 +9,8 @@ An ablation file (`ablations/*.yaml`) states one study the way Google's tuning p
   seeds       every arm is trained once per seed with its best nuisance values
   objective   {metric, direction}: a metric the task logs (metrics.py); direction from DIRECTIONS
   budgets     named sizes (`quick` for CPU demos/CI, `full` for the real study): overrides, the
-              nuisance trials per arm and, optionally, fewer seeds
+              nuisance trials per arm and, optionally, fewer seeds, other axis values, or grid
+              points to skip (a fractional design)
 
 `expand(ablation, budget)` turns a file into a `Plan`, and `Plan.overrides(arm, seed, nuisance)` is
 the one flat `key: value` mapping both the Optuna workers and W&B agents pass to `s2s train`.
@@ -17,6 +18,7 @@ the one flat `key: value` mapping both the Optuna workers and W&B agents pass to
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,6 +81,9 @@ class Budget(_Strict):
     # Other values for some of the file's scientific axes (a CPU budget: 1 vs 2 layers, Peeky off);
     # an axis with one value here is held fixed and still recorded and reported as an axis.
     scientific: dict[str, list[Scalar]] = {}
+    # Grid points left out (a fractional design): each entry names some axes' values, and every arm
+    # that has all of them is skipped, e.g. `[{data.reverse_source: false, model.peeky: true}]`.
+    skip: list[dict[str, Scalar]] = []
 
 
 class AblationFile(_Strict):
@@ -121,7 +126,7 @@ class Plan:
     ablation: Ablation
     budget: str
     study: str  # `addition` for the full budget, `addition-quick` otherwise
-    arms: list[Arm]
+    arms: list[Arm]  # the grid's points less the skipped ones
     seeds: list[int]
     constants: dict[str, Any]  # flat overrides shared by every trial: base + fixed + budget
     grid: dict[str, list[Any]]  # each scientific axis' values at this budget
@@ -131,6 +136,7 @@ class Plan:
     direction: str
     tuning_metric: str  # a val/ metric: selects nuisance values and feeds the pruner
     tuning_direction: str
+    skipped: list[str] = dataclasses.field(default_factory=list)  # names of the grid points left out
 
     @property
     def axes(self) -> list[str]:
@@ -164,7 +170,7 @@ class Plan:
 
     def fingerprint(self) -> dict:
         """What a study is made of; a study created from a different version of the file is refused."""
-        return {
+        out = {
             "constants": self.constants,
             "axes": {a: self.grid[a] for a in self.axes},
             "seeds": self.seeds,
@@ -172,6 +178,9 @@ class Plan:
             "tuning_seed": self.ablation.spec.nuisance.seed,
             "objective": self.objective,
         }
+        if self.skipped:
+            out["skipped"] = self.skipped
+        return out
 
 
 def format_overrides(overrides: dict[str, Any]) -> list[str]:
@@ -254,6 +263,31 @@ def _normalise(cfg: Config, keys: list[str]) -> dict[str, Any]:
     return out
 
 
+def _skip(
+    path: Path, budget: str, entries: list[dict[str, Scalar]], arms: list[Arm], base: dict, constants: dict
+) -> tuple[list[Arm], list[str]]:
+    """The arms a budget's `skip` entries leave, and the names of those they remove."""
+    where = f"budget '{budget}': skip"
+    skipped: list[str] = []
+    for entry in entries:
+        if not entry:
+            raise S2SError(f"{path}: {where}: an entry names no axis")
+        unknown = [axis for axis in entry if axis not in arms[0].values]
+        if unknown:
+            axes = ", ".join(arms[0].values)
+            raise S2SError(f"{path}: {where}: '{unknown[0]}' is not a scientific axis (axes: {axes})")
+        want = _normalise(_build(path, where, base, {**constants, **entry}), list(entry))
+        hit = [a.name for a in arms if all(a.values[k] == v for k, v in want.items())]
+        if not hit:
+            shown = ", ".join(f"{k}={v}" for k, v in entry.items())
+            raise S2SError(f"{path}: {where}: no arm has {shown} (check the axis values)")
+        skipped += [name for name in hit if name not in skipped]
+    kept = [a for a in arms if a.name not in skipped]
+    if not kept:
+        raise S2SError(f"{path}: {where}: every arm is skipped")
+    return kept, skipped
+
+
 def expand(ablation: Ablation, budget: str = FULL) -> Plan:
     """The arms, seeds and constant overrides of `ablation` at `budget`, all validated."""
     spec, path = ablation.spec, ablation.path
@@ -322,6 +356,7 @@ def expand(ablation: Ablation, budget: str = FULL) -> Plan:
     if len(set(names)) != len(names):
         dup = next(n for n in names if names.count(n) > 1)
         raise S2SError(f"{path}: two arms share the name '{dup}'; scientific values must differ visibly")
+    arms, skipped = _skip(path, budget, b.skip, arms, spec.base, constants)
 
     metric = spec.objective.metric
     tuning = tuning_metric(metric)
@@ -339,6 +374,7 @@ def expand(ablation: Ablation, budget: str = FULL) -> Plan:
         direction=M.DIRECTIONS[metric],
         tuning_metric=tuning,
         tuning_direction=M.DIRECTIONS[tuning],
+        skipped=skipped,
     )
 
 

@@ -320,6 +320,22 @@ def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+# Keys that say how or where a run ran, not what was run: runs differing only in these are one arm
+# (reports pool them), and a sweep adopts a finished run that differs from its trial only in these.
+RUN_ONLY_KEYS = (
+    "seed", "tracking.", "train.progress_bar", "train.accelerator", "train.devices", "train.strategy",
+    "train.deterministic", "data.dir", "data.num_workers", "eval.batch_size",
+)  # fmt: skip
+
+
+def science_differences(a: Config, b: Config) -> list[str]:
+    """The keys, RUN_ONLY_KEYS aside, in which two configs differ: empty when they train the same model
+    on the same data (a seed is compared too: it is what a grid point's runs differ by)."""
+    x, y = flatten(a.to_dict()), flatten(b.to_dict())
+    keys = dict.fromkeys([*x, *y])
+    return [k for k in keys if x.get(k) != y.get(k) and (k == "seed" or not k.startswith(RUN_ONLY_KEYS))]
+
+
 # What a resumed run may change: how long it trains. Anything else would make one run of two configs.
 RESUMABLE_KEYS = ("train.max_epochs", "train.early_stopping_patience")
 

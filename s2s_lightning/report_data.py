@@ -21,7 +21,7 @@ import pandas as pd
 
 from . import metrics as M
 from .analysis import word_f_by_frequency
-from .config import AXES, flatten, read_yaml
+from .config import AXES, RUN_ONLY_KEYS, flatten, read_yaml
 from .errors import S2SError
 from .records import (
     ANALYSIS_FILE,
@@ -419,13 +419,6 @@ def load(source: Source) -> ReportData:
         arm_axes=arm_axes,
         source=where,
     )
-
-
-# Keys that say how or where a run ran, not what was run: runs differing only in these are one arm.
-RUN_ONLY_KEYS = (
-    "seed", "tracking.", "train.progress_bar", "train.accelerator", "train.devices", "train.strategy",
-    "train.deterministic", "data.dir", "data.num_workers", "eval.batch_size",
-)  # fmt: skip
 
 
 def _significant(config: Any) -> dict[str, str] | None:

@@ -41,7 +41,7 @@ from .studies import (
     reconcile,
     storage_label,
 )
-from .sweep_worker import grid_run_dir, train_args, worker_process
+from .sweep_worker import adoptable, grid_run_dir, train_args, worker_process
 from .wandb_sweep import render_sweep
 
 RECONCILE_S = 30.0  # how often the coordinator looks for trials whose worker died elsewhere
@@ -236,7 +236,9 @@ def run_sweep(
 
     with coordinator_lock(runs_dir, plan.study):
         main, tuning = open_studies(store, plan, create=True, label=label)
-        foreign = foreign_run_dirs(runs_dir / plan.study, [main, *tuning.values()])
+        foreign = [
+            d for d in foreign_run_dirs(runs_dir / plan.study, [main, *tuning.values()]) if not adoptable(d, plan)
+        ]
         if foreign:
             raise S2SError(
                 f"{runs_dir / plan.study} holds {len(foreign)} run(s) that study '{plan.study}' in {label} did not "

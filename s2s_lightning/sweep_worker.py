@@ -26,8 +26,10 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from .ablation import SEED, Plan, SearchDim, expand, format_overrides, load_ablation
-from .config import build_config
+from .config import Config, build_config, read_yaml, science_differences
+from .errors import S2SError
 from .records import (
+    CONFIG_FILE,
     HISTORY_FILE,
     LOCK_FILE,
     LOG_FILE,
@@ -158,21 +160,50 @@ def grid_run_dir(runs_dir: Path, plan: Plan, arm: str, seed: int) -> Path:
     return Path(runs_dir) / plan.study / arm / f"seed{seed}"
 
 
-def _prepare_run_dir(run_dir: Path, previous: list[FrozenTrial], number: int, log) -> str:
+def _same_run(run_dir: Path, config: Config | None) -> bool:
+    """Whether the run in `run_dir` trained what `config` asks for (RUN_ONLY_KEYS aside)."""
+    if config is None:
+        return False
+    try:
+        saved = build_config(read_yaml(run_dir / CONFIG_FILE))
+    except S2SError:
+        return False
+    return not science_differences(saved, config)
+
+
+def adoptable(run_dir: Path, plan: Plan) -> bool:
+    """Whether `run_dir` (RUNS/STUDY/ARM/seedN) holds a completed run that this plan's grid trial of
+    that arm and seed would adopt: its config is the trial's (known in advance only without tuning)."""
+    arm = next((a for a in plan.arms if a.name == run_dir.parent.name), None)
+    seeds = {f"seed{s}": s for s in plan.seeds}
+    if arm is None or run_dir.name not in seeds or plan.nuisance_trials:
+        return False
+    if read_json(run_dir / RECORD_FILE).get("status") != "completed":
+        return False
+    return _same_run(run_dir, build_config({}, plan.overrides(arm, seeds[run_dir.name])))
+
+
+def _prepare_run_dir(run_dir: Path, previous: list[FrozenTrial], number: int, log, config: Config | None = None) -> str:
     """What to do with a trial's run directory; called with the directory's lock held, so nothing here
     ever touches a run that a live process writes.
 
-    ADOPT: it holds a completed run of this grid point whose trial could not store it (its worker was
-    judged dead while the run went on): the result is taken, not trained again. RESUME: an attempt whose
-    worker died left a last checkpoint. FRESH: otherwise; a failed attempt is moved aside, and said so.
+    ADOPT: it holds a completed run of this grid point, either one whose trial could not store it (its
+    worker was judged dead while the run went on) or one whose config is the trial's `config` (the
+    study was deleted and created again, or an ablation budget gained arms): the result is taken, not
+    trained again. RESUME: an attempt whose worker died left a last checkpoint. FRESH: otherwise; a
+    failed attempt, or a run of another config, is moved aside, and said so.
     """
     if not (run_dir / RECORD_FILE).exists():
         for child in run_dir.iterdir() if run_dir.exists() else []:
             if child.name != LOCK_FILE:
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
         return FRESH
-    if previous and read_json(run_dir / RECORD_FILE).get("status") == "completed":
-        return ADOPT
+    if read_json(run_dir / RECORD_FILE).get("status") == "completed":
+        if previous:
+            return ADOPT
+        if _same_run(run_dir, config):
+            log(f"{run_dir} holds a completed run of this trial's config: adopted, not trained again")
+            return ADOPT
     last_attempt = max(previous, key=lambda t: t.number, default=None)
     if last_attempt is not None and retryable(last_attempt) and checkpoint_path(run_dir, "last").is_file():
         return RESUME
@@ -248,7 +279,7 @@ class TrialRunner:
             ]
         overrides = plan.overrides(arm, seed, nuisance, name=name, group=group)
         trial.set_user_attr("run_dir", str(run_dir))  # before anything is written there: the dir is this study's
-        action = self._prepare(trial, run_dir, previous, frozen.number)
+        action = self._prepare(trial, run_dir, previous, frozen.number, build_config({}, overrides))
         if action == ADOPT:
             wall = _float(read_json(run_dir / RECORD_FILE).get("wall_time_s")) or 0.0
             adopted = f"{name} (adopted: trained by an earlier attempt)"
@@ -260,14 +291,16 @@ class TrialRunner:
         max_epochs = build_config({}, overrides).train.max_epochs
         return self._train(study, trial, kind, cmd, run_dir, name, max_epochs)
 
-    def _prepare(self, trial: optuna.Trial, run_dir: Path, previous: list[FrozenTrial], number: int) -> str:
+    def _prepare(
+        self, trial: optuna.Trial, run_dir: Path, previous: list[FrozenTrial], number: int, config: Config
+    ) -> str:
         """_prepare_run_dir under the run directory's lock, waiting (with heartbeats) while another live
         process writes it: one writer per run, whatever the storage handed out."""
         waited = False
         while True:
             try:
                 with run_lock(run_dir):
-                    return _prepare_run_dir(run_dir, previous, number, self.log)
+                    return _prepare_run_dir(run_dir, previous, number, self.log, config)
             except RunBusy:
                 if not waited:
                     self.log(f"{run_dir} is being written by another process; waiting for it to end")

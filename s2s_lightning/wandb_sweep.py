@@ -15,6 +15,7 @@ import yaml
 
 from .ablation import SEED, Plan
 from .config import build_config
+from .errors import S2SError
 
 COMMAND = ["${env}", "${interpreter}", "-m", "s2s_lightning", "train", "${args_no_hyphens}"]
 
@@ -30,6 +31,11 @@ def _value(v: Any) -> Any:
 
 
 def sweep_config(plan: Plan) -> dict:
+    if plan.skipped:
+        raise S2SError(
+            f"budget '{plan.budget}' skips grid points ({', '.join(plan.skipped)}), which a W&B grid sweep "
+            "cannot leave out; run it with `s2s sweep run`"
+        )
     cfg = build_config({}, plan.overrides(plan.arms[0], plan.seeds[0]))
     params: dict[str, dict] = {k: {"value": _value(v)} for k, v in plan.constants.items()}
     # A W&B sweep needs its runs online; offline/disabled budgets (CPU demos) are switched on here.

@@ -237,3 +237,51 @@ def test_a_budget_can_give_axes_other_values_but_not_add_axes(tmp_path):
     path.write_text(yaml.safe_dump(spec))
     with pytest.raises(S2SError, match="budget 'cpu' sets values for 'model.dropout', which is not a scientific axis"):
         expand(load_ablation(path), "cpu")
+
+
+def test_a_budget_can_skip_grid_points_for_a_fractional_design(tmp_path):
+    spec = {
+        "base": {"data": {"name": "addition"}},
+        "scientific": {"model.num_layers": [1, 2], "data.reverse_source": [False, True], "model.peeky": [False, True]},
+        "objective": {"metric": "test/exact_match"},
+        "budgets": {"full": {}, "cpu": {"skip": [{"data.reverse_source": False, "model.peeky": "true"}]}},
+    }
+    path = write(tmp_path, spec)
+    full, cpu = expand(load_ablation(path)), expand(load_ablation(path), "cpu")
+    assert len(full.arms) == 8 and full.skipped == [] and "skipped" not in full.fingerprint()
+    assert sorted(a.name for a in cpu.arms) == [
+        "L1-fwd-plain-tf1",
+        "L1-rev-peeky-tf1",
+        "L1-rev-plain-tf1",
+        "L2-fwd-plain-tf1",
+        "L2-rev-peeky-tf1",
+        "L2-rev-plain-tf1",
+    ]
+    assert sorted(cpu.skipped) == ["L1-fwd-peeky-tf1", "L2-fwd-peeky-tf1"]
+    assert cpu.fingerprint()["skipped"] == cpu.skipped  # editing `skip` is an edited study
+    with pytest.raises(S2SError, match="a W&B grid sweep cannot leave out"):
+        from s2s_lightning.wandb_sweep import sweep_config
+
+        sweep_config(cpu)
+
+
+@pytest.mark.parametrize(
+    ("skip", "message"),
+    [
+        ([{"model.dropout": 0.1}], "skip: 'model.dropout' is not a scientific axis"),
+        ([{"model.peeky": True, "model.num_layers": 3}], "skip: no arm has model.num_layers=3, model.peeky=True"),
+        ([{}], "skip: an entry names no axis"),
+        ([{"model.peeky": False}, {"model.peeky": True}], "skip: every arm is skipped"),
+        ([{"model.num_layers": 0}], "budget 'cpu': skip: config key 'model.num_layers'"),
+    ],
+)
+def test_bad_skip_entries_are_one_line_errors(tmp_path, skip, message):
+    spec = {
+        "base": {"data": {"name": "addition"}},
+        "scientific": {"model.num_layers": [1, 2], "model.peeky": [False, True]},
+        "objective": {"metric": "test/exact_match"},
+        "budgets": {"cpu": {"skip": skip}},
+    }
+    with pytest.raises(S2SError, match=message.replace("(", r"\(")) as err:
+        load_ablation(write(tmp_path, spec))
+    assert "\n" not in str(err.value)

@@ -95,6 +95,10 @@ def record(status, **more):
                        "axes": {"data.reverse_source": rev}, **more})
 
 put(run_dir / "record.json", record("running", metrics={}))
+if os.environ.get("FAKE_CONFIG"):  # the resolved config, as the real one writes it
+    import yaml
+    from s2s_lightning.config import build_config
+    put(run_dir / "config.yaml", yaml.safe_dump(build_config({}, ov).to_dict()))
 epochs = int(ov.get("train.max_epochs", "3"))
 quality = max(0.0, 1.0 - abs(math.log10(float(ov.get("train.lr", "0.003"))) + 2.5) / 3)
 if os.environ.get("FAKE_ONLY_FIRST_TUNES_WELL") and "-tune-" in name and not name.endswith("-t0"):
@@ -612,6 +616,36 @@ def test_a_run_directory_of_another_study_is_named_before_anything_starts(tmp_pa
     assert sorted(p.relative_to(runs) for p in runs.rglob("record.json")) == before
     assert not (runs / "small" / ".attempts").exists() and len(executions()) == 4
     assert optuna.load_study(study_name="small", storage=other).get_trials() == []  # nothing enqueued
+
+
+def test_a_new_study_adopts_finished_runs_of_the_same_config_and_trains_only_new_points(tmp_path, fake, monkeypatch):
+    """A budget that gains arms (here Peeky, on reversed sources only) changes the study's fingerprint;
+    its new study takes the finished runs whose config is a trial's config and trains only the rest."""
+    train, executions = fake
+    monkeypatch.setenv("FAKE_CONFIG", "1")
+    runs = tmp_path / "runs"
+    run_sweep(ablation_file(tmp_path), runs_dir=runs, train_command=train, poll_s=0.05)
+    records = {p: p.read_text() for p in runs.rglob("record.json")}
+    assert len(records) == 4 and len(executions()) == 4
+    optuna.delete_study(study_name="small", storage=open_storage(None, runs))
+
+    science = {**SMALL["scientific"], "model.peeky": [False, True]}
+    skip = {"full": {"skip": [{"data.reverse_source": False, "model.peeky": True}]}}
+    grown = ablation_file(tmp_path, scientific=science, budgets=skip)
+    out = run_sweep(grown, workers=2, runs_dir=runs, train_command=train, poll_s=0.05)
+    assert sorted(e.split()[0] for e in executions()[4:]) == ["L1-rev-peeky-tf1-seed0", "L1-rev-peeky-tf1-seed1"]
+    assert set(cells(out).values()) == {"done"} and len(cells(out)) == 6
+    assert all(p.read_text() == text for p, text in records.items())  # adopted as they were
+    assert not (runs / "small" / ".attempts").exists()
+    done = [t for t in main_trials(runs, "small") if t.state == TrialState.COMPLETE]
+    assert len(done) == 6 and all(t.value is not None for t in done)
+
+    # Runs of another config are not adopted: the new study names them and touches nothing.
+    optuna.delete_study(study_name="small", storage=open_storage(None, runs))
+    longer = ablation_file(tmp_path, base={**SMALL["base"], "train": {"max_epochs": 5}})
+    with pytest.raises(S2SError, match=r"holds 6 run\(s\) that study 'small' .* did not make"):
+        run_sweep(longer, runs_dir=runs, train_command=train, poll_s=0.05)
+    assert len(executions()) == 6
 
 
 CHAOS_COORDINATOR = """
