@@ -13,12 +13,14 @@ Exact match is for `addition`. Files written into out_dir (see records.py):
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import sacrebleu
 import torch
+from tqdm import tqdm
 
 from .analysis import analyse, average_rank, frequency_ranks, write_scores
 from .config import EvalConfig
@@ -111,12 +113,17 @@ def translation_metrics(
 
 @torch.no_grad()
 def decode_ids(
-    models: Sequence[Seq2Seq], src_ids: Sequence[Sequence[int]], cfg: EvalConfig, device: torch.device | str = "cpu"
+    models: Sequence[Seq2Seq],
+    src_ids: Sequence[Sequence[int]],
+    cfg: EvalConfig,
+    device: torch.device | str = "cpu",
+    progress: str | None = None,
 ) -> list[list[int]]:
     """Hypothesis ids (<eos> and <pad> stripped) for each source, in order.
 
     Sources are decoded in batches of similar length (less padding, similar length limits); the
     result does not depend on the batching (tests/test_search.py checks batched = one at a time).
+    With `progress` (a label), a bar of sentences decoded goes to stderr when stderr is a terminal.
     """
     models = as_ensemble(models)
     modes = [m.training for m in models]
@@ -124,6 +131,9 @@ def decode_ids(
         m.eval()
     order = sorted(range(len(src_ids)), key=lambda i: len(src_ids[i]))
     out: list[list[int]] = [[] for _ in src_ids]
+    bar = tqdm(
+        total=len(order), desc=progress, unit=" sentences", file=sys.stderr, disable=None if progress else True
+    )  # disable=None: off when stderr is not a terminal (logs, CI)
     try:
         for start in range(0, len(order), cfg.batch_size):
             chunk = order[start : start + cfg.batch_size]
@@ -139,7 +149,9 @@ def decode_ids(
             )  # [b, T]
             for i, row in zip(chunk, hyps.tolist()):
                 out[i] = _strip(row)
+            bar.update(len(chunk))
     finally:
+        bar.close()
         for m, mode in zip(models, modes):
             m.train(mode)
     return out
@@ -151,10 +163,15 @@ def _strip(ids: list[int]) -> list[int]:
 
 
 def decode_split(
-    models: Sequence[Seq2Seq], bundle: DataBundle, role: str, cfg: EvalConfig, device: torch.device | str = "cpu"
+    models: Sequence[Seq2Seq],
+    bundle: DataBundle,
+    role: str,
+    cfg: EvalConfig,
+    device: torch.device | str = "cpu",
+    progress: str | None = None,
 ) -> list[list[int]]:
     """Hypothesis ids for every sentence of split `role`, in order (cfg.beam_size; 1 = greedy)."""
-    return decode_ids(models, bundle.splits[role].src_ids, cfg, device)
+    return decode_ids(models, bundle.splits[role].src_ids, cfg, device, progress)
 
 
 def evaluate_split(
@@ -165,14 +182,16 @@ def evaluate_split(
     out_dir: Path | None,
     device: torch.device | str = "cpu",
     prefix: str | None = None,
+    progress: str | None = None,
 ) -> dict:
     """Decode `role` with cfg.beam_size, score it, and (with out_dir) write the files and analyses.
     Metrics are named `{prefix}/...` (default: the role; any held-out test set scores as `test`).
+    `progress`: a label for decode_ids' progress bar.
 
     Returns {"metrics", "bleu_signature", "hyps", "signatures", "analysis", "sentences_per_s", "unknown"}.
     """
     start = time.perf_counter()
-    ids = decode_split(models, bundle, role, cfg, device)
+    ids = decode_split(models, bundle, role, cfg, device, progress)
     elapsed = time.perf_counter() - start
     result = score_split(bundle, role, [bundle.codec.detokenize(h) for h in ids], cfg, out_dir, prefix)
     result["sentences_per_s"] = len(ids) / max(elapsed, 1e-9)

@@ -188,7 +188,10 @@ def evaluate_runs(
     else:
         bundle.add_split(split, *_test_set(ens.cfg, split, source, reference, data_dir))
     check_writable(out)
-    result = evaluate_split(ens.models, bundle, split, eval_cfg, out, dev, prefix=None if own else "test")
+    label = f"{split}, beam {eval_cfg.beam_size}" + (f", {len(run_dirs)} runs" if len(run_dirs) > 1 else "")
+    result = evaluate_split(
+        ens.models, bundle, split, eval_cfg, out, dev, prefix=None if own else "test", progress=label
+    )
     record = {
         "beam_size": eval_cfg.beam_size,
         "split": split,

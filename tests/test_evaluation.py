@@ -244,6 +244,22 @@ def test_evaluate_round_trips_a_run(addition_run, capsys):
     assert "test/exact_match=" in capsys.readouterr().out
 
 
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_evaluate_shows_a_progress_bar_on_a_terminal_only(addition_run, monkeypatch, capsys):
+    n = len((addition_run / "test.src.txt").read_text().splitlines())
+    assert s2s(["evaluate", str(addition_run), "--beam", "2"]) == 0
+    assert capsys.readouterr().err == ""  # not a terminal (a log, CI): no bar
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert s2s(["evaluate", str(addition_run), "--beam", "2"]) == 0
+    bar = terminal.getvalue()
+    assert "test, beam 2" in bar and f"{n}/{n}" in bar and "sentences" in bar
+
+
 def test_translate_reads_stdin_line_by_line(addition_run, monkeypatch, capsys):
     srcs = (addition_run / "test.src.txt").read_text().splitlines()[:7]
     hyps = (addition_run / "test.hyp.txt").read_text().splitlines()[:7]
