@@ -217,6 +217,8 @@ def _sweep_parsers(sub) -> None:
         q.add_argument("--gpus", help="GPU indices to spread trials over, e.g. 0,1,2,3, or 'all'")
         q.add_argument("--trials-per-gpu", type=int, default=1, metavar="K",
                        help="run K trials at once on each GPU of --gpus, each its own process (default 1)")  # fmt: skip
+        q.add_argument("--gpus-per-trial", type=int, default=1, metavar="K",
+                       help="give each trial K GPUs of --gpus (DDP over them: train.devices=K; default 1)")  # fmt: skip
 
     r.add_argument("--dry-run", action="store_true", help="list every arm x seed's s2s train command; start nothing")
 

@@ -336,8 +336,11 @@ def science_differences(a: Config, b: Config) -> list[str]:
     return [k for k in keys if x.get(k) != y.get(k) and (k == "seed" or not k.startswith(RUN_ONLY_KEYS))]
 
 
-# What a resumed run may change: how long it trains. Anything else would make one run of two configs.
-RESUMABLE_KEYS = ("train.max_epochs", "train.early_stopping_patience")
+# What a resumed run may change: how long and where it trains (a requeued SLURM job may land on another
+# node layout). Anything else would make one run of two configs.
+RESUMABLE_KEYS = (
+    "train.max_epochs", "train.early_stopping_patience", "train.accelerator", "train.devices", "train.strategy",
+)  # fmt: skip
 
 
 def resume_changes(saved: Config, new: Config) -> list[str]:

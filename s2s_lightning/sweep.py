@@ -49,11 +49,23 @@ MAX_ROUNDS = 3  # worker rounds per `sweep run`; later rounds only retry trials 
 PROGRESS_S = 5.0  # how often the coordinator looks at the counts behind its progress line
 
 
-def parse_gpus(spec: str | None, workers: int | None, per_gpu: int = 1) -> tuple[int, list[str | None]]:
-    """(workers, CUDA_VISIBLE_DEVICES per worker). GPUs are split evenly: one trial per GPU group, or
-    `per_gpu` concurrent trials on each GPU (small LSTMs leave a large GPU mostly idle)."""
+def parse_gpus(
+    spec: str | None, workers: int | None, per_gpu: int = 1, per_trial: int = 1
+) -> tuple[int, list[str | None]]:
+    """(workers, CUDA_VISIBLE_DEVICES per worker). GPUs are split evenly: one trial per GPU group,
+    `per_gpu` concurrent trials on each GPU (small LSTMs leave a large GPU mostly idle), or groups of
+    `per_trial` GPUs, one trial (DDP over the group) each."""
     if per_gpu < 1:
         raise S2SError(f"--trials-per-gpu must be at least 1 (got {per_gpu})")
+    if per_trial < 1:
+        raise S2SError(f"--gpus-per-trial must be at least 1 (got {per_trial})")
+    if per_trial > 1:
+        if spec is None or workers is not None or per_gpu > 1:
+            raise S2SError("--gpus-per-trial goes with --gpus, without --workers and --trials-per-gpu")
+        n, _ = parse_gpus(spec, None)
+        if n % per_trial:
+            raise S2SError(f"--gpus-per-trial {per_trial} cannot split {n} GPUs evenly")
+        return parse_gpus(spec, n // per_trial)
     if per_gpu > 1:
         if spec is None or workers is not None:
             raise S2SError("--trials-per-gpu goes with --gpus and without --workers (K workers per GPU)")
@@ -223,11 +235,12 @@ def run_sweep(
     runs_dir: str | Path = "runs",
     train_command: list[str] | None = None,
     poll_s: float = 1.0,
+    gpus_per_trial: int = 1,
 ) -> dict:
     """Run every missing trial of the ablation at `budget`; returns {"started": n, "status": rows}
     where `started` counts the trials this invocation ran (0 when the study was already complete)."""
     plan = expand(load_ablation(ablation), budget)
-    n, gpu_groups = parse_gpus(gpus, workers, trials_per_gpu)
+    n, gpu_groups = parse_gpus(gpus, workers, trials_per_gpu, gpus_per_trial)
     runs_dir = Path(runs_dir)
     check_writable(runs_dir)  # like an unreachable storage, fails here, before any work
     store, label = open_storage(storage, runs_dir), storage_label(storage, runs_dir)
@@ -275,12 +288,13 @@ def join_sweep(
     runs_dir: str | Path = "runs",
     train_command: list[str] | None = None,
     poll_s: float = 1.0,
+    gpus_per_trial: int = 1,
 ) -> int:
     """`s2s sweep worker`: add workers (one per GPU with --gpus) to a study that `s2s sweep run` created,
     e.g. from another node sharing its RDB storage. They claim waiting trials until none is left; only
     the coordinator enqueues and retries. Returns how many trials they ran."""
     plan = expand(load_ablation(ablation), budget)
-    n, gpu_groups = parse_gpus(gpus, workers, trials_per_gpu)
+    n, gpu_groups = parse_gpus(gpus, workers, trials_per_gpu, gpus_per_trial)
     runs_dir = Path(runs_dir)
     check_writable(runs_dir)
     store, label = open_storage(storage, runs_dir), storage_label(storage, runs_dir)
@@ -420,14 +434,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(dry_run(args.ablation, args.budget, args.runs_dir))
         return 0
     out = run_sweep(args.ablation, args.budget, args.storage, args.workers, args.gpus, args.trials_per_gpu,
-                    runs_dir=args.runs_dir)  # fmt: skip
+                    runs_dir=args.runs_dir, gpus_per_trial=args.gpus_per_trial)  # fmt: skip
     missing = sum(c["state"] != "done" for r in out["status"] for c in r["seeds"].values())
     return 0 if not missing else 1
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
     n = join_sweep(args.ablation, args.budget, args.storage, args.workers, args.gpus, args.trials_per_gpu,
-                   runs_dir=args.runs_dir)  # fmt: skip
+                   runs_dir=args.runs_dir, gpus_per_trial=args.gpus_per_trial)  # fmt: skip
     print(f"workers ran {n} trial(s); nothing left waiting")
     return 0
 

@@ -248,6 +248,14 @@ class TrialRunner:
             env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(self.threads)  # no oversubscription
         return env
 
+    def _devices(self, plan: Plan) -> dict[str, Any]:
+        """A worker given a group of K > 1 GPUs trains each trial over all of them (DDP, K ranks)."""
+        k = len(self.gpus.split(",")) if self.gpus else 1
+        if k == 1:
+            return {}
+        strategy = plan.constants.get("train.strategy", "auto")
+        return {"train.devices": k, "train.strategy": "ddp" if strategy == "auto" else strategy}
+
     def run(self, study: optuna.Study, frozen: FrozenTrial) -> TrialState:
         plan, kind = self.plan, frozen.user_attrs[KIND]
         arm = plan.arm(frozen.user_attrs[ARM])
@@ -277,7 +285,7 @@ class TrialRunner:
                 for t in study.get_trials(deepcopy=False)
                 if grid_key(t) == (arm.name, seed) and t.number != frozen.number
             ]
-        overrides = plan.overrides(arm, seed, nuisance, name=name, group=group)
+        overrides = {**plan.overrides(arm, seed, nuisance, name=name, group=group), **self._devices(plan)}
         trial.set_user_attr("run_dir", str(run_dir))  # before anything is written there: the dir is this study's
         action = self._prepare(trial, run_dir, previous, frozen.number, build_config({}, overrides))
         if action == ADOPT:

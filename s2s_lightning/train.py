@@ -141,7 +141,7 @@ def check_resume(cfg: Config, run_dir: Path) -> Path | None:
     if changes:
         raise S2SError(
             f"cannot resume {run_dir} with another {changes[0]}; a resume may change only "
-            f"{' and '.join(RESUMABLE_KEYS)} (use a new --run-dir for another config)"
+            f"{', '.join(RESUMABLE_KEYS)} (use a new --run-dir for another config)"
         )
     last = checkpoint_path(run_dir, "last")
     if not last.is_file():

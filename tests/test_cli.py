@@ -68,3 +68,37 @@ def test_sweep_dry_run_lists_every_run_and_starts_nothing(tmp_path, capsys, monk
     assert lines[0] == "study addition-quick: 8 arms x 2 seeds = 16 runs (nothing started)"
     assert len(lines) == 17 and all(line.startswith("s2s train --run-dir runs/addition-quick/") for line in lines[1:])
     assert "runs/addition-quick/L1-rev-peeky-tf0.5/seed1" in lines[-1] and list(tmp_path.iterdir()) == []
+
+
+def readme_commands() -> list[str]:
+    """Every `s2s ...` command line in the README's code blocks (continuations joined, comments cut)."""
+    import re
+
+    text = (REPO / "README.md").read_text()
+    out = []
+    for block in re.findall(r"```(?:bash|sh)\n(.*?)```", text, re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = re.sub(r"\s+#.*$", "", line).strip()
+            line = re.sub(r"^[A-Z0-9_]+=\S+\s+", "", line)  # S2S_MULTI30K_DIR=... s2s ...
+            if line.startswith("s2s "):
+                out.append(line)
+    return out
+
+
+def test_every_s2s_command_in_the_readme_parses():
+    """The README stays true: each command it shows names real subcommands and flags."""
+    import shlex
+
+    from s2s_lightning.cli import build_parser
+
+    commands = readme_commands()
+    assert len(commands) >= 25 and any("--gpus-per-trial" in c for c in commands)
+    parser = build_parser()
+    for command in commands:
+        argv = shlex.split(command.split("|")[0])[1:]
+        if argv in (["--version"], ["--help"]):
+            continue
+        try:
+            parser.parse_args(argv)
+        except SystemExit as exc:
+            raise AssertionError(f"README command does not parse: {command}") from exc

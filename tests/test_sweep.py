@@ -95,10 +95,12 @@ def record(status, **more):
                        "axes": {"data.reverse_source": rev}, **more})
 
 put(run_dir / "record.json", record("running", metrics={}))
+if os.environ.get("FAKE_ENV"):
+    put(run_dir / "cuda_visible_devices", os.environ.get("CUDA_VISIBLE_DEVICES", ""))
 if os.environ.get("FAKE_CONFIG"):  # the resolved config, as the real one writes it
     import yaml
     from s2s_lightning.config import build_config
-    put(run_dir / "config.yaml", yaml.safe_dump(build_config({}, ov).to_dict()))
+    put(run_dir / "config.yaml", yaml.safe_dump(build_config({}, [f"{k}={v}" for k, v in ov.items()]).to_dict()))
 epochs = int(ov.get("train.max_epochs", "3"))
 quality = max(0.0, 1.0 - abs(math.log10(float(ov.get("train.lr", "0.003"))) + 2.5) / 3)
 if os.environ.get("FAKE_ONLY_FIRST_TUNES_WELL") and "-tune-" in name and not name.endswith("-t0"):
@@ -245,6 +247,17 @@ def test_parse_gpus():
     assert parse_gpus("0,1", None, 3) == (6, ["0", "0", "0", "1", "1", "1"])  # three small trials per GPU
     with pytest.raises(S2SError, match="--trials-per-gpu goes with --gpus and without --workers"):
         parse_gpus(None, 2, 2)
+    assert parse_gpus("0,1,2,3", None, 1, 2) == (2, ["0,1", "2,3"])  # --gpus-per-trial 2
+    assert parse_gpus("5", None, 1, 1) == (1, ["5"])
+    for args, message in [
+        (("0,1,2", None, 1, 2), "--gpus-per-trial 2 cannot split 3 GPUs evenly"),
+        ((None, None, 1, 2), "--gpus-per-trial goes with --gpus"),
+        (("0,1", 1, 1, 2), "without --workers"),
+        (("0,1", None, 2, 2), "and --trials-per-gpu"),
+        (("0,1", None, 1, 0), "--gpus-per-trial must be at least 1"),
+    ]:
+        with pytest.raises(S2SError, match=message):
+            parse_gpus(*args)
     for spec, workers, message in [
         ("0,1", 3, "cannot split 2 GPUs evenly"),
         ("0,x", None, "distinct GPU indices"),
@@ -618,6 +631,29 @@ def test_a_run_directory_of_another_study_is_named_before_anything_starts(tmp_pa
     assert optuna.load_study(study_name="small", storage=other).get_trials() == []  # nothing enqueued
 
 
+def test_gpus_per_trial_gives_each_trial_its_gpu_group_as_ddp_devices(tmp_path, fake, monkeypatch):
+    """`--gpus 0,1,2,3 --gpus-per-trial 2`: two workers, each trial pinned to its pair of GPUs and
+    trained over both (train.devices=2, strategy ddp); one GPU per trial leaves the config alone."""
+    train, _ = fake
+    monkeypatch.setenv("FAKE_CONFIG", "1")
+    monkeypatch.setenv("FAKE_ENV", "1")
+    runs = tmp_path / "runs"
+    out = run_sweep(
+        ablation_file(tmp_path), gpus="0,1,2,3", gpus_per_trial=2, runs_dir=runs, train_command=train, poll_s=0.05
+    )
+    assert set(cells(out).values()) == {"done"}
+    for run in sorted(runs.glob("small/*/seed*")):
+        cfg = yaml.safe_load((run / "config.yaml").read_text())["train"]
+        assert (cfg["devices"], cfg["strategy"]) == (2, "ddp")
+        assert (run / "cuda_visible_devices").read_text() in ("0,1", "2,3")
+    assert {(run / "cuda_visible_devices").read_text() for run in runs.glob("small/*/seed*")} == {"0,1", "2,3"}
+
+    one = tmp_path / "one"
+    run_sweep(ablation_file(tmp_path), gpus="3", runs_dir=one, train_command=train, poll_s=0.05)
+    cfg = yaml.safe_load(next(one.glob("small/*/seed0/config.yaml")).read_text())["train"]
+    assert (cfg["devices"], cfg["strategy"]) == (1, "auto")
+
+
 def test_a_new_study_adopts_finished_runs_of_the_same_config_and_trains_only_new_points(tmp_path, fake, monkeypatch):
     """A budget that gains arms (here Peeky, on reversed sources only) changes the study's fingerprint;
     its new study takes the finished runs whose config is a trial's config and trains only the rest."""
@@ -747,13 +783,17 @@ def test_the_slurm_example_runs_real_commands():
     script = (REPO / "sweeps" / "slurm" / "sweep.sbatch").read_text()
     assert subprocess.run(["bash", "-n", str(REPO / "sweeps" / "slurm" / "sweep.sbatch")]).returncode == 0
     values = {"$ABLATION": "ablations/paper_multi30k.yaml", "$BUDGET": "full", "$STORAGE": "postgresql://db/s",
-              "$RUNS": "runs", "$TRIALS_PER_GPU": "2"}  # fmt: skip
+              "$RUNS": "runs", "$TRIALS_PER_GPU": "1", "$GPUS_PER_TRIAL": "2"}  # fmt: skip
+    flags = next(line for line in script.splitlines() if line.startswith("GPU_FLAGS=("))
+    flags = flags.removeprefix("GPU_FLAGS=(").split(")")[0]
     commands = [line.split("exec ", 1)[1] for line in script.splitlines() if line.strip().startswith("exec s2s ")]
     assert len(commands) == 2
     for command in commands:
+        command = command.replace('"${GPU_FLAGS[@]}"', flags)
         for name, value in values.items():
             command = command.replace(f'"{name}"', value)
         args = build_parser().parse_args(shlex.split(command)[1:])
         assert args.sweep_command in ("run", "worker") and args.storage == "postgresql://db/s"
-        assert args.gpus == "all" and args.trials_per_gpu == 2 and args.budget == "full"
+        assert args.gpus == "all" and args.trials_per_gpu == 1 and args.gpus_per_trial == 2 and args.budget == "full"
+        assert parse_gpus("0,1,2,3", args.workers, args.trials_per_gpu, args.gpus_per_trial) == (2, ["0,1", "2,3"])
         load_ablation(REPO / args.ablation)
