@@ -41,7 +41,7 @@ from .studies import (
     reconcile,
     storage_label,
 )
-from .sweep_worker import adoptable, grid_run_dir, train_args, worker_process
+from .sweep_worker import ADOPTED, adoptable, grid_run_dir, train_args, worker_process
 from .wandb_sweep import render_sweep
 
 RECONCILE_S = 30.0  # how often the coordinator looks for trials whose worker died elsewhere
@@ -163,7 +163,10 @@ class Progress:
         if (done, running) == self.last:
             return
         self.last = (done, running)
-        finished_here = sum(t.state.is_finished() and t.user_attrs.get(RAN_IN) == self.run_id for t in trials)
+        finished_here = sum(
+            t.state.is_finished() and t.user_attrs.get(RAN_IN) == self.run_id and not t.user_attrs.get(ADOPTED)
+            for t in trials
+        )  # adopted trials took no time: they would make the ETA 0
         if done >= total:
             eta = "done"
         elif finished_here:

@@ -148,6 +148,7 @@ def _close_record(run_dir: Path, why: str) -> None:
 
 
 FRESH, RESUME, ADOPT = "fresh", "resume", "adopt"
+ADOPTED = "adopted"  # user attr of a trial that took a run trained before instead of training
 
 
 def train_args(plan: Plan, run_dir: Path, resume: bool, overrides: dict[str, Any]) -> list[str]:
@@ -290,7 +291,8 @@ class TrialRunner:
         action = self._prepare(trial, run_dir, previous, frozen.number, build_config({}, overrides))
         if action == ADOPT:
             wall = _float(read_json(run_dir / RECORD_FILE).get("wall_time_s")) or 0.0
-            adopted = f"{name} (adopted: trained by an earlier attempt)"
+            trial.set_user_attr(ADOPTED, True)  # trained before: says nothing about this sweep's pace
+            adopted = f"{name} (adopted: trained before)"
             return self._finish(study, trial, kind, 0, run_dir, adopted, None, wall)
         resume = action == RESUME
         cmd = self.train_command + train_args(plan, run_dir, resume, overrides)

@@ -22,6 +22,7 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
+from s2s_lightning import sweep as sweep_module
 from s2s_lightning.ablation import SEED, expand, format_overrides, load_ablation
 from s2s_lightning.cli import build_parser
 from s2s_lightning.config import arm_name, build_config
@@ -654,7 +655,9 @@ def test_gpus_per_trial_gives_each_trial_its_gpu_group_as_ddp_devices(tmp_path, 
     assert (cfg["devices"], cfg["strategy"]) == (1, "auto")
 
 
-def test_a_new_study_adopts_finished_runs_of_the_same_config_and_trains_only_new_points(tmp_path, fake, monkeypatch):
+def test_a_new_study_adopts_finished_runs_of_the_same_config_and_trains_only_new_points(
+    tmp_path, fake, monkeypatch, capsys
+):
     """A budget that gains arms (here Peeky, on reversed sources only) changes the study's fingerprint;
     its new study takes the finished runs whose config is a trial's config and trains only the rest."""
     train, executions = fake
@@ -668,13 +671,20 @@ def test_a_new_study_adopts_finished_runs_of_the_same_config_and_trains_only_new
     science = {**SMALL["scientific"], "model.peeky": [False, True]}
     skip = {"full": {"skip": [{"data.reverse_source": False, "model.peeky": True}]}}
     grown = ablation_file(tmp_path, scientific=science, budgets=skip)
+    monkeypatch.setattr(sweep_module, "PROGRESS_S", 0.0)
+    monkeypatch.setenv("FAKE_EPOCH_S", "0.3")
+    capsys.readouterr()
     out = run_sweep(grown, workers=2, runs_dir=runs, train_command=train, poll_s=0.05)
+    progress = [line for line in capsys.readouterr().out.splitlines() if line.startswith("progress: ")]
+    assert "progress: 4/6 grid points done, 2 running; ETA once a trial has finished" in progress
+    assert not any(line.startswith("progress: 4/6") and "min" in line for line in progress)  # no pace from adoptions
     assert sorted(e.split()[0] for e in executions()[4:]) == ["L1-rev-peeky-tf1-seed0", "L1-rev-peeky-tf1-seed1"]
     assert set(cells(out).values()) == {"done"} and len(cells(out)) == 6
     assert all(p.read_text() == text for p, text in records.items())  # adopted as they were
     assert not (runs / "small" / ".attempts").exists()
     done = [t for t in main_trials(runs, "small") if t.state == TrialState.COMPLETE]
     assert len(done) == 6 and all(t.value is not None for t in done)
+    assert sorted(t.user_attrs.get("adopted", False) for t in done) == [False] * 2 + [True] * 4
 
     # Runs of another config are not adopted: the new study names them and touches nothing.
     optuna.delete_study(study_name="small", storage=open_storage(None, runs))
