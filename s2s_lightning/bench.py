@@ -14,11 +14,11 @@ import time
 
 import torch
 
-from .bench_train import measure
+from .bench_train import autocast, measure
 from .config import load_config
 from .data import DataBundle, source_tensor
 from .errors import S2SError
-from .model import Seq2Seq
+from .model import Seq2Seq, check_precision
 from .records import peak_memory_mb
 from .search import decode
 
@@ -45,6 +45,25 @@ def decode_speed(model: Seq2Seq, src_ids: list[list[int]], beam: int, batch_size
             "tgt_tokens_per_s": generated / seconds}  # fmt: skip
 
 
+def profile_training(cfg, bundle: DataBundle, steps: int, warmup: int, device, top: int = 12) -> list[dict]:
+    """The operators that took the most self time over `steps` training steps (torch.profiler): on
+    CUDA by GPU time, on CPU by CPU time. Each: name, calls, self ms per step, share of the total."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        measure(cfg, bundle, True, steps, warmup, device)
+    attr = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    events = [e for e in prof.key_averages() if getattr(e, attr, 0) > 0 and not e.key.startswith("ProfilerStep")]
+    total = sum(getattr(e, attr) for e in events) or 1.0
+    events.sort(key=lambda e: getattr(e, attr), reverse=True)
+    return [
+        {"op": e.key, "calls": e.count, "self_ms_per_step": getattr(e, attr) / 1000 / (steps + warmup),
+         "share": getattr(e, attr) / total}
+        for e in events[:top]
+    ]  # fmt: skip
+
+
 def run_bench(args: argparse.Namespace) -> int:
     if args.steps < 1 or args.sentences < 1:
         raise S2SError("--steps and --sentences must be at least 1")
@@ -57,10 +76,11 @@ def run_bench(args: argparse.Namespace) -> int:
         raise S2SError(f"unknown device '{args.device}' (cpu, cuda, cuda:1)") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise S2SError("--device cuda: no CUDA device is visible")
+    check_precision(cfg.train.precision, device.type)
     bundle = DataBundle(cfg)
     results: dict = {"config": {"data": cfg.data.name, "layers": cfg.model.num_layers, "hidden": cfg.model.hidden_dim,
                                 "embedding": cfg.model.embedding_dim, "peeky": cfg.model.peeky,
-                                "batch_size": cfg.data.batch_size},
+                                "batch_size": cfg.data.batch_size, "precision": str(cfg.train.precision)},
                      "device": str(device), "threads": torch.get_num_threads(), "train": {}, "decode": {}}  # fmt: skip
     for ratio in (1.0, 0.5):
         ratio_cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"teacher_forcing_ratio": ratio})})
@@ -75,14 +95,17 @@ def run_bench(args: argparse.Namespace) -> int:
     model = Seq2Seq(len(bundle.src_vocab), len(bundle.tgt_vocab), cfg.model).to(device)
     src_ids = bundle.splits["val"].src_ids[: args.sentences]
     for name, beam in (("greedy", 1), ("beam12", 12)):
-        results["decode"][name] = decode_speed(model, src_ids, beam, cfg.eval.batch_size, device, cfg)
+        with autocast(cfg, device):
+            results["decode"][name] = decode_speed(model, src_ids, beam, cfg.eval.batch_size, device, cfg)
     results["peak_memory_mb"] = peak_memory_mb(device)
+    if args.profile:
+        results["profile"] = profile_training(cfg, bundle, min(args.steps, 5), 1, device)
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
     c = results["config"]
     print(f"{c['data']}: {c['layers']} x {c['hidden']} LSTM, embedding {c['embedding']}, peeky {c['peeky']}, "
-          f"batch {c['batch_size']}; {results['device']}, {results['threads']} threads")  # fmt: skip
+          f"batch {c['batch_size']}, {c['precision']}; {results['device']}, {results['threads']} threads")  # fmt: skip
     print(f"{'':<16} {'src tok/s':>10} {'tgt tok/s':>10} {'sent/s':>8} {'padding':>8}")
     for name, r in results["train"].items():
         print(f"{'train ' + name:<16} {r['src_tokens_per_s']:>10.0f} {r['tgt_tokens_per_s']:>10.0f} "
@@ -95,4 +118,10 @@ def run_bench(args: argparse.Namespace) -> int:
         "tok/s: real tokens with <eos>, no padding (decoding: target tokens generated); "
         f"peak memory {results['peak_memory_mb']:.0f} MiB ({peak})"
     )
+    if "profile" in results:
+        clock = "GPU" if device.type == "cuda" else "CPU"
+        print(f"training steps profiled (teacher forcing {cfg.train.teacher_forcing_ratio:g}), by self {clock} time:")
+        print(f"  {'op':<44} {'calls':>7} {'ms/step':>9} {'share':>7}")
+        for r in results["profile"]:
+            print(f"  {r['op'][:44]:<44} {r['calls']:>7} {r['self_ms_per_step']:>9.2f} {r['share']:>7.1%}")
     return 0

@@ -27,8 +27,19 @@ from .records import peak_memory_mb
 from .system import masked_nll
 
 
-def measure(cfg, bundle: DataBundle, bucketing: bool, steps: int, warmup: int, device: torch.device) -> dict:
-    """Target tokens/s, seconds per step, the share of padded slots and (CUDA) peak memory."""
+def autocast(cfg, device: torch.device):
+    """The autocast context of `train.precision` as Lightning applies it: bf16-mixed / 16-mixed run the
+    forward pass and loss in reduced precision, weights and optimizer state stay fp32."""
+    precision = str(cfg.train.precision)
+    dtype = torch.bfloat16 if precision.startswith("bf16") else torch.float16
+    return torch.autocast(device.type, dtype=dtype, enabled=precision in ("bf16-mixed", "16-mixed"))
+
+
+def measure(
+    cfg, bundle: DataBundle, bucketing: bool, steps: int, warmup: int, device: torch.device, profiler=None
+) -> dict:
+    """Target tokens/s, seconds per step, the share of padded slots and (CUDA) peak memory, at
+    `train.precision`. With `profiler` (a started torch.profiler.profile), the timed steps are recorded."""
     torch.manual_seed(cfg.seed)
     model = Seq2Seq(len(bundle.src_vocab), len(bundle.tgt_vocab), cfg.model).to(device).train()
     opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
@@ -43,13 +54,16 @@ def measure(cfg, bundle: DataBundle, bucketing: bool, steps: int, warmup: int, d
             start, tokens, real, slots, sentences = time.perf_counter(), 0, 0, 0, 0
         b = next(batches)
         src, src_len, tgt_in, tgt_out = (t.to(device) for t in (b.src, b.src_len, b.tgt_in, b.tgt_out))
-        logits = model(src, src_len, tgt_in, cfg.train.teacher_forcing_ratio)  # [B, T, V]
-        nll, n, _ = masked_nll(logits, tgt_out)
+        with autocast(cfg, device):
+            logits = model(src, src_len, tgt_in, cfg.train.teacher_forcing_ratio)  # [B, T, V]
+            nll, n, _ = masked_nll(logits.float(), tgt_out)
         opt.zero_grad(set_to_none=True)
         (nll / n).backward()
         if cfg.train.grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
         opt.step()
+        if profiler is not None and step >= warmup:
+            profiler.step()
         tokens += int(n)
         sentences += len(b)
         real += int(n) + int(b.src_len.sum())  # source and target tokens ...

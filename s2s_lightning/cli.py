@@ -164,6 +164,7 @@ def _bench_parser(sub) -> None:
     p.add_argument("--sentences", type=int, default=256, help="validation sentences decoded per variant")
     p.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     p.add_argument("--json", action="store_true", help="print the numbers as JSON")
+    p.add_argument("--profile", action="store_true", help="also profile training steps: the ops that take the time")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, as for s2s train")
     p.set_defaults(func=_bench)
 

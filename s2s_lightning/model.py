@@ -14,6 +14,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from .config import ModelConfig
+from .errors import S2SError
 from .text import PAD_ID
 
 
@@ -136,3 +137,21 @@ class Seq2Seq(nn.Module):
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def check_precision(precision: str, device_type: str) -> None:
+    """Refuse a mixed precision this device cannot run an LSTM in, before anything is written: without
+    bf16 kernels a CPU's oneDNN cannot build a bf16 LSTM ("could not create a primitive descriptor")."""
+    mixed = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(str(precision))
+    if mixed is None or device_type == "cuda":
+        return
+    lstm = nn.LSTM(4, 4, batch_first=True)
+    try:
+        with torch.no_grad(), torch.autocast(device_type, dtype=mixed):
+            lstm(torch.zeros(1, 2, 4))
+    except RuntimeError:
+        raise S2SError(
+            f"train.precision={precision}: this {device_type.upper()} cannot run an LSTM in "
+            f"{str(mixed).removeprefix('torch.')} (no such kernel here); use train.precision=32-true on it, "
+            "mixed precision on a GPU"
+        ) from None

@@ -32,7 +32,7 @@ from .config import AXES, RESUMABLE_KEYS, Config, arm_name, check_axes, load_con
 from .data import DataBundle
 from .errors import S2SError
 from .evaluation import HypothesisScorer, evaluate_split
-from .model import Seq2Seq, count_parameters
+from .model import Seq2Seq, check_precision, count_parameters
 from .records import (
     CHECKPOINT_DIR,
     CONFIG_FILE,
@@ -214,7 +214,7 @@ def make_trainer(cfg: Config, run_dir: Path, callbacks: list) -> pl.Trainer:
     (train.accelerator=gpu without one) is refused without leaving a run behind."""
     t = cfg.train
     try:
-        return pl.Trainer(
+        trainer = pl.Trainer(
             default_root_dir=run_dir,
             max_epochs=t.max_epochs,
             accelerator=t.accelerator,
@@ -241,6 +241,8 @@ def make_trainer(cfg: Config, run_dir: Path, callbacks: list) -> pl.Trainer:
             f"train.accelerator={t.accelerator} train.devices={t.devices} train.strategy={t.strategy} "
             f"train.precision={t.precision}: {first}"
         ) from None
+    check_precision(t.precision, trainer.strategy.root_device.type)
+    return trainer
 
 
 def train(cfg: Config, run_dir: str | Path, resume: bool = False, axes: Sequence[str] = ()) -> dict:
