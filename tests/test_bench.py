@@ -122,3 +122,30 @@ def test_s2s_bench_profiles_training_and_runs_mixed_precision(capsys, tmp_path):
         run = tmp_path / "run"
         assert s2s(["train", "--run-dir", str(run), *bf16, "train.max_epochs=1"]) == 2
         assert message in capsys.readouterr().err and not run.exists()
+
+
+def test_the_gpu_measurement_script_runs_real_commands():
+    """sweeps/gpu/measure.sh (the [gpu] numbers in one command): valid bash, and every s2s command in it
+    parses with the CLI's own parser and names a real config key."""
+    import re
+    import shlex
+    import subprocess
+
+    from s2s_lightning.cli import build_parser
+    from s2s_lightning.config import build_config
+    from tests.conftest import REPO
+
+    path = REPO / "sweeps" / "gpu" / "measure.sh"
+    assert subprocess.run(["bash", "-n", str(path)]).returncode == 0
+    text = path.read_text().replace("\\\n", " ")
+    tutorial = re.search(r"^TUTORIAL=\((.*)\)$", text, re.M).group(1)
+    values = {'"${TUTORIAL[@]}"': tutorial, "$precision": "bf16-mixed", '"$OUT/': '"out/', '"$K"': "4"}
+    commands = [line.strip() for line in text.splitlines() if line.strip().startswith("s2s ")]
+    assert len(commands) == 4
+    for command in commands:
+        for name, value in values.items():
+            command = command.replace(name, value)
+        argv = shlex.split(command.split(">")[0])[1:]
+        args = build_parser().parse_args(argv)
+        if args.command in ("bench", "train"):
+            build_config({}, args.overrides)  # every key=value is a real config key and value
