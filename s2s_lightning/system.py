@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable
 
 import pytorch_lightning as pl
@@ -23,6 +24,11 @@ from .errors import S2SError
 from .model import Seq2Seq
 from .search import greedy
 from .text import PAD_ID
+
+# Lightning advises `sync_dist=True` once per metric under DDP; these epoch metrics are sums already
+# reduced across ranks (`_reduce`). Set here, not only around `fit`: `ddp_spawn` ranks are new processes
+# that import this module and nothing of the parent's warning filters.
+warnings.filterwarnings("ignore", message=".*when logging on epoch level in distributed setting.*")
 
 # score(stage, {sentence index: hypothesis ids}) -> task metrics named `{stage}/...`
 HypothesisScorer = Callable[[str, dict[int, list[int]]], dict[str, float]]

@@ -210,6 +210,8 @@ def test_ddp_metrics_equal_single_process_recomputation(tmp_path, strategy):
     assert record["metrics"][M.TEST_PPL] == pytest.approx(math.exp(nll / tokens), rel=1e-4)
     rows = list(csv.DictReader(open(tmp_path / "history.csv")))
     assert int(rows[0]["step"]) == 4  # 256 examples / 32 per batch / 2 ranks
+    log = out.stdout + out.stderr
+    assert "GLOBAL_RANK: 1" in log and "sync_dist" not in log  # metrics are reduced already: no advice
 
 
 @pytest.mark.parametrize(
