@@ -8,6 +8,7 @@ the sample standard deviation (ddof=1) and n; an arm with one seed shows no devi
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -224,14 +225,22 @@ def beam_scores(data: ReportData) -> pd.DataFrame:
     return both.astype({"beam_size": int})
 
 
-def _lstm_words(data: ReportData, arm: str | None) -> tuple[str, str]:
-    """("reversed ", " (4 layers, peeky)") for an arm, as the paper's Table 1 words it."""
-    if arm is None:
+def _lstm_words(data: ReportData, arms: str | Sequence[str] | None) -> tuple[str, str]:
+    """("reversed ", " (4 layers, peeky)") for an arm, as the paper's Table 1 words it; for an ensemble
+    of several arms, the values they differ in are joined: " (1 layer + 2 layers, plain)"."""
+    if arms is None:
         return "", ""
-    axes = data.arm_axes[arm]
-    reverse = axes.get("data.reverse_source")
-    direction = "" if reverse is None else ("reversed " if reverse else "forward ")
-    extras = [axis_value_label(a, axes[a]) for a in data.varying if a != "data.reverse_source"]
+    arms = [arms] if isinstance(arms, str) else list(arms)
+    axes = [data.arm_axes[arm] for arm in arms]
+
+    def values(axis: str) -> str:
+        return " + ".join(dict.fromkeys(axis_value_label(axis, a[axis]) for a in axes if axis in a))
+
+    reverse = {a.get("data.reverse_source") for a in axes}
+    one_direction = len(reverse) == 1 and None not in reverse
+    direction = ("reversed " if reverse == {True} else "forward ") if one_direction else ""
+    extras = [values(a) for a in data.varying if a != "data.reverse_source" or not one_direction]
+    extras = [e for e in extras if e]
     return direction, f" ({', '.join(extras)})" if extras else ""
 
 
@@ -271,17 +280,21 @@ def table1(data: ReportData) -> Table | None:
             direction, extras = _lstm_words(data, arm)
             add(f"Single {direction}LSTM{extras}, beam {beam}", runs[runs["beam_size"] == beam], "single", arm, 1, beam)
     arm_of = dict(zip(data.runs["run_dir"], data.runs["arm"].astype(str)))
-
-    def common_arm(member_runs):  # an ensemble belongs to an arm only if all its members do
-        arms = {arm_of.get(r) for r in member_runs}
-        return arms.pop() if len(arms) == 1 else None
-
-    ens["arm"] = ens["member_runs"].map(common_arm)
-    groups = ens.groupby(["arm", "n_members", "beam_size"], dropna=False)
     order = {arm: i for i, arm in enumerate(data.arms)}  # the arms' order, as in the rows above
-    for (arm, n_members, beam), runs in sorted(groups, key=lambda g: (order.get(g[0][0], len(order)), *g[0][1:])):
-        arm = arm if isinstance(arm, str) else None
-        direction, extras = _lstm_words(data, arm)
+
+    def member_arms(member_runs) -> tuple[str, ...]:  # () when a member is not one of the report's runs
+        if not all(r in arm_of for r in member_runs):
+            return ()
+        return tuple(sorted({arm_of[r] for r in member_runs}, key=lambda a: order.get(a, len(order))))
+
+    # Ensembles of the same arms (the seeds of one arm, or one mix of arms) are one row; other mixes are not.
+    ens["arms"] = ens["member_runs"].map(member_arms)
+    groups = ens.groupby(["arms", "n_members", "beam_size"])
+    for (arms, n_members, beam), runs in sorted(
+        groups, key=lambda g: (len(g[0][0]), [order.get(a, len(order)) for a in g[0][0]], *g[0][1:])
+    ):
+        arm = arms[0] if len(arms) == 1 else None
+        direction, extras = _lstm_words(data, arms or None)
         add(f"Ensemble of {n_members} {direction}LSTMs{extras}, beam {beam}", runs, "ensemble", arm, n_members, beam)
     if not disp:
         return None

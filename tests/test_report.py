@@ -29,7 +29,7 @@ from s2s_lightning.report import build_report
 from s2s_lightning.report_data import RunsSource, StudySource, WandbSource, load
 from s2s_lightning.report_figures import _bucket_label, arm_palette, bucket_plot
 from s2s_lightning.report_labels import metric_label
-from s2s_lightning.report_tables import fmt_score, summary_table, tex_escape
+from s2s_lightning.report_tables import fmt_score, summary_table, table1, tex_escape
 
 RECORDS = Path(__file__).parent / "fixtures" / "records"
 ADDITION, TRANSLATION = RECORDS / "addition", RECORDS / "translation"
@@ -141,6 +141,33 @@ def test_table1_singles_at_largest_beam_and_ensemble(reports):
     ensemble = json.loads((TRANSLATION / "ensemble-rev-beam12" / "metrics.json").read_text())
     assert t1.loc[2, f"{M.TEST_BLEU} mean"] == pytest.approx(ensemble["metrics"][M.TEST_BLEU])
     assert not (reports["addition"] / "tables" / "table1.csv").exists()  # no addition ensemble: no Table 1
+
+
+def test_table1_keeps_ensembles_of_different_arms_apart():
+    """Ensembles of the same arms are one row (mean over evaluations); a mix of arms is named by the
+    values its members differ in, and never pooled with another mix (they used to share a row by size)."""
+    data = load(RunsSource((TRANSLATION,)))
+    arm_runs = {arm: sorted(data.runs[data.runs["arm"] == arm]["run_dir"]) for arm in data.arms}
+    template = data.evals[data.evals["n_members"] == 2].iloc[0]
+    rows = []
+    for members, bleu in [
+        ((arm_runs["forward"][0], arm_runs["reversed"][0]), 20.0),
+        ((arm_runs["forward"][1], arm_runs["reversed"][1]), 22.0),
+        ((arm_runs["forward"][0], arm_runs["forward"][1]), 10.0),
+    ]:
+        rows.append(template.copy())
+        rows[-1]["member_runs"], rows[-1][M.TEST_BLEU] = list(members), bleu
+    data.evals = pd.concat([data.evals, pd.DataFrame(rows)], ignore_index=True)
+    t1 = table1(data).data.set_index("method")
+    mixed = t1.loc["Ensemble of 2 LSTMs (forward + reversed), beam 12"]
+    assert (mixed[f"{M.TEST_BLEU} mean"], mixed[f"{M.TEST_BLEU} n"]) == (21.0, 2)
+    assert t1.loc["Ensemble of 2 forward LSTMs, beam 12", f"{M.TEST_BLEU} mean"] == 10.0
+    assert t1.loc["Ensemble of 2 reversed LSTMs, beam 12", f"{M.TEST_BLEU} n"] == 1  # the fixture's own
+    assert list(t1.index[-3:]) == [
+        "Ensemble of 2 forward LSTMs, beam 12",
+        "Ensemble of 2 reversed LSTMs, beam 12",
+        "Ensemble of 2 LSTMs (forward + reversed), beam 12",
+    ]
 
 
 def test_table1_for_addition_once_seeds_were_ensembled(tmp_path):
