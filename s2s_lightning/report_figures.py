@@ -131,8 +131,12 @@ def val_curves(data: ReportData, folder: Path) -> Plot | None:
         if metric == M.VAL_PPL:
             panels[r, 0].set_ylabel(f"{metric_label(metric)} (log scale)" if panels[r, 0].get_yscale() == "log"
                                     else metric_label(metric))  # fmt: skip
+        # One y range per row, over every column's data: sharing alone would take the first column's
+        # range and cut off a column that goes higher (Peeky's BLEU did).
+        lows, highs = zip(*(ax.get_ylim() for ax in panels[r]))
         for ax in panels[r, 1:]:
             ax.sharey(panels[r, 0])
+        panels[r, 0].set_ylim(min(lows), max(highs))
     handles = [Line2D([], [], color=hue_colours[v], linewidth=2.5) for v in order["hue"]]
     handles += [Line2D([], [], color="0.2", dashes=DASHES[i], linewidth=1.5) for i in range(len(order["style"]))]
     labels = list(order["hue"]) + (list(order["style"]) if roles["style"] else [])

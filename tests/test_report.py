@@ -539,3 +539,23 @@ def test_a_note_goes_under_the_header(tmp_path):
     readme = (out / "README.md").read_text()
     assert "## How the runs were made\n\nMade by `s2s sweep run X` in 75 minutes.\n\n## Results" in readme
     assert f"--note {tmp_path / 'how.md'}" in readme
+
+
+def test_val_curve_columns_share_a_y_range_that_holds_every_column(tmp_path, monkeypatch):
+    """Columns of one metric share their y axis, over all columns' data: sharing the first column's range
+    cut off a column whose curves went higher (Peeky's validation BLEU on Multi30k)."""
+    import s2s_lightning.report_figures as figures
+
+    data = load(RunsSource((ADDITION,)))
+    tf = "train.teacher_forcing_ratio"
+    monkeypatch.setattr(figures, "design_roles", lambda d: {"hue": tf, "style": None, "col": "data.reverse_source"})
+    saved = {}
+    monkeypatch.setattr(figures, "_save", lambda fig, folder, name: saved.setdefault(name, fig))
+    assert figures.val_curves(data, tmp_path) is not None
+    axes = [ax for ax in saved["val_curves"].axes if ax.lines]
+    assert len(axes) == 4  # 2 metrics x 2 columns
+    for ax in axes:
+        low, high = ax.get_ylim()
+        ys = np.concatenate([line.get_ydata() for line in ax.lines if len(line.get_ydata())])
+        ys = ys[np.isfinite(ys)]
+        assert low <= ys.min() and ys.max() <= high, (ax.get_ylabel(), (low, high), (ys.min(), ys.max()))
