@@ -101,7 +101,10 @@ def test_s2s_bench_profiles_training_and_runs_mixed_precision(capsys, tmp_path):
     text = capsys.readouterr().out
     assert "training steps profiled (teacher forcing 1), by self CPU time:" in text
     rows = text.split("by self CPU time:\n")[1].splitlines()[1:]
-    assert len(rows) >= 5 and any("lstm" in r.lower() or "mm" in r for r in rows)
+    assert len(rows) >= 5  # which op leads depends on size and load (data loading at this tiny size)
+    for row in rows:  # op name, calls, ms per step, share
+        *_, calls, ms, share = row.split()
+        assert int(calls) > 0 and float(ms) >= 0 and share.endswith("%")
     assert s2s([*args, "--json", "--profile", *tiny, "model.hidden_dim=8"]) == 0
     shares = [r["share"] for r in json.loads(capsys.readouterr().out)["profile"]]
     assert shares == sorted(shares, reverse=True) and 0 < sum(shares) <= 1.0001
