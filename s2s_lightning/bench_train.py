@@ -22,7 +22,7 @@ import torch
 from .config import load_config
 from .data import DataBundle
 from .errors import S2SError
-from .model import Seq2Seq
+from .model import Seq2Seq, mixed_dtype
 from .records import peak_memory_mb
 from .system import masked_nll
 
@@ -30,16 +30,13 @@ from .system import masked_nll
 def autocast(cfg, device: torch.device):
     """The autocast context of `train.precision` as Lightning applies it: bf16-mixed / 16-mixed run the
     forward pass and loss in reduced precision, weights and optimizer state stay fp32."""
-    precision = str(cfg.train.precision)
-    dtype = torch.bfloat16 if precision.startswith("bf16") else torch.float16
-    return torch.autocast(device.type, dtype=dtype, enabled=precision in ("bf16-mixed", "16-mixed"))
+    dtype = mixed_dtype(cfg.train.precision)
+    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
 
-def measure(
-    cfg, bundle: DataBundle, bucketing: bool, steps: int, warmup: int, device: torch.device, profiler=None
-) -> dict:
+def measure(cfg, bundle: DataBundle, bucketing: bool, steps: int, warmup: int, device: torch.device) -> dict:
     """Target tokens/s, seconds per step, the share of padded slots and (CUDA) peak memory, at
-    `train.precision`. With `profiler` (a started torch.profiler.profile), the timed steps are recorded."""
+    `train.precision`."""
     torch.manual_seed(cfg.seed)
     model = Seq2Seq(len(bundle.src_vocab), len(bundle.tgt_vocab), cfg.model).to(device).train()
     opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
@@ -62,8 +59,6 @@ def measure(
         if cfg.train.grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
         opt.step()
-        if profiler is not None and step >= warmup:
-            profiler.step()
         tokens += int(n)
         sentences += len(b)
         real += int(n) + int(b.src_len.sum())  # source and target tokens ...

@@ -139,10 +139,15 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
+def mixed_dtype(precision: str) -> torch.dtype | None:
+    """The autocast dtype of a Lightning mixed `train.precision`; None for full precision."""
+    return {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(str(precision))
+
+
 def check_precision(precision: str, device_type: str) -> None:
     """Refuse a mixed precision this device cannot run an LSTM in, before anything is written: without
     bf16 kernels a CPU's oneDNN cannot build a bf16 LSTM ("could not create a primitive descriptor")."""
-    mixed = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(str(precision))
+    mixed = mixed_dtype(precision)
     if mixed is None or device_type == "cuda":
         return
     lstm = nn.LSTM(4, 4, batch_first=True)

@@ -287,8 +287,9 @@ class TrialRunner:
                 if grid_key(t) == (arm.name, seed) and t.number != frozen.number
             ]
         overrides = {**plan.overrides(arm, seed, nuisance, name=name, group=group), **self._devices(plan)}
+        config = build_config({}, overrides)
         trial.set_user_attr("run_dir", str(run_dir))  # before anything is written there: the dir is this study's
-        action = self._prepare(trial, run_dir, previous, frozen.number, build_config({}, overrides))
+        action = self._prepare(trial, run_dir, previous, frozen.number, config)
         if action == ADOPT:
             wall = _float(read_json(run_dir / RECORD_FILE).get("wall_time_s")) or 0.0
             trial.set_user_attr(ADOPTED, True)  # trained before: says nothing about this sweep's pace
@@ -298,8 +299,7 @@ class TrialRunner:
         cmd = self.train_command + train_args(plan, run_dir, resume, overrides)
         trial.set_user_attr("resumed", resume)
         self.log(f"{study.study_name} trial {frozen.number} {name}: {'resumed' if resume else 'started'}")
-        max_epochs = build_config({}, overrides).train.max_epochs
-        return self._train(study, trial, kind, cmd, run_dir, name, max_epochs)
+        return self._train(study, trial, kind, cmd, run_dir, name, config.train.max_epochs)
 
     def _prepare(
         self, trial: optuna.Trial, run_dir: Path, previous: list[FrozenTrial], number: int, config: Config
