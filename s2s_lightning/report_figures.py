@@ -69,9 +69,15 @@ def _save(fig: Figure, folder: Path, name: str) -> None:
 
 
 def _arm_legend(fig: Figure, arms: list[str], palette: dict, marker: str = "o") -> None:
-    """The arm legend under the plot, in arm order (every figure uses this one)."""
+    """The arm legend under the plot, in arm order (every figure uses this one): up to 3 columns, fewer
+    when long arm names would run past the figure's edges (6 Multi30k arms in 3 columns did)."""
     handles = [Line2D([], [], color=palette[a], marker=marker, markersize=7, linewidth=2) for a in arms]
-    fig.legend(handles, arms, loc="outside lower center", ncol=min(len(arms), 3), frameon=False, title="Arm")
+    renderer = fig.canvas.get_renderer()
+    for ncol in range(min(len(arms), 3), 0, -1):
+        legend = fig.legend(handles, arms, loc="outside lower center", ncol=ncol, frameon=False, title="Arm")
+        if ncol == 1 or legend.get_window_extent(renderer).width <= 0.98 * fig.bbox.width:
+            return
+        legend.remove()
 
 
 def _present(data: ReportData, df: pd.DataFrame) -> list[str]:

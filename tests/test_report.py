@@ -27,7 +27,7 @@ from s2s_lightning.errors import S2SError
 from s2s_lightning.records import write_json
 from s2s_lightning.report import build_report
 from s2s_lightning.report_data import RunsSource, StudySource, WandbSource, load
-from s2s_lightning.report_figures import _bucket_label, arm_palette, bucket_plot
+from s2s_lightning.report_figures import _arm_legend, _bucket_label, _figure, arm_palette, bucket_plot
 from s2s_lightning.report_labels import metric_label
 from s2s_lightning.report_tables import fmt_score, summary_table, table1, tex_escape
 
@@ -293,6 +293,21 @@ def test_palette_is_one_colour_per_arm_in_order():
     palette = arm_palette(["a", "b", "c"])
     assert list(palette) == ["a", "b", "c"] and len(set(palette.values())) == 3
     assert len(set(arm_palette([str(i) for i in range(14)]).values())) == 14
+
+
+def test_arm_legend_stays_inside_the_figure():
+    """Six long Multi30k arm names in 3 columns ran past a 7-inch figure's right edge; the legend now
+    takes fewer columns when it must, and keeps 3 when they fit."""
+    long = [f"{n} layer{'s' * (n > 1)} · {d} · {p}" for n in (1, 2) for d in ("forward", "reversed") for p in ("plain", "peeky")]
+    for arms, ncol in ((long[:6], 2), (["a", "b", "c", "d"], 3)):
+        fig, (ax,) = _figure(7, 4)
+        ax.plot([0, 1], [0, 1])
+        _arm_legend(fig, arms, arm_palette(arms))
+        fig.canvas.draw()
+        (legend,) = fig.legends
+        box = legend.get_window_extent(fig.canvas.get_renderer())
+        assert 0 <= box.x0 and box.x1 <= fig.bbox.width and 0 <= box.y0, (box, fig.bbox)
+        assert legend._ncols == ncol
 
 
 # ------------------------------------------------------------------------------------ README
