@@ -49,12 +49,64 @@ def arm_palette(arms: list[str]) -> dict[str, Any]:
     return dict(zip(arms, colours))
 
 
-def design_roles(data: ReportData) -> dict[str, str | None]:
+def design_roles(data: ReportData) -> dict[str, tuple[str, ...]]:
     """How a figure lays out the varying axes: colour for the first, line style for the second, a
-    column of panels per value of the third (a fourth and later stay in the arm's colour legend)."""
-    varying = list(data.varying)
-    return {"hue": varying[0] if varying else None, "style": varying[1] if len(varying) > 1 else None,
-            "col": varying[2] if len(varying) > 2 else None}  # fmt: skip
+    column of panels per value of the third, or per combination of the third and later ones, so that
+    no two arms ever share a line (a fourth axis once did, and its arms were averaged together)."""
+    varying = tuple(data.varying)
+    return {"hue": varying[:1], "style": varying[1:2], "col": varying[2:]}
+
+
+@dataclass
+class Design:
+    """One figure's layout of its arms: each arm's colour (hue), line style and panel column, as value
+    labels of the axes `design_roles` gave each role, in arm order (False before True, small before large)."""
+
+    arms: list[str]
+    roles: dict[str, tuple[str, ...]]
+    labels: dict[str, dict[str, str]]  # arm -> role -> value label ("all" for a role with no axis)
+    order: dict[str, list[str]]  # role -> its value labels in arm order
+
+    @classmethod
+    def of(cls, data: ReportData, arms: list[str], roles: dict[str, tuple[str, ...]] | None = None) -> Design:
+        roles = design_roles(data) if roles is None else roles
+        labels = {
+            arm: {
+                role: " · ".join(axis_value_label(a, data.arm_axes[arm][a]) for a in axes) or "all"
+                for role, axes in roles.items()
+            }  # fmt: skip
+            for arm in arms
+        }
+        order = {role: list(dict.fromkeys(labels[arm][role] for arm in arms)) for role in roles}
+        return cls(arms, roles, labels, order)
+
+    def colour(self, arm: str) -> Any:
+        return PRINT_COLOURS[self.order["hue"].index(self.labels[arm]["hue"]) % len(PRINT_COLOURS)]
+
+    def dashes(self, arm: str) -> tuple[float, ...]:
+        return DASHES[self.order["style"].index(self.labels[arm]["style"]) % len(DASHES)]
+
+    def column(self, col: str) -> list[str]:
+        return [arm for arm in self.arms if self.labels[arm]["col"] == col]
+
+    def legend(self, fig: Figure) -> None:
+        """Colours, then line styles, under the plot (each value once: the design, not the arms)."""
+        hues, styles = self.order["hue"], self.order["style"] if self.roles["style"] else []
+        colours, n_dashes = len(PRINT_COLOURS), len(DASHES)
+        handles = [Line2D([], [], color=PRINT_COLOURS[i % colours], linewidth=2.5) for i in range(len(hues))]
+        handles += [Line2D([], [], color="0.2", dashes=DASHES[i % n_dashes], linewidth=1.5) for i in range(len(styles))]
+        _legend(fig, handles, hues + styles, max_cols=4)
+
+    def caption(self) -> str:
+        """`colour: source order, line style: decoder, columns: teacher forcing`."""
+        roles = (("hue", "colour"), ("style", "line style"), ("col", "columns"))
+        return ", ".join(f"{what}: {self.names(role)}" for role, what in roles if self.roles[role]) or "one arm"
+
+    def names(self, role: str) -> str:
+        return " × ".join(axis_name(a) for a in self.roles[role])
+
+    def suptitle(self, title: str) -> str:
+        return title + (f" (columns: {self.names('col')})" if self.roles["col"] else "")
 
 
 def _figure(width: float, height: float, ncols: int = 1, nrows: int = 1):
@@ -68,13 +120,12 @@ def _save(fig: Figure, folder: Path, name: str) -> None:
     fig.savefig(folder / f"{name}.pdf", metadata={"CreationDate": None})  # same records, same bytes
 
 
-def _arm_legend(fig: Figure, arms: list[str], palette: dict, marker: str = "o") -> None:
-    """The arm legend under the plot, in arm order (every figure uses this one): up to 3 columns, fewer
-    when long arm names would run past the figure's edges (6 Multi30k arms in 3 columns did)."""
-    handles = [Line2D([], [], color=palette[a], marker=marker, markersize=7, linewidth=2) for a in arms]
+def _legend(fig: Figure, handles: list, labels: list[str], max_cols: int, title: str | None = None) -> None:
+    """A legend under the plot in up to `max_cols` columns, fewer when long labels would run past the
+    figure's edges (6 Multi30k arm names in 3 columns did)."""
     renderer = fig.canvas.get_renderer()
-    for ncol in range(min(len(arms), 3), 0, -1):
-        legend = fig.legend(handles, arms, loc="outside lower center", ncol=ncol, frameon=False, title="Arm")
+    for ncol in range(min(len(labels), max_cols), 0, -1):
+        legend = fig.legend(handles, labels, loc="outside lower center", ncol=ncol, frameon=False, title=title)
         if ncol == 1 or legend.get_window_extent(renderer).width <= 0.98 * fig.bbox.width:
             return
         legend.remove()
@@ -93,41 +144,59 @@ def _log_tick(value: float, _pos: Any) -> str:
     return f"{value:g}" if mantissa in (1, 2, 3, 5) else ""
 
 
+def _share_y(axes: np.ndarray) -> None:
+    """One y range for a row of panels, over every panel's data: sharing alone would take the first
+    panel's range and cut off a panel that goes higher (Peeky's validation BLEU did)."""
+    lows, highs = zip(*(ax.get_ylim() for ax in axes))
+    for ax in axes[1:]:
+        ax.sharey(axes[0])
+    axes[0].set_ylim(min(lows), max(highs))
+
+
+def _readable_ticks(ax: Any) -> None:
+    """Slant the x tick labels when, level, any two would touch (long bucket names such as 1500–2000)."""
+    renderer = ax.figure.canvas.get_renderer()
+    boxes = sorted((t.get_window_extent(renderer) for t in ax.get_xticklabels() if t.get_text()), key=lambda b: b.x0)
+    if any(left.x1 + 2 > right.x0 for left, right in zip(boxes, boxes[1:])):
+        labels = [t.get_text().replace("\n", " ") for t in ax.get_xticklabels()]  # one line reads better slanted
+        ax.set_xticks(ax.get_xticks(), labels, rotation=30, ha="right", rotation_mode="anchor")
+
+
+def _panel_width(ncols: int, nticks: int) -> float:
+    """Figure width for `ncols` panels of `nticks` categories: wide enough that their labels do not touch."""
+    panel = max(4.6, 0.62 * nticks + 0.4)
+    return max(7.0, panel + 0.6) if ncols == 1 else panel * ncols + 0.6
+
+
 def val_curves(data: ReportData, folder: Path) -> Plot | None:
     """Validation perplexity and task metric per epoch, laid out by the design: a row per metric, a column
     per value of the third varying axis, colour for the first, line style for the second."""
     task_metric = M.VAL_BLEU if data.task == "translation" else M.VAL_EXACT_MATCH
-    roles = design_roles(data)
     frames = []
     for run in data.completed.itertuples():
         h = run.history
         if isinstance(h, pd.DataFrame) and "epoch" in h and M.VAL_PPL in h:
-            axes = data.arm_axes[str(run.arm)]
-            labels = {role: axis_value_label(axis, axes[axis]) if axis else "all" for role, axis in roles.items()}
-            frames.append(
-                h[[c for c in ("epoch", M.VAL_PPL, task_metric) if c in h]].assign(arm=str(run.arm), **labels)
-            )
+            frames.append(h[[c for c in ("epoch", M.VAL_PPL, task_metric) if c in h]].assign(arm=str(run.arm)))
     if not frames:
         return None
     df = pd.concat(frames, ignore_index=True)
+    design = Design.of(data, _present(data, df))
+    for role in design.roles:
+        df[role] = [design.labels[arm][role] for arm in df["arm"]]
     metrics = [m for m in (M.VAL_PPL, task_metric) if m in df and df[m].notna().any()]
-    order = {role: list(dict.fromkeys(df.sort_values("arm")[role])) for role in roles}
-    arm_rank = {a: i for i, a in enumerate(data.arms)}
-    for role in roles:  # values in arm order (False before True, small before large)
-        order[role] = sorted(order[role], key=lambda v, r=role: min(arm_rank[a] for a in df.loc[df[r] == v, "arm"]))
-    hue_colours = dict(zip(order["hue"], PRINT_COLOURS))
-    cols = order["col"]
+    hue_colours = {v: PRINT_COLOURS[i % len(PRINT_COLOURS)] for i, v in enumerate(design.order["hue"])}
+    cols = design.order["col"]
     fig, panels = _figure(4.6 * len(cols) + 0.6, 3.4 * len(metrics), ncols=len(cols), nrows=len(metrics))
     panels = panels.reshape(len(metrics), len(cols))
     for r, metric in enumerate(metrics):
         for c, col_value in enumerate(cols):
             ax, sub = panels[r, c], df[(df["col"] == col_value)].dropna(subset=[metric])
-            dashes = DASHES[: len(order["style"])]
-            sns.lineplot(sub, x="epoch", y=metric, hue="hue", hue_order=order["hue"], palette=hue_colours,
-                         style="style", style_order=order["style"], dashes=dashes, errorbar="sd", marker="o",
-                         markersize=4, legend=False, ax=ax)  # fmt: skip
+            dashes = [DASHES[i % len(DASHES)] for i in range(len(design.order["style"]))]
+            sns.lineplot(sub, x="epoch", y=metric, hue="hue", hue_order=design.order["hue"], palette=hue_colours,
+                         style="style", style_order=design.order["style"], dashes=dashes, errorbar="sd",
+                         marker="o", markersize=4, legend=False, ax=ax)  # fmt: skip
             ax.set(xlabel="Epoch" if r == len(metrics) - 1 else "", ylabel=metric_label(metric) if c == 0 else "")
-            if roles["col"] and r == 0:
+            if design.roles["col"] and r == 0:
                 ax.set_title(col_value)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             if metric == M.VAL_PPL and sub[metric].min() > 0 and df[metric].max() / df[metric].min() > 10:
@@ -137,26 +206,14 @@ def val_curves(data: ReportData, folder: Path) -> Plot | None:
         if metric == M.VAL_PPL:
             panels[r, 0].set_ylabel(f"{metric_label(metric)} (log scale)" if panels[r, 0].get_yscale() == "log"
                                     else metric_label(metric))  # fmt: skip
-        # One y range per row, over every column's data: sharing alone would take the first column's
-        # range and cut off a column that goes higher (Peeky's BLEU did).
-        lows, highs = zip(*(ax.get_ylim() for ax in panels[r]))
-        for ax in panels[r, 1:]:
-            ax.sharey(panels[r, 0])
-        panels[r, 0].set_ylim(min(lows), max(highs))
-    handles = [Line2D([], [], color=hue_colours[v], linewidth=2.5) for v in order["hue"]]
-    handles += [Line2D([], [], color="0.2", dashes=DASHES[i], linewidth=1.5) for i in range(len(order["style"]))]
-    labels = list(order["hue"]) + (list(order["style"]) if roles["style"] else [])
-    fig.legend(handles[: len(labels)], labels, loc="outside lower center", ncol=min(len(labels), 4), frameon=False)
-    fig.suptitle("Validation curves" + (f" (columns: {axis_name(roles['col'])})" if roles["col"] else ""))
+        _share_y(panels[r])
+    design.legend(fig)
+    fig.suptitle(design.suptitle("Validation curves"))
     _save(fig, folder, "val_curves")
     return Plot(
         "val_curves",
         "Validation curves by design",
-        "Validation perplexity and task metric per epoch, mean over seeds with a band of ± 1 sd; colour: "
-        + (axis_name(roles["hue"]) if roles["hue"] else "the one arm")
-        + (f", line style: {axis_name(roles['style'])}" if roles["style"] else "")
-        + (f", columns: {axis_name(roles['col'])}" if roles["col"] else "")
-        + ".",
+        f"Validation perplexity and task metric per epoch, mean over seeds with a band of ± 1 sd; {design.caption()}.",
     )
 
 
@@ -193,6 +250,36 @@ def _bucket_label(lo: float, hi: float, integer: bool) -> str:
     return f"{lo:g}–{hi:g}"
 
 
+def _design_points(
+    data: ReportData, df: pd.DataFrame, order: list[str], ticks: list[str], xlabel: str, ylabel: str
+) -> tuple[Figure, Design]:
+    """`df` (arm, bucket, y; a row per run and bucket) as one line per arm over the buckets: mean ± 1 sd
+    over seeds, laid out by the design (colour, line style, a panel per column value), arms in a panel
+    dodged apart so their error bars do not overprint."""
+    design = Design.of(data, _present(data, df))
+    cols = design.order["col"]
+    fig, axes = _figure(_panel_width(len(cols), len(order)), 4.4, ncols=len(cols))
+    position = {bucket: i for i, bucket in enumerate(order)}
+    for c, (ax, col) in enumerate(zip(axes, cols)):
+        arms = design.column(col)
+        step = min(0.08, 0.5 / len(arms))
+        for k, arm in enumerate(arms):
+            stats = df[df["arm"] == arm].groupby("bucket")["y"].agg(["mean", "std"])
+            stats = stats.reindex([b for b in order if b in stats.index])
+            xs = np.array([position[b] for b in stats.index]) + (k - (len(arms) - 1) / 2) * step
+            colour = design.colour(arm)
+            ax.plot(xs, stats["mean"], color=colour, dashes=design.dashes(arm), linewidth=2, marker="o", markersize=5)
+            if stats["std"].notna().any():
+                ax.errorbar(xs, stats["mean"], yerr=stats["std"].fillna(0), fmt="none", ecolor=colour,
+                            elinewidth=1.2, capsize=3)  # fmt: skip
+        ax.set_xticks(range(len(order)), ticks)
+        ax.set(xlabel=xlabel, ylabel="" if c else ylabel, title=col if design.roles["col"] else "")
+        _readable_ticks(ax)
+    _share_y(axes)
+    design.legend(fig)
+    return fig, design
+
+
 def bucket_plot(data: ReportData, folder: Path, key: str) -> Plot | None:
     """Paper Fig. 3: the test metric by source length (left) or by average word-frequency rank (right)."""
     lo_key, hi_key = ("min_len", "max_len") if key == "by_length" else ("min_rank", "max_rank")
@@ -202,7 +289,7 @@ def bucket_plot(data: ReportData, folder: Path, key: str) -> Plot | None:
         names.add(analysis.get("metric"))
         for b in analysis.get(key) or []:
             if b.get("n") and b.get("score") is not None:
-                rows.append({"arm": str(run.arm), "lo": b[lo_key], "hi": b[hi_key], "n": b["n"], "score": b["score"]})
+                rows.append({"arm": str(run.arm), "lo": b[lo_key], "hi": b[hi_key], "n": b["n"], "y": b["score"]})
     if not rows:
         return None
     df = pd.DataFrame(rows)
@@ -212,84 +299,56 @@ def bucket_plot(data: ReportData, folder: Path, key: str) -> Plot | None:
     integer = key == "by_length"
     df["bucket"] = [_bucket_label(lo, hi, integer) for lo, hi in zip(df["lo"], df["hi"])]
     order = [_bucket_label(lo, hi, integer) for lo, hi in buckets.index]
-    arms = _present(data, df)
     metric = " / ".join(sorted(_ANALYSIS_METRIC.get(n, str(n)) for n in names if n)) or "Score"
-    fig, (ax,) = _figure(7.0, 4.4)
-    sns.pointplot(
-        df,
-        x="bucket",
-        y="score",
-        order=order,
-        hue="arm",
-        hue_order=arms,
-        palette=data.palette,
-        errorbar="sd",
-        dodge=0.3 if len(arms) > 1 else False,
-        capsize=0.1,
-        markersize=5,
-        legend=False,
-        ax=ax,
-    )
-    ax.set_xticks(range(len(order)), [f"{b}\n(n={int(n)})" for b, n in zip(order, buckets)])
     what = "source sentence length" if key == "by_length" else "average word-frequency rank"
-    ax.set(
-        xlabel="Source sentence length (tokens)"
-        if key == "by_length"
-        else "Average word-frequency rank (0 = most frequent word)",
-        ylabel=f"Test {metric}",
-        title=f"Test {metric} by {what}",
-    )
-    _arm_legend(fig, arms, data.palette)
+    xlabel = "Source sentence length (tokens)" if integer else "Average word-frequency rank (0 = most frequent word)"
+    ticks = [f"{b}\n(n={int(n)})" for b, n in zip(order, buckets)]
+    fig, design = _design_points(data, df, order, ticks, xlabel, f"Test {metric}")
+    fig.suptitle(design.suptitle(f"Test {metric} by {what}"))
     _save(fig, folder, key)
     return Plot(
         key,
         f"Test {metric} by {what}",
-        f"Test sentences bucketed by {what} (n: sentences per bucket); mean over seeds ± 1 sd.",
+        f"Test sentences bucketed by {what} (n: sentences per bucket); mean over seeds ± 1 sd; {design.caption()}.",
     )
 
 
 def teacher_forcing(data: ReportData, folder: Path) -> Plot | None:
     """The test metric against the teacher forcing ratio: one line per combination of the other axes,
-    colour for the first of them and line style for the second; dots are seeds, diamonds means."""
+    colour for the first of them, line style for the second, a panel per value of the rest; dots are
+    seeds, diamonds means."""
     if TF_AXIS not in data.varying:
         return None
     metric = PRIMARY[data.task]
     df = data.completed[["arm", TF_AXIS, metric]].dropna().astype({"arm": str, TF_AXIS: float})
     if df.empty:
         return None
-    others = [a for a in data.varying if a != TF_AXIS]
-    hue_axis, style_axis = (others + [None, None])[:2]
-
-    def label(arm: str, axis: str | None) -> str:
-        return axis_value_label(axis, data.arm_axes[arm][axis]) if axis else "all arms"
-
-    df["hue"] = [label(a, hue_axis) for a in df["arm"]]
-    df["style"] = [label(a, style_axis) for a in df["arm"]]
-    arms = _present(data, df)
-    hues = list(dict.fromkeys(label(a, hue_axis) for a in arms))
-    styles = list(dict.fromkeys(label(a, style_axis) for a in arms))
-    colours = dict(zip(hues, PRINT_COLOURS))
-    fig, (ax,) = _figure(6.4, 4.4)
-    for (hue, style), g in df.groupby(["hue", "style"], sort=False):
-        means = g.groupby(TF_AXIS)[metric].agg(["mean", "std"]).sort_index()
-        dashes = DASHES[styles.index(style) % len(DASHES)]
-        ax.plot(means.index, means["mean"], color=colours[hue], dashes=dashes, linewidth=2, marker="D", markersize=7)
-        ax.scatter(g[TF_AXIS], g[metric], color=colours[hue], s=16, alpha=0.45, zorder=3)
-    ax.set(xlabel="Teacher forcing ratio during training", ylabel=f"Test {metric_phrase(metric)}",
-           title=f"Test {metric_phrase(metric)} vs teacher forcing ratio")  # fmt: skip
-    ax.set_xticks(sorted(df[TF_AXIS].unique()))
-    handles = [Line2D([], [], color=colours[h], linewidth=2.5) for h in hues]
-    handles += [Line2D([], [], color="0.2", dashes=DASHES[i % len(DASHES)], linewidth=1.5) for i in range(len(styles))]
-    labels = hues + (styles if style_axis else [])
-    fig.legend(handles[: len(labels)], labels, loc="outside lower center", ncol=min(len(labels), 4), frameon=False)
+    others = tuple(a for a in data.varying if a != TF_AXIS)
+    design = Design.of(data, _present(data, df), {"hue": others[:1], "style": others[1:2], "col": others[2:]})
+    df["line"] = [(design.labels[a]["hue"], design.labels[a]["style"]) for a in df["arm"]]
+    cols = design.order["col"]
+    fig, axes = _figure(6.4 if len(cols) == 1 else 4.6 * len(cols) + 0.6, 4.4, ncols=len(cols))
+    for c, (ax, col) in enumerate(zip(axes, cols)):
+        arms = design.column(col)
+        sub = df[df["arm"].isin(arms)]
+        for _, g in sub.groupby("line", sort=False):  # the arms of one line differ only in the ratio
+            arm = g["arm"].iloc[0]
+            means = g.groupby(TF_AXIS)[metric].mean().sort_index()
+            ax.plot(means.index, means.values, color=design.colour(arm), dashes=design.dashes(arm), linewidth=2,
+                    marker="D", markersize=7)  # fmt: skip
+            ax.scatter(g[TF_AXIS], g[metric], color=design.colour(arm), s=16, alpha=0.45, zorder=3)
+        ax.set(xlabel="Teacher forcing ratio during training", ylabel="" if c else f"Test {metric_phrase(metric)}",
+               title=col if design.roles["col"] else "")  # fmt: skip
+        ax.set_xticks(sorted(df[TF_AXIS].unique()))
+    _share_y(axes)
+    fig.suptitle(design.suptitle(f"Test {metric_phrase(metric)} vs teacher forcing ratio"))
+    design.legend(fig)
     _save(fig, folder, "teacher_forcing")
     return Plot(
         "teacher_forcing",
         "Teacher forcing ratio",
-        "One line per combination of the other axes (colour: "
-        + (axis_name(hue_axis) if hue_axis else "all arms")
-        + (f", line style: {axis_name(style_axis)}" if style_axis else "")
-        + "); diamonds: mean over seeds, dots: seeds. A flat line: the ratio does not matter for that combination.",
+        f"One line per combination of the other axes ({design.caption()}); diamonds: mean over seeds, dots: "
+        "seeds. A flat line: the ratio does not matter for that combination.",
     )
 
 
@@ -369,16 +428,14 @@ def word_f(data: ReportData, folder: Path) -> Plot | None:
     if df.empty:
         return None
     order = list(dict.fromkeys(df.sort_values("max_freq")["bucket"]))
-    arms = _present(data, df)
-    fig, (ax,) = _figure(7.0, 4.4)
-    sns.pointplot(df, x="bucket", y="f", order=order, hue="arm", hue_order=arms, palette=data.palette,
-                  errorbar="sd", dodge=0.3 if len(arms) > 1 else False, markersize=5, legend=False, ax=ax)  # fmt: skip
-    ax.set(xlabel="Frequency of the word in the training targets", ylabel="Word F-measure", ylim=(0, 1),
-           title="Word F-measure by training frequency (compare-mt)")  # fmt: skip
-    _arm_legend(fig, arms, data.palette)
+    xlabel = "Frequency of the word in the training targets"
+    fig, design = _design_points(data, df.rename(columns={"f": "y"}), order, order, xlabel, "Word F-measure")
+    fig.axes[0].set_ylim(0, 1)
+    fig.suptitle(design.suptitle("Word F-measure by training frequency"))
     _save(fig, folder, "word_f")
-    why = "Rare words are where a fixed vocabulary and a small model fail first; mean ± 1 sd over seeds."
-    return Plot("word_f", "Word F-measure by training frequency", why)
+    why = "compare-mt's word accuracy analysis: rare words are where a fixed vocabulary and a small model fail "
+    why += "first; mean ± 1 sd over seeds"
+    return Plot("word_f", "Word F-measure by training frequency", f"{why}; {design.caption()}.")
 
 
 def build_figures(data: ReportData, folder: Path) -> dict[str, Plot]:

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from matplotlib.lines import Line2D
 
 from s2s_lightning import metrics as M
 from s2s_lightning.analysis import exact_mcnemar, paired_bleu
@@ -27,7 +28,7 @@ from s2s_lightning.errors import S2SError
 from s2s_lightning.records import write_json
 from s2s_lightning.report import build_report
 from s2s_lightning.report_data import RunsSource, StudySource, WandbSource, load
-from s2s_lightning.report_figures import _arm_legend, _bucket_label, _figure, arm_palette, bucket_plot
+from s2s_lightning.report_figures import _bucket_label, _figure, _legend, arm_palette, bucket_plot
 from s2s_lightning.report_labels import metric_label
 from s2s_lightning.report_tables import fmt_score, summary_table, table1, tex_escape
 
@@ -295,19 +296,55 @@ def test_palette_is_one_colour_per_arm_in_order():
     assert len(set(arm_palette([str(i) for i in range(14)]).values())) == 14
 
 
-def test_arm_legend_stays_inside_the_figure():
+def test_legend_stays_inside_the_figure():
     """Six long Multi30k arm names in 3 columns ran past a 7-inch figure's right edge; the legend now
     takes fewer columns when it must, and keeps 3 when they fit."""
-    long = [f"{n} layer{'s' * (n > 1)} · {d} · {p}" for n in (1, 2) for d in ("forward", "reversed") for p in ("plain", "peeky")]
+    long = [f"{n} layers · {d} · {p}" for n in (1, 2) for d in ("forward", "reversed") for p in ("plain", "peeky")]
     for arms, ncol in ((long[:6], 2), (["a", "b", "c", "d"], 3)):
         fig, (ax,) = _figure(7, 4)
         ax.plot([0, 1], [0, 1])
-        _arm_legend(fig, arms, arm_palette(arms))
+        _legend(fig, [Line2D([], [], color=c) for c in arm_palette(arms).values()], arms, max_cols=3)
         fig.canvas.draw()
         (legend,) = fig.legends
         box = legend.get_window_extent(fig.canvas.get_renderer())
         assert 0 <= box.x0 and box.x1 <= fig.bbox.width and 0 <= box.y0, (box, fig.bbox)
         assert legend._ncols == ncol
+
+
+def test_a_design_of_four_axes_gives_every_arm_its_own_line():
+    """Colour, line style and a column per combination of the third and later axes: with the paper's four
+    axes crossed, no two arms may share a line (seaborn would average them into one)."""
+    from itertools import product
+    from types import SimpleNamespace
+
+    from s2s_lightning.report_figures import Design
+
+    axes = ["model.num_layers", "data.reverse_source", "model.peeky", "train.teacher_forcing_ratio"]
+    arm_axes = {
+        f"arm{i}": dict(zip(axes, values))
+        for i, values in enumerate(product([1, 4], [False, True], [False, True], [1.0, 0.5]))
+    }
+    design = Design.of(SimpleNamespace(varying=axes, arm_axes=arm_axes), list(arm_axes))
+    lines = {tuple(design.labels[arm].values()) for arm in arm_axes}
+    assert len(lines) == 16 and len(design.order["col"]) == 4 and "peeky · tf=0.5" in design.order["col"]
+    assert design.order["hue"] == ["1 layer", "4 layers"] and design.order["style"] == ["forward", "reversed"]
+    assert design.caption() == "colour: layers, line style: source order, columns: decoder × teacher forcing"
+
+
+def test_crowded_tick_labels_are_slanted_onto_one_line():
+    from s2s_lightning.report_figures import _readable_ticks
+
+    for labels, slanted in (
+        (["1–5\n(n=7)", "6–10\n(n=390)"], False),
+        ([f"{k}000–{k}500\n(n=88)" for k in range(8)], True),
+    ):
+        fig, (ax,) = _figure(4.6, 3)
+        ax.plot(range(len(labels)), range(len(labels)))
+        ax.set_xticks(range(len(labels)), labels)
+        _readable_ticks(ax)
+        ticks = ax.get_xticklabels()
+        assert all(t.get_rotation() == (30 if slanted else 0) for t in ticks)
+        assert all(("\n" in t.get_text()) != slanted for t in ticks)
 
 
 # ------------------------------------------------------------------------------------ README
@@ -563,7 +600,7 @@ def test_val_curve_columns_share_a_y_range_that_holds_every_column(tmp_path, mon
 
     data = load(RunsSource((ADDITION,)))
     tf = "train.teacher_forcing_ratio"
-    monkeypatch.setattr(figures, "design_roles", lambda d: {"hue": tf, "style": None, "col": "data.reverse_source"})
+    monkeypatch.setattr(figures, "design_roles", lambda d: {"hue": (tf,), "style": (), "col": ("data.reverse_source",)})
     saved = {}
     monkeypatch.setattr(figures, "_save", lambda fig, folder, name: saved.setdefault(name, fig))
     assert figures.val_curves(data, tmp_path) is not None
