@@ -19,6 +19,7 @@ import seaborn as sns
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.text import Text
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from . import metrics as M
@@ -353,28 +354,43 @@ def teacher_forcing(data: ReportData, folder: Path) -> Plot | None:
 
 
 def _annotate(ax, points: np.ndarray, phrases: list[str]) -> None:
-    """Write each phrase by its point, inward (left of points in the right half), stacking near-duplicates.
+    """Write each phrase by its point, inward (left of points in the right half), never over another label.
 
     Sentences with the same meaning land close together (that is the figure's point), so labels would
-    overprint; each label moves down one line per earlier label within a small box around it.
+    overprint: each label, top to bottom, moves down a line at a time (with a leader line to its point)
+    until its box clears every label already placed. Boxes are measured on the drawn figure; labels stay
+    out of the layout so that placing them does not move the axes they were measured in.
     """
-    span = np.ptp(points, axis=0) + 1e-12
-    unit = (points - points.min(axis=0)) / span  # [n, 2] in 0..1
-    placed: list[np.ndarray] = []
-    for i in np.argsort(-unit[:, 1], kind="stable"):
-        crowd = sum(abs(p[0] - unit[i, 0]) < 0.3 and abs(p[1] - unit[i, 1]) < 0.08 for p in placed)
-        placed.append(unit[i])
-        right_half = unit[i, 0] > 0.5
-        ax.annotate(
+    ax.figure.canvas.draw()  # the layout the labels are measured in
+    renderer = ax.figure.canvas.get_renderer()
+    unit_x = (points[:, 0] - points[:, 0].min()) / (np.ptp(points[:, 0]) + 1e-12)
+
+    def put(i: int, shift: int) -> tuple[Any, Any]:
+        right_half = unit_x[i] > 0.5
+        label = ax.annotate(
             phrases[i],
             points[i],
-            xytext=(-5 if right_half else 5, 3 - 10 * crowd),
+            xytext=(-5 if right_half else 5, 3 - 10 * shift),
             textcoords="offset points",
             ha="right" if right_half else "left",
             va="center",
             fontsize=7,
-            arrowprops=dict(arrowstyle="-", color="0.6", linewidth=0.5) if crowd else None,
+            arrowprops=dict(arrowstyle="-", color="0.6", linewidth=0.5) if shift else None,
         )
+        label.set_in_layout(False)
+        label.update_positions(renderer)
+        return label, Text.get_window_extent(label, renderer)  # the words only, not the leader line
+
+    placed: list[Any] = []
+    for i in np.argsort(-points[:, 1], kind="stable"):
+        for shift in range(12):  # down a line at a time
+            label, box = put(i, shift)
+            if not any(box.overlaps(other) for other in placed):
+                break
+            label.remove()
+        else:  # nothing within 12 lines clears: where it was first
+            label, box = put(i, 0)
+        placed.append(box)
 
 
 def representations(data: ReportData, folder: Path) -> Plot | None:
@@ -396,13 +412,14 @@ def representations(data: ReportData, folder: Path) -> Plot | None:
     ncols = min(len(chosen), 2)
     nrows = math.ceil(len(chosen) / ncols)
     fig, axes = _figure(6.5 * ncols, 5.0 * nrows, ncols=ncols, nrows=nrows)
+    labels = []  # (axes, points, phrases), annotated once every panel has its final layout
     for ax, (arm, seed, phrases, vectors) in zip(axes, chosen):
         centred = vectors - vectors.mean(axis=0)
         _, s, vt = np.linalg.svd(centred, full_matrices=False)
         points = centred @ vt[:2].T  # [n_phrases, 2]
         explained = s**2 / np.sum(s**2)
         ax.scatter(points[:, 0], points[:, 1], color=data.palette[arm], s=30)
-        _annotate(ax, points, phrases)
+        labels.append((ax, points, phrases))
         ax.set(
             title=f"{arm} (seed {seed})",
             xlabel=f"PC1 ({explained[0]:.0%} of variance)",
@@ -413,6 +430,8 @@ def representations(data: ReportData, folder: Path) -> Plot | None:
     for ax in axes[len(chosen) :]:
         ax.remove()
     fig.suptitle("PCA of sentence representations (final encoder state)")
+    for ax, points, phrases in labels:
+        _annotate(ax, points, phrases)
     _save(fig, folder, "representations")
     return Plot(
         "representations",

@@ -347,6 +347,36 @@ def test_crowded_tick_labels_are_slanted_onto_one_line():
         assert all(("\n" in t.get_text()) != slanted for t in ticks)
 
 
+def test_pca_labels_never_overprint():
+    """The plain model's panel had 'Im Park spielt ...' printed over 'Zwei Männer arbeiten ...': two points
+    at one height, 0.3 of the width apart, with labels longer than that gap."""
+    from matplotlib.text import Text
+
+    from s2s_lightning.report_figures import _annotate
+
+    points = [
+        [1.4, 1.03],
+        [3.1, 1.05],
+        [-2.55, 0.83],
+        [-2.5, 0.56],
+        [-2.3, 0.42],
+        [-1.95, 0.57],
+        [2.3, 0.5],
+        [-0.3, -4.4],
+    ]
+    points = np.array(points)  # the plain panel's points (its y range matters: it sets how close 0.02 is)
+    phrases = ["Im Park spielt ein Mädchen mit einem Ball.", "Zwei Männer arbeiten auf einer Baustelle."]
+    phrases += [f"Ein Hund wirft einem Mann einen Ball zu ({k})." for k in range(6)]
+    fig, (ax,) = _figure(6.5, 5)
+    ax.scatter(points[:, 0], points[:, 1])
+    _annotate(ax, points, phrases)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    boxes = [Text.get_window_extent(t, renderer) for t in ax.texts]
+    assert len(boxes) == len(phrases)
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+
+
 # ------------------------------------------------------------------------------------ README
 def test_readme_ties_it_together(reports):
     readme = (reports["translation"] / "README.md").read_text()
