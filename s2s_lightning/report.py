@@ -136,8 +136,10 @@ def render_readme(
         run = short_path(best[0]) if best else "RUN"
         out += ["## Sentence representations", "",
                 "No run holds encoder vectors yet. For the paper's Figure 2 (a 2-D PCA of sentence vectors), write a "
-                "few phrases one per line (for translation, reorderings of one sentence and paraphrases) and run "
-                f"`s2s evaluate {run} --represent PHRASES`, then generate this report again.", ""]  # fmt: skip
+                "few phrases one per line (for translation, reorderings of one sentence and paraphrases; for "
+                "addition, questions with the same sum; `reports/phrases.de.txt` and `reports/phrases.addition.txt` "
+                f"in the repository are examples) and run `s2s evaluate {run} --represent PHRASES`, then generate "
+                "this report again.", ""]  # fmt: skip
     out += ["## Provenance", "", *_provenance(data), ""]
     if "runs" in tables:
         t = tables["runs"]

@@ -347,6 +347,16 @@ def test_crowded_tick_labels_are_slanted_onto_one_line():
         assert all(("\n" in t.get_text()) != slanted for t in ticks)
 
 
+def test_a_report_without_encoder_vectors_says_how_to_get_the_pca_figure(reports):
+    readme = (reports["addition"] / "README.md").read_text()
+    hint = readme.split("## Sentence representations", 1)[1].split("##", 1)[0]
+    command = re.search(r"`s2s evaluate (\S+) --represent PHRASES`", hint)
+    assert command and "reports/phrases.addition.txt" in hint
+    best = max(records(RECORDS / "addition"), key=lambda r: r["metrics"].get("test/exact_match", -1))
+    assert Path(command.group(1)).name == Path(best["run_dir"]).name  # the study's best run
+    assert (Path(__file__).parents[1] / "reports" / "phrases.addition.txt").is_file()
+
+
 def test_pca_labels_never_overprint():
     """The plain model's panel had 'Im Park spielt ...' printed over 'Zwei Männer arbeiten ...': two points
     at one height, 0.3 of the width apart, with labels longer than that gap."""
