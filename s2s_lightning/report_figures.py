@@ -81,22 +81,31 @@ class Design:
         order = {role: list(dict.fromkeys(labels[arm][role] for arm in arms)) for role in roles}
         return cls(arms, roles, labels, order)
 
+    @property
+    def palette(self) -> dict[str, Any]:
+        """Hue value -> colour."""
+        return {v: PRINT_COLOURS[i % len(PRINT_COLOURS)] for i, v in enumerate(self.order["hue"])}
+
+    @property
+    def dash_styles(self) -> list[tuple[float, ...]]:
+        """One dash pattern per style value, in order."""
+        return [DASHES[i % len(DASHES)] for i, _ in enumerate(self.order["style"])]
+
     def colour(self, arm: str) -> Any:
-        return PRINT_COLOURS[self.order["hue"].index(self.labels[arm]["hue"]) % len(PRINT_COLOURS)]
+        return self.palette[self.labels[arm]["hue"]]
 
     def dashes(self, arm: str) -> tuple[float, ...]:
-        return DASHES[self.order["style"].index(self.labels[arm]["style"]) % len(DASHES)]
+        return self.dash_styles[self.order["style"].index(self.labels[arm]["style"])]
 
     def column(self, col: str) -> list[str]:
         return [arm for arm in self.arms if self.labels[arm]["col"] == col]
 
     def legend(self, fig: Figure) -> None:
         """Colours, then line styles, under the plot (each value once: the design, not the arms)."""
-        hues, styles = self.order["hue"], self.order["style"] if self.roles["style"] else []
-        colours, n_dashes = len(PRINT_COLOURS), len(DASHES)
-        handles = [Line2D([], [], color=PRINT_COLOURS[i % colours], linewidth=2.5) for i in range(len(hues))]
-        handles += [Line2D([], [], color="0.2", dashes=DASHES[i % n_dashes], linewidth=1.5) for i in range(len(styles))]
-        _legend(fig, handles, hues + styles, max_cols=4)
+        styles = self.order["style"] if self.roles["style"] else []
+        handles = [Line2D([], [], color=colour, linewidth=2.5) for colour in self.palette.values()]
+        handles += [Line2D([], [], color="0.2", dashes=d, linewidth=1.5) for d in self.dash_styles[: len(styles)]]
+        _legend(fig, handles, self.order["hue"] + styles, max_cols=4)
 
     def caption(self) -> str:
         """`colour: source order, line style: decoder, columns: teacher forcing`."""
@@ -121,12 +130,12 @@ def _save(fig: Figure, folder: Path, name: str) -> None:
     fig.savefig(folder / f"{name}.pdf", metadata={"CreationDate": None})  # same records, same bytes
 
 
-def _legend(fig: Figure, handles: list, labels: list[str], max_cols: int, title: str | None = None) -> None:
+def _legend(fig: Figure, handles: list, labels: list[str], max_cols: int) -> None:
     """A legend under the plot in up to `max_cols` columns, fewer when long labels would run past the
     figure's edges (6 Multi30k arm names in 3 columns did)."""
     renderer = fig.canvas.get_renderer()
     for ncol in range(min(len(labels), max_cols), 0, -1):
-        legend = fig.legend(handles, labels, loc="outside lower center", ncol=ncol, frameon=False, title=title)
+        legend = fig.legend(handles, labels, loc="outside lower center", ncol=ncol, frameon=False)
         if ncol == 1 or legend.get_window_extent(renderer).width <= 0.98 * fig.bbox.width:
             return
         legend.remove()
@@ -185,16 +194,14 @@ def val_curves(data: ReportData, folder: Path) -> Plot | None:
     for role in design.roles:
         df[role] = [design.labels[arm][role] for arm in df["arm"]]
     metrics = [m for m in (M.VAL_PPL, task_metric) if m in df and df[m].notna().any()]
-    hue_colours = {v: PRINT_COLOURS[i % len(PRINT_COLOURS)] for i, v in enumerate(design.order["hue"])}
     cols = design.order["col"]
     fig, panels = _figure(4.6 * len(cols) + 0.6, 3.4 * len(metrics), ncols=len(cols), nrows=len(metrics))
     panels = panels.reshape(len(metrics), len(cols))
     for r, metric in enumerate(metrics):
         for c, col_value in enumerate(cols):
             ax, sub = panels[r, c], df[(df["col"] == col_value)].dropna(subset=[metric])
-            dashes = [DASHES[i % len(DASHES)] for i in range(len(design.order["style"]))]
-            sns.lineplot(sub, x="epoch", y=metric, hue="hue", hue_order=design.order["hue"], palette=hue_colours,
-                         style="style", style_order=design.order["style"], dashes=dashes, errorbar="sd",
+            sns.lineplot(sub, x="epoch", y=metric, hue="hue", hue_order=design.order["hue"], palette=design.palette,
+                         style="style", style_order=design.order["style"], dashes=design.dash_styles, errorbar="sd",
                          marker="o", markersize=4, legend=False, ax=ax)  # fmt: skip
             ax.set(xlabel="Epoch" if r == len(metrics) - 1 else "", ylabel=metric_label(metric) if c == 0 else "")
             if design.roles["col"] and r == 0:
