@@ -232,11 +232,27 @@ def test_scores(data: ReportData, folder: Path) -> Plot | None:
         return None
     arms = _present(data, df)
     fig, (ax,) = _figure(7.0, 1.6 + 0.5 * len(arms))
-    common = dict(
-        data=df, x=metric, y="arm", order=arms, hue="arm", hue_order=arms, palette=data.palette, legend=False, ax=ax
+    sns.pointplot(
+        df,
+        x=metric,
+        y="arm",
+        order=arms,
+        hue="arm",
+        hue_order=arms,
+        palette=data.palette,
+        legend=False,
+        ax=ax,
+        errorbar="sd",
+        markers="D",
+        markersize=8,
+        linestyle="none",
+        capsize=0.3,
     )
-    sns.stripplot(**common, alpha=0.5, size=6, jitter=0.12)
-    sns.pointplot(**common, errorbar="sd", markers="D", markersize=8, linestyle="none", capsize=0.3)
+    # The seeds as dots, jittered from a seeded generator: seaborn's stripplot jitters from numpy's global
+    # one, so the same records drew a different figure each time.
+    jitter = np.random.default_rng(0).uniform(-0.12, 0.12, len(df))
+    rows = df["arm"].map({arm: i for i, arm in enumerate(arms)}) + jitter
+    ax.scatter(df[metric], rows, color=[data.palette[a] for a in df["arm"]], alpha=0.5, s=36, linewidths=0, zorder=3)
     ax.set(xlabel=f"Test {metric_phrase(metric)}", ylabel="", title=f"Test {metric_phrase(metric)} per arm")
     for tick, arm in zip(ax.get_yticklabels(), arms):
         tick.set_color(data.palette[arm])

@@ -278,6 +278,19 @@ def test_figures_are_real_plots(reports, task):
         assert pdf.startswith(b"%PDF") and len(pdf) > 5000
 
 
+def test_the_same_records_draw_the_same_figures(tmp_path):
+    """The per-arm figure's seed dots came from seaborn's jitter, drawn from numpy's global generator: each
+    report of the same records drew them elsewhere (and a report changed that global state)."""
+    state = np.random.get_state()[1].copy()
+    for out in ("a", "b"):
+        build_report(ADDITION, tmp_path / out, command="s2s report")
+    assert (np.random.get_state()[1] == state).all()
+    pngs = list((tmp_path / "a" / "figures").glob("*.png"))
+    assert len(pngs) == len(EXPECTED_FIGURES["addition"])
+    for png in pngs:
+        assert png.read_bytes() == (tmp_path / "b" / "figures" / png.name).read_bytes(), png.name
+
+
 def test_bucket_labels_name_the_analysis_intervals(tmp_path):
     # analysis.buckets puts a sentence of length n in (lo, hi]: (0, 5] holds lengths 1 to 5.
     assert _bucket_label(0, 5, True) == "1–5" and _bucket_label(5, 6, True) == "6"
