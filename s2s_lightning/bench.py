@@ -15,10 +15,10 @@ import time
 import torch
 
 from .bench_train import autocast, measure
-from .config import load_config
+from .config import decode_batch_size, load_config
 from .data import DataBundle, source_tensor
 from .errors import S2SError
-from .model import Seq2Seq, check_precision
+from .model import Seq2Seq, check_precision, lstm_dtype, use_tf32
 from .records import peak_memory_mb
 from .search import decode
 
@@ -34,12 +34,13 @@ def decode_speed(model: Seq2Seq, src_ids: list[list[int]], beam: int, batch_size
     with torch.no_grad():
         for s in range(0, len(order), batch_size):
             src, src_len = source_tensor([src_ids[i] for i in order[s : s + batch_size]])
-            out = decode([model], src.to(device), src_len.to(device), beam, cfg.eval.length_normalize,
+            out = decode([model], src.to(device), src_len, beam, cfg.eval.length_normalize,
                          cfg.eval.max_len_a, cfg.eval.max_len_b)  # fmt: skip
-            generated += int((out > 0).sum())  # ids past <pad>: tokens and <eos>
+            generated += (out > 0).sum()  # ids past <pad>: tokens and <eos> (read once, at the end)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
+    generated = int(generated)
     src_tokens = sum(len(s) + 1 for s in src_ids)
     return {"sentences_per_s": len(src_ids) / seconds, "src_tokens_per_s": src_tokens / seconds,
             "tgt_tokens_per_s": generated / seconds}  # fmt: skip
@@ -77,10 +78,13 @@ def run_bench(args: argparse.Namespace) -> int:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise S2SError("--device cuda: no CUDA device is visible")
     check_precision(cfg.train.precision, device.type)
+    tf32 = use_tf32(cfg.train.tf32, device.type)
     bundle = DataBundle(cfg)
     results: dict = {"config": {"data": cfg.data.name, "layers": cfg.model.num_layers, "hidden": cfg.model.hidden_dim,
                                 "embedding": cfg.model.embedding_dim, "peeky": cfg.model.peeky,
-                                "batch_size": cfg.data.batch_size, "precision": str(cfg.train.precision)},
+                                "batch_size": cfg.data.batch_size, "precision": str(cfg.train.precision), "tf32": tf32,
+                                "lstm_dtype": str(lstm_dtype(cfg.train.lstm_precision, cfg.train.precision,
+                                                             device.type)).removeprefix("torch.")},
                      "device": str(device), "threads": torch.get_num_threads(), "train": {}, "decode": {}}  # fmt: skip
     for ratio in (1.0, 0.5):
         ratio_cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"teacher_forcing_ratio": ratio})})
@@ -93,10 +97,12 @@ def run_bench(args: argparse.Namespace) -> int:
         }
     torch.manual_seed(cfg.seed)
     model = Seq2Seq(len(bundle.src_vocab), len(bundle.tgt_vocab), cfg.model).to(device)
+    model.set_lstm_dtype(lstm_dtype(cfg.train.lstm_precision, cfg.train.precision, device.type))
     src_ids = bundle.splits["val"].src_ids[: args.sentences]
     for name, beam in (("greedy", 1), ("beam12", 12)):
         with autocast(cfg, device):
-            results["decode"][name] = decode_speed(model, src_ids, beam, cfg.eval.batch_size, device, cfg)
+            batch_size = decode_batch_size(cfg.eval, device.type)
+            results["decode"][name] = decode_speed(model, src_ids, beam, batch_size, device, cfg)
     results["peak_memory_mb"] = peak_memory_mb(device)
     if args.profile:
         results["profile"] = profile_training(cfg, bundle, min(args.steps, 5), 1, device)

@@ -22,9 +22,9 @@ import torch
 from .config import load_config
 from .data import DataBundle
 from .errors import S2SError
-from .model import Seq2Seq, mixed_dtype
+from .model import Seq2Seq, lstm_dtype, mixed_dtype
 from .records import peak_memory_mb
-from .system import masked_nll
+from .system import batch_nll
 
 
 def autocast(cfg, device: torch.device):
@@ -39,8 +39,9 @@ def measure(cfg, bundle: DataBundle, bucketing: bool, steps: int, warmup: int, d
     `train.precision`."""
     torch.manual_seed(cfg.seed)
     model = Seq2Seq(len(bundle.src_vocab), len(bundle.tgt_vocab), cfg.model).to(device).train()
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
-    batches = itertools.cycle(bundle.loader("train", shuffle=True, bucketing=bucketing))
+    model.set_lstm_dtype(lstm_dtype(cfg.train.lstm_precision, cfg.train.precision, device.type))
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr, fused=device.type == "cuda")
+    batches = itertools.cycle(bundle.loader("train", shuffle=True, bucketing=bucketing, device_type=device.type))
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     tokens = real = slots = sentences = 0
@@ -49,20 +50,20 @@ def measure(cfg, bundle: DataBundle, bucketing: bool, steps: int, warmup: int, d
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             start, tokens, real, slots, sentences = time.perf_counter(), 0, 0, 0, 0
-        b = next(batches)
-        src, src_len, tgt_in, tgt_out = (t.to(device) for t in (b.src, b.src_len, b.tgt_in, b.tgt_out))
+        host = next(batches)
+        b = host.to(device)
         with autocast(cfg, device):
-            logits = model(src, src_len, tgt_in, cfg.train.teacher_forcing_ratio)  # [B, T, V]
-            nll, n, _ = masked_nll(logits.float(), tgt_out)
+            nll, _ = batch_nll(model, b, cfg.train.teacher_forcing_ratio)
         opt.zero_grad(set_to_none=True)
-        (nll / n).backward()
+        (nll / b.num_tokens).backward()
         if cfg.train.grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
         opt.step()
-        tokens += int(n)
+        # Counted from the host batch: the step reads nothing back from the device.
+        tokens += b.num_tokens
         sentences += len(b)
-        real += int(n) + int(b.src_len.sum())  # source and target tokens ...
-        slots += tgt_out.numel() + src.numel()  # ... and the padded slots they occupy
+        real += b.num_tokens + int(host.src_len.sum())  # source and target tokens ...
+        slots += host.tgt_out.numel() + host.src.numel()  # ... and the padded slots they occupy
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start

@@ -215,7 +215,11 @@ def _sweep_parsers(sub) -> None:
     for q in (r, w):
         _sweep_common(q)
         q.add_argument("--workers", type=int, help="worker processes (default: 1, or one per GPU with --gpus)")
-        q.add_argument("--gpus", help="GPU indices to spread trials over, e.g. 0,1,2,3, or 'all'")
+        q.add_argument(
+            "--gpus",
+            help="GPUs to spread trials over: indices (0,1,2,3) into the GPUs this job was "
+            "given (CUDA_VISIBLE_DEVICES), or 'all' of them",
+        )
         q.add_argument("--trials-per-gpu", type=int, default=1, metavar="K",
                        help="run K trials at once on each GPU of --gpus, each its own process (default 1)")  # fmt: skip
         q.add_argument("--gpus-per-trial", type=int, default=1, metavar="K",

@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -80,8 +80,10 @@ class DataConfig(_Section):
     """Sentence pairs per training batch."""
     bucketing: bool = True
     """Length-bucketed batches (the paper's same-length minibatches); false: random batches."""
-    num_workers: int = Field(0, ge=0)
-    """DataLoader worker processes."""
+    num_workers: Literal["auto"] | Annotated[int, Field(ge=0)] = "auto"
+    """DataLoader worker processes; auto: 2 when training on CUDA, 0 (the training process) on a CPU."""
+    pin_memory: Literal["auto"] | bool = "auto"
+    """Batches in page-locked memory, copied to the GPU without blocking; auto: on CUDA."""
     addition: AdditionConfig = AdditionConfig()
     """The addition task's questions."""
 
@@ -134,6 +136,10 @@ class TrainConfig(_Section):
     """Lightning strategy: auto, ddp, ddp_spawn."""
     precision: str = "32-true"
     """Lightning precision: 32-true, bf16-mixed, 16-mixed."""
+    lstm_precision: Literal["auto", "fp32", "bf16"] = "auto"
+    """The LSTMs' dtype under mixed precision: fp32, bf16 (cast explicitly), auto (fp32 on CUDA; CPU: README)."""
+    tf32: bool = True
+    """On CUDA, float32 matmuls and cuDNN use TF32 tensor cores (the output layer's largest matmul)."""
     progress_bar: bool = True
     """Show Lightning's progress bar."""
     deterministic: bool = True
@@ -157,8 +163,8 @@ class EvalConfig(_Section):
     """Hypotheses stop at max_len_a * source length + max_len_b tokens."""
     max_len_b: int = Field(10, ge=1)
     """See max_len_a."""
-    batch_size: int = Field(64, ge=1)
-    """Sentences decoded together."""
+    batch_size: Literal["auto"] | Annotated[int, Field(ge=1)] = "auto"
+    """Sentences decoded together (validation and test batches); auto: 64 on a CPU, 512 on CUDA."""
     length_buckets: list[int] = [0, 5, 10, 15, 20, 25, 30, 35, 1000]
     """Source-length bucket edges of the by-length analysis."""
     frequency_buckets: list[int] = [0, 500, 1000, 1500, 2000, 2500, 3000, 3500, 1_000_000]
@@ -169,6 +175,16 @@ class EvalConfig(_Section):
     """Decode the validation set greedily for exact match / BLEU (the curve)."""
     val_decode_every: int = Field(1, ge=1)
     """... every k epochs and on the last (its time share is in history.csv)."""
+
+
+DECODE_BATCH_SIZE = {"cpu": 64, "cuda": 512}  # eval.batch_size=auto
+
+
+def decode_batch_size(cfg: EvalConfig, device_type: str) -> int:
+    """eval.batch_size, resolved for the device the sentences are decoded on."""
+    if cfg.batch_size != "auto":
+        return cfg.batch_size
+    return DECODE_BATCH_SIZE.get(device_type, DECODE_BATCH_SIZE["cpu"])
 
 
 class TrackingConfig(_Section):
@@ -324,7 +340,7 @@ def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
 # (reports pool them), and a sweep adopts a finished run that differs from its trial only in these.
 RUN_ONLY_KEYS = (
     "seed", "tracking.", "train.progress_bar", "train.accelerator", "train.devices", "train.strategy",
-    "train.deterministic", "data.dir", "data.num_workers", "eval.batch_size",
+    "train.deterministic", "data.dir", "data.num_workers", "data.pin_memory", "eval.batch_size",
 )  # fmt: skip
 
 

@@ -17,6 +17,7 @@ import urllib.request
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 
 import torch
@@ -48,6 +49,7 @@ MULTI30K_SHA256 = {
 }
 MULTI30K_ENV = "S2S_MULTI30K_DIR"
 CACHE_ENV = "S2S_CACHE_DIR"
+AUTO_CUDA_WORKERS = 2  # data.num_workers=auto on CUDA
 MAX_SENTENCE_TOKENS = 1000  # longer lines are almost surely not sentences (misaligned or binary files)
 
 
@@ -299,43 +301,100 @@ class BucketBatchSampler(Sampler[list[int]]):
         return total // self._rank_world()[1]
 
 
+class EvalBatchSampler(Sampler[list[int]]):
+    """Batches of a split in order; under DDP each rank takes every world-th sentence, so every sentence is
+    scored and decoded once across ranks and every rank has a batch (validation has no collective per
+    step: the ranks' batch counts may differ by one)."""
+
+    def __init__(self, size: int, batch_size: int):
+        self.size, self.batch_size = size, batch_size
+
+    def _mine(self) -> range:
+        rank, world = BucketBatchSampler._rank_world()
+        return range(rank, self.size, world)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        mine = self._mine()
+        for start in range(0, len(mine), self.batch_size):
+            yield list(mine[start : start + self.batch_size])
+
+    def __len__(self) -> int:
+        return (len(self._mine()) + self.batch_size - 1) // self.batch_size
+
+
 @dataclass
 class Batch:
     index: torch.Tensor  # [B] positions in the split
     src: torch.Tensor  # [B, S] padded source ids (reversed if configured), <eos> last
-    src_len: torch.Tensor  # [B] lengths including <eos>
+    src_len: torch.Tensor  # [B] lengths including <eos>; stays on the host (packing reads it there)
     tgt_in: torch.Tensor  # [B, T] <sos> y1 .. yn
     tgt_out: torch.Tensor  # [B, T] y1 .. yn <eos>
+    tgt_pos: torch.Tensor  # [N] flat indices into [B * T] of the real (non-pad) target positions
+    uniform: bool  # every source has length S: the encoder needs no packing
 
-    def to(self, device) -> Batch:
-        return Batch(*(t.to(device) for t in (self.index, self.src, self.src_len, self.tgt_in, self.tgt_out)))
+    def to(self, device, non_blocking: bool = True) -> Batch:
+        """On `device`, lengths kept on the host; copies are asynchronous from pinned memory."""
+        index, src, tgt_in, tgt_out, tgt_pos = (t.to(device, non_blocking=non_blocking) for t in self._tensors())
+        return Batch(index, src, self.src_len, tgt_in, tgt_out, tgt_pos, self.uniform)
+
+    def _tensors(self) -> tuple[torch.Tensor, ...]:
+        """The tensors that go to the device: all but the lengths."""
+        return self.index, self.src, self.tgt_in, self.tgt_out, self.tgt_pos
+
+    def pin_memory(self) -> Batch:
+        """Page-locked copies (DataLoader's pin_memory calls this), so `to(cuda)` does not block."""
+        index, src, tgt_in, tgt_out, tgt_pos = (t.pin_memory() for t in self._tensors())
+        return Batch(index, src, self.src_len, tgt_in, tgt_out, tgt_pos, self.uniform)
+
+    @property
+    def num_tokens(self) -> int:
+        """Real target tokens (with <eos>): known on the host, so no step reads it from a device."""
+        return self.tgt_pos.numel()
 
     def __len__(self) -> int:
         return self.src.size(0)
 
 
+def _padded(seqs: Sequence[Sequence[int]], width: int, offset: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """[B, width] <pad>-filled ids with each sequence written from column `offset`, and the lengths [B];
+    one tensor built from the concatenated ids, no Python loop over rows."""
+    lengths = torch.tensor([len(s) for s in seqs], dtype=torch.long)
+    out = torch.full((len(seqs), width), PAD_ID, dtype=torch.long)
+    body = torch.arange(width - offset) < lengths.unsqueeze(1)  # [B, width - offset]
+    out[:, offset:][body] = torch.tensor(list(chain.from_iterable(seqs)), dtype=torch.long)
+    return out, lengths
+
+
 def pad(seqs: Sequence[Sequence[int]]) -> torch.Tensor:
-    out = torch.full((len(seqs), max(len(s) for s in seqs)), PAD_ID, dtype=torch.long)
-    for row, seq in enumerate(seqs):
-        out[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-    return out
+    return _padded(seqs, max(len(s) for s in seqs))[0]
+
+
+def _with_eos(seqs: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """[B, max + 1]: each sequence, then <eos>, then <pad>; and lengths with <eos>."""
+    out, lengths = _padded(seqs, max(len(s) for s in seqs) + 1)
+    out[torch.arange(len(seqs)), lengths] = EOS_ID
+    return out, lengths + 1
 
 
 def source_tensor(src_ids: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
     """Padded [B, S] sources ending in <eos>, and their lengths [B]."""
-    seqs = [list(s) + [EOS_ID] for s in src_ids]
-    return pad(seqs), torch.tensor([len(s) for s in seqs], dtype=torch.long)
+    return _with_eos(src_ids)
 
 
 def collate(items: list[tuple[int, list[int], list[int]]]) -> Batch:
     index, srcs, tgts = zip(*items)
-    src, src_len = source_tensor(srcs)
+    src, src_len = _with_eos(srcs)
+    tgt_out, tgt_len = _with_eos(tgts)
+    tgt_in, _ = _padded(tgts, tgt_out.size(1), offset=1)
+    tgt_in[:, 0] = SOS_ID
     return Batch(
         torch.tensor(index),
         src,
         src_len,
-        pad([[SOS_ID] + list(t) for t in tgts]),
-        pad([list(t) + [EOS_ID] for t in tgts]),
+        tgt_in,
+        tgt_out,
+        (tgt_out != PAD_ID).view(-1).nonzero().squeeze(1),
+        min(src_len.tolist()) == src.size(1),
     )
 
 
@@ -423,19 +482,40 @@ class DataBundle:
         return Split(src_ids, [self.tgt_vocab.encode(t) for t in tgt_tok], src_text, tgt_text, tgt_tok)
 
     def loader(
-        self, role: str, shuffle: bool = False, batch_size: int | None = None, bucketing: bool | None = None
+        self,
+        role: str,
+        shuffle: bool = False,
+        batch_size: int | None = None,
+        bucketing: bool | None = None,
+        device_type: str = "cpu",
     ) -> DataLoader:
         """Shuffled batches (length-bucketed unless `bucketing`, default data.bucketing, is False) or
-        batches in split order."""
+        batches in split order (each DDP rank its share). `device_type`: where the batches go, for
+        data.num_workers and data.pin_memory set to auto."""
         split = self.splits[role]
         bs = batch_size or self.cfg.batch_size
         if shuffle:
             lengths = [len(s) for s in split.src_ids]
             bucketing = self.cfg.bucketing if bucketing is None else bucketing
-            sampler = BucketBatchSampler(lengths, bs, self.seed, bucketing)
-            return DataLoader(
-                SplitDataset(split), batch_sampler=sampler, collate_fn=collate, num_workers=self.cfg.num_workers
-            )
+            sampler: Sampler = BucketBatchSampler(lengths, bs, self.seed, bucketing)
+        else:
+            sampler = EvalBatchSampler(len(split.src_ids), bs)
+        workers, pin = loader_settings(self.cfg, device_type)
         return DataLoader(
-            SplitDataset(split), batch_size=bs, shuffle=False, collate_fn=collate, num_workers=self.cfg.num_workers
+            SplitDataset(split),
+            batch_sampler=sampler,
+            collate_fn=collate,
+            num_workers=workers,
+            pin_memory=pin,
+            persistent_workers=workers > 0,
         )
+
+
+def loader_settings(cfg: DataConfig, device_type: str) -> tuple[int, bool]:
+    """(worker processes, pinned memory) for batches bound for `device_type`. auto: on CUDA, batches
+    are built by AUTO_CUDA_WORKERS workers (collating takes as long as a GPU step) into pinned memory;
+    on a CPU in the training process (workers would take cores from training)."""
+    cuda = device_type == "cuda"
+    workers = cfg.num_workers if cfg.num_workers != "auto" else (AUTO_CUDA_WORKERS if cuda else 0)
+    pin = cfg.pin_memory if cfg.pin_memory != "auto" else cuda
+    return workers, bool(pin) and torch.cuda.is_available()

@@ -23,7 +23,7 @@ import torch
 from tqdm import tqdm
 
 from .analysis import analyse, average_rank, frequency_ranks, write_scores
-from .config import EvalConfig
+from .config import EvalConfig, decode_batch_size
 from .data import DataBundle, source_tensor
 from .model import Seq2Seq
 from .records import ANALYSIS_FILE, scores_file, split_file, write_json, write_lines
@@ -135,13 +135,14 @@ def decode_ids(
         total=len(order), desc=progress, unit=" sentences", file=sys.stderr, disable=None if progress else True
     )  # disable=None: off when stderr is not a terminal (logs, CI)
     try:
-        for start in range(0, len(order), cfg.batch_size):
-            chunk = order[start : start + cfg.batch_size]
+        batch_size = decode_batch_size(cfg, torch.device(device).type)
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
             src, src_len = source_tensor([src_ids[i] for i in chunk])
             hyps = decode(
                 models,
                 src.to(device),
-                src_len.to(device),
+                src_len,  # lengths stay on the host
                 cfg.beam_size,
                 cfg.length_normalize,
                 cfg.max_len_a,

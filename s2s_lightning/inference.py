@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import load_into
-from .config import Config, load_config
+from .config import Config, decode_batch_size, load_config
 from .data import DataBundle, addition_data_seed, data_folder, read_aligned, read_parallel, source_tensor
 from .errors import S2SError
 from .evaluation import decode_ids, evaluate_split
@@ -252,7 +252,7 @@ def translate_lines(
     the model reads them as <unk>, so its translation of that line is a guess."""
     codec = TextCodec(ens.cfg.data, ens.src_vocab, ens.tgt_vocab)
     eval_cfg = _eval_config(ens.cfg, beam, batch_size)
-    chunk = 1 if flush_every_line else eval_cfg.batch_size
+    chunk = 1 if flush_every_line else decode_batch_size(eval_cfg, torch.device(device).type)
     number = 0
 
     def encode(text: str) -> list[int] | None:
@@ -315,7 +315,7 @@ def sentence_vectors(
     out = []
     for start in range(0, len(src_ids), batch_size):
         src, src_len = source_tensor(src_ids[start : start + batch_size])
-        out.append(model.encode(src.to(device), src_len.to(device)).summary.cpu())  # [b, H]
+        out.append(model.encode(src.to(device), src_len).summary.cpu())  # [b, H]
     model.train(was_training)
     return torch.cat(out)  # [P, H]
 

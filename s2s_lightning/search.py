@@ -105,12 +105,14 @@ def greedy(
     """Batched greedy decoding: [B, S] -> [B, T] ids, <eos> then <pad> after each sentence ends."""
     models = as_ensemble(models)
     batch, device = src.size(0), src.device
-    limits = max_lengths(src_len, max_len_a, max_len_b).to(device)  # [B]
+    host_limits = max_lengths(src_len.cpu(), max_len_a, max_len_b)  # [B], read on the host
+    limits = host_limits.to(device)
     states = encode(models, src, src_len)
     alive = torch.arange(batch, device=device)  # sentences still decoding, as rows of `out`
     tokens = torch.full((batch,), SOS_ID, dtype=torch.long, device=device)
-    out = torch.full((batch, int(limits.max())), PAD_ID, dtype=torch.long, device=device)
+    out = torch.full((batch, max(host_limits.tolist())), PAD_ID, dtype=torch.long, device=device)
     steps = 0
+    # One device read per step (how many sentences go on), plus one when some stop.
     for t in range(out.size(1)):
         if len(models) == 1:  # argmax of the logits is argmax of the log-probabilities
             logits, state = models[0].decoder.step(tokens, states[0])  # [N, V]
@@ -121,8 +123,9 @@ def greedy(
         out[alive, t] = tokens
         steps = t + 1
         keep = (tokens != EOS_ID) & (t + 1 < limits[alive])  # [N]
-        if not keep.all():
-            if not keep.any():
+        going = int(keep.sum())
+        if going < keep.numel():
+            if going == 0:
                 break
             rows = keep.nonzero().squeeze(1)
             alive, tokens, states = alive[rows], tokens[rows], _select(states, rows)
@@ -144,8 +147,8 @@ def beam_search(
     if beam_size < 1:
         raise S2SError(f"beam size must be at least 1, got {beam_size}")
     batch, k, device = src.size(0), beam_size, src.device
-    limits = max_lengths(src_len, max_len_a, max_len_b).to(device)  # [B]
-    max_steps = int(limits.max())
+    host_limits = max_lengths(src_len.cpu(), max_len_a, max_len_b)  # [B], read on the host
+    limits, max_steps = host_limits.to(device), max(host_limits.tolist())
     neg_inf = float("-inf")
 
     # The best complete hypothesis of every sentence, indexed by sentence.
@@ -181,15 +184,16 @@ def beam_search(
         ranked = top_scores / (t + 1) if length_normalize else top_scores
         ranked = ranked.masked_fill(~complete, neg_inf)
         cand_best, cand_pos = ranked.max(1)  # [N]
-        better = cand_best > best_score[alive]
-        if better.any():
-            rows = better.nonzero().squeeze(1)
-            beams = top_beam[rows, cand_pos[rows]]
-            sentences = alive[rows]
-            best[sentences, :t] = history[rows, beams]
-            best[sentences, t] = top_tok[rows, cand_pos[rows]]
-            best[sentences, t + 1 :] = PAD_ID
-            best_score[sentences] = cand_best[rows]
+        better = cand_best > best_score[alive]  # [N]
+        # Every alive sentence's row is rewritten, with its old value where no candidate is better:
+        # masked writes instead of selecting the better rows, which would read `better` on the host.
+        pick = cand_pos.unsqueeze(1)  # [N, 1]
+        prefix = history[torch.arange(n, device=device), top_beam.gather(1, pick).squeeze(1)]  # [N, t]
+        found = torch.cat([prefix, top_tok.gather(1, pick)], dim=1)  # [N, t+1]
+        old = best[alive]  # [N, max_steps]
+        new = torch.cat([found, torch.full_like(old[:, t + 1 :], PAD_ID)], dim=1)  # [N, max_steps]
+        best[alive] = torch.where(better.unsqueeze(1), new, old)
+        best_score[alive] = torch.where(better, cand_best, best_score[alive])
         n_complete[alive] += complete.sum(1)
 
         # The K best partial hypotheses continue; stable sort keeps the score order among them.
@@ -206,9 +210,10 @@ def beam_search(
         done = last.squeeze(1) | (n_complete[alive] >= k) | ~torch.isfinite(scores[:, 0])
         if not length_normalize:  # partial scores only fall: none can overtake the best complete one
             done |= best_score[alive] >= scores[:, 0]
-        if done.all():
+        finished = int(done.sum())  # the step's one device read (and one more when some stop)
+        if finished == done.numel():
             break
-        if done.any():
+        if finished:
             keep = (~done).nonzero().squeeze(1)  # [N']
             alive, scores, history = alive[keep], scores[keep], history[keep]
             kept = scores.size(1)

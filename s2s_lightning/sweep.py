@@ -76,21 +76,48 @@ def parse_gpus(
         if n < 1:
             raise S2SError(f"--workers must be at least 1 (got {n})")
         return n, [None] * n
+    given = visible_gpus(all_of_them=spec == "all")
     if spec == "all":
-        import torch  # seconds to import, for the coordinator only with --gpus all
-
-        ids = [str(i) for i in range(torch.cuda.device_count())]
+        ids = given or []
         if not ids:
             raise S2SError("--gpus all: no CUDA device is visible")
     else:
         ids = [g.strip() for g in spec.split(",") if g.strip()]
         if not ids or not all(g.isdigit() for g in ids) or len(set(ids)) != len(ids):
             raise S2SError(f"--gpus takes distinct GPU indices like 0,1,3 or 'all' (got '{spec}')")
+        if given is not None:  # indices count the GPUs this job was given, as torch numbers them
+            if max(int(g) for g in ids) >= len(given):
+                raise S2SError(f"--gpus {spec}: only {len(given)} are visible (CUDA_VISIBLE_DEVICES={given_env()})")
+            ids = [given[int(g)] for g in ids]
     n = len(ids) if workers is None else workers
     if n < 1 or len(ids) % n:
         raise S2SError(f"--workers {n} cannot split {len(ids)} GPUs evenly; one trial per GPU (or GPU group)")
     size = len(ids) // n
     return n, [",".join(ids[i * size : (i + 1) * size]) for i in range(n)]
+
+
+def given_env() -> str | None:
+    value = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return value if value is not None and value.strip() else None
+
+
+def visible_gpus(all_of_them: bool) -> list[str] | None:
+    """The GPUs this process was given, as CUDA_VISIBLE_DEVICES names them (indices, GPU or MIG UUIDs), in
+    torch's order: a scheduler that hands out GPUs 4-7 without confining the job must see its trials on
+    4-7, not on 0-3. None when nothing restricts the process and `all_of_them` is False (then indices
+    are the machine's own and torch need not be imported)."""
+    names = given_env()
+    if names is None and not all_of_them:
+        return None
+    count = None
+    if all_of_them:
+        import torch  # seconds to import, for the coordinator only when it must count the GPUs
+
+        count = torch.cuda.device_count()
+    if names is None:
+        return [str(i) for i in range(count or 0)]
+    listed = [g.strip() for g in names.split(",") if g.strip()]
+    return listed[:count] if count is not None else listed
 
 
 def coordinator_lock(runs_dir: Path, study: str):

@@ -21,7 +21,7 @@ from . import metrics as M
 from .config import Config
 from .data import Batch
 from .errors import S2SError
-from .model import Seq2Seq
+from .model import Seq2Seq, lstm_dtype
 from .search import greedy
 from .text import PAD_ID
 
@@ -72,22 +72,35 @@ def masked_nll(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor
     return nll, mask.sum(), correct
 
 
+def batch_nll(model: Seq2Seq, batch: Batch, ratio: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed NLL and right argmaxes over the batch's real target positions: the output layer and the
+    loss run only there (a third of Multi30k's target slots are padding). The count of those positions
+    is `batch.num_tokens`, known on the host. Equals masked_nll over the full logits."""
+    logits = model(batch.src, batch.src_len, batch.tgt_in, ratio, positions=batch.tgt_pos, uniform=batch.uniform)
+    gold = batch.tgt_out.reshape(-1).index_select(0, batch.tgt_pos)  # [N]
+    nll = F.cross_entropy(logits.float(), gold, reduction="sum")
+    return nll, (logits.argmax(-1) == gold).sum()
+
+
 class Seq2SeqSystem(pl.LightningModule):
     def __init__(
         self, cfg: Config, model: Seq2Seq, score_hyps: HypothesisScorer | None = None, steps_per_epoch: int = 1
     ):
         super().__init__()
         self.cfg, self.model, self.score_hyps = cfg, model, score_hyps
-        self.steps_per_epoch = max(steps_per_epoch, 1)
+        self.fallback_steps_per_epoch = max(steps_per_epoch, 1)
         self.epoch_metrics: dict[str, float] = {}  # the last validation epoch's row of history.csv
-        # Per stage, sums rather than means, so they combine across batches and ranks: [nll, tokens, correct].
+        # Per stage, sums rather than means, so they combine across batches and ranks: [nll, correct] on
+        # the device (never read inside a step) and the target tokens, counted on the host.
         self.sums: dict[str, torch.Tensor] = {}
+        self.tokens: dict[str, int] = {}
         self.hyps: dict[str, dict[int, list[int]]] = {}  # per stage: sentence index -> greedy hypothesis ids
         for stage in STAGES:
             self._reset(stage)
 
     def _reset(self, stage: str) -> None:
-        self.sums[stage] = torch.zeros(3, dtype=torch.float64)
+        self.sums[stage] = torch.zeros(2, dtype=torch.float64)
+        self.tokens[stage] = 0
         self.hyps[stage] = {}
         now = time.perf_counter()
         if stage == "train":
@@ -106,23 +119,30 @@ class Seq2SeqSystem(pl.LightningModule):
     def teacher_forcing_ratio(self) -> float:
         return teacher_forcing_at(self.cfg, self.current_epoch)
 
+    def setup(self, stage: str) -> None:
+        device = self.trainer.strategy.root_device.type if self._trainer is not None else self.device.type
+        self.model.set_lstm_dtype(lstm_dtype(self.cfg.train.lstm_precision, self.cfg.train.precision, device))
+
     def _step(self, batch: Batch, stage: str) -> torch.Tensor:
         ratio = self.teacher_forcing_ratio if stage == "train" else 1.0  # val/test: always forced
-        logits = self.model(batch.src, batch.src_len, batch.tgt_in, ratio)  # [B, T, V]
-        nll, tokens, correct = masked_nll(logits, batch.tgt_out)
-        loss = nll / tokens.clamp(min=1)
-        step_sums = torch.stack([nll.detach(), tokens, correct]).to(torch.float64)
+        nll, correct = batch_nll(self.model, batch, ratio)
+        tokens = batch.num_tokens
+        loss = nll / max(tokens, 1)
+        step_sums = torch.stack([nll.detach(), correct]).to(torch.float64)
         if self.sums[stage].device != step_sums.device:
             self.sums[stage] = self.sums[stage].to(step_sums.device)
         self.sums[stage] += step_sums  # stays on the device: no host sync per step
-        if stage == "train":
-            # Checking the loss reads it back to the host, which stalls a GPU: every DIVERGENCE_CHECK_EVERY
-            # steps here, and at every epoch's end from the summed loss (on_validation_epoch_end).
-            if self.global_step % DIVERGENCE_CHECK_EVERY == 0 and not torch.isfinite(loss):
+        self.tokens[stage] += tokens
+        if stage == "train" and self.global_step % DIVERGENCE_CHECK_EVERY == 0:
+            # Reading the loss back to the host stalls a GPU: only every DIVERGENCE_CHECK_EVERY steps (and at
+            # every epoch's end from the summed loss, on_validation_epoch_end). The progress bar and the
+            # loggers get that host value, so they read nothing from the device either.
+            value = float(loss.detach())
+            if not math.isfinite(value):
                 raise DivergenceError(
-                    f"training diverged: loss is {loss.item()} at epoch {self.current_epoch}, step {self.global_step}"
+                    f"training diverged: loss is {value} at epoch {self.current_epoch}, step {self.global_step}"
                 )
-            self.log(M.TRAIN_LOSS, loss, prog_bar=True, batch_size=len(batch))
+            self.log(M.TRAIN_LOSS, value, prog_bar=True, batch_size=len(batch))
         elif stage == "val" and self.decodes_val():
             start = time.perf_counter()
             out = greedy(self.model, batch.src, batch.src_len, self.cfg.eval.max_len_a, self.cfg.eval.max_len_b)
@@ -148,11 +168,13 @@ class Seq2SeqSystem(pl.LightningModule):
     def on_test_epoch_start(self) -> None:
         self._reset("test")
 
-    def _reduce(self, sums: torch.Tensor) -> torch.Tensor:
-        """Summed across ranks, on the host (once per epoch)."""
+    def _reduce(self, stage: str) -> torch.Tensor:
+        """[nll, tokens, correct] of `stage`, summed across ranks, on the host (once per epoch)."""
+        nll, correct = self.sums[stage].cpu().tolist()
+        sums = torch.tensor([nll, float(self.tokens[stage]), correct], dtype=torch.float64)
         if self.trainer.world_size > 1:
             return self.trainer.strategy.reduce(sums.to(self.device), reduce_op="sum").cpu()
-        return sums.cpu()
+        return sums
 
     def _gather_hyps(self, hyps: dict[int, list[int]]) -> dict[int, list[int]]:
         if self.trainer.world_size > 1 and torch.distributed.is_initialized():
@@ -162,7 +184,7 @@ class Seq2SeqSystem(pl.LightningModule):
         return hyps
 
     def _eval_metrics(self, stage: str) -> dict[str, float]:
-        nll, tokens, correct = self._reduce(self.sums[stage]).tolist()
+        nll, tokens, correct = self._reduce(stage).tolist()
         tokens = max(tokens, 1.0)
         out = {
             f"{stage}/loss": nll / tokens,
@@ -179,7 +201,7 @@ class Seq2SeqSystem(pl.LightningModule):
         self.log_dict(out, prog_bar=True, sync_dist=False)  # already reduced across ranks
         if self.trainer.sanity_checking:
             return
-        nll, tokens, _ = self._reduce(self.sums["train"]).tolist()
+        nll, tokens, _ = self._reduce("train").tolist()
         if not math.isfinite(nll):
             raise DivergenceError(f"training diverged: the summed loss of epoch {self.current_epoch} is {nll}")
         train_s = self._val_start - self._train_start  # validation runs after the epoch's training steps
@@ -207,10 +229,16 @@ class Seq2SeqSystem(pl.LightningModule):
         t = self.cfg.train
         if t.optimizer == "sgd":
             opt = torch.optim.SGD(self.model.parameters(), lr=t.lr)
-        else:
-            opt = torch.optim.Adam(self.model.parameters(), lr=t.lr)
+        else:  # fused on CUDA: one kernel for the update and no host read of the step count
+            opt = torch.optim.Adam(self.model.parameters(), lr=t.lr, fused=self.device.type == "cuda")
         if t.lr_decay_start_epoch is None:
             return opt
-        steps = self.steps_per_epoch
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(self.cfg, step / steps))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(self.cfg, step / self.steps_per_epoch()))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def steps_per_epoch(self) -> int:
+        """Optimizer steps per epoch on this rank, as the trainer counts them once the data are set up: under
+        DDP each rank takes 1/K of the batches, which the loader built before the process group existed
+        could not know (the schedule then decayed K times late). Read when the scheduler steps."""
+        n = self.trainer.num_training_batches if self._trainer is not None else math.inf
+        return int(n) if math.isfinite(n) and n > 0 else self.fallback_steps_per_epoch

@@ -24,15 +24,16 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+from pytorch_lightning.plugins.environments import LightningEnvironment, SLURMEnvironment
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from . import metrics as M
 from .checkpoint import load_state_dict, model_state
-from .config import AXES, RESUMABLE_KEYS, Config, arm_name, check_axes, load_config, resume_changes
+from .config import AXES, RESUMABLE_KEYS, Config, arm_name, check_axes, decode_batch_size, load_config, resume_changes
 from .data import DataBundle
 from .errors import S2SError
 from .evaluation import HypothesisScorer, evaluate_split
-from .model import Seq2Seq, check_precision, count_parameters
+from .model import Seq2Seq, check_precision, count_parameters, use_tf32
 from .records import (
     CHECKPOINT_DIR,
     CONFIG_FILE,
@@ -55,7 +56,7 @@ from .records import (
     write_vocabs,
     write_yaml,
 )
-from .system import DivergenceError, Seq2SeqSystem
+from .system import DIVERGENCE_CHECK_EVERY, DivergenceError, Seq2SeqSystem
 from .wandb_logging import finish_wandb, make_wandb_logger
 
 
@@ -129,6 +130,7 @@ QUIET_WARNINGS = (
     ".*does not have many workers.*",
     r".*isinstance\(treespec, LeafSpec\).*",
     "Checkpoint directory .* exists",
+    ".*is smaller than the logging interval.*",
 )
 
 
@@ -213,6 +215,9 @@ def make_trainer(cfg: Config, run_dir: Path, callbacks: list) -> pl.Trainer:
     """The Trainer, built before the run directory is touched so that an impossible device or strategy
     (train.accelerator=gpu without one) is refused without leaving a run behind."""
     t = cfg.train
+    # Inside a SLURM job Lightning would take its ranks from SLURM_NTASKS and expect srun to start each
+    # one: a trial with train.devices=K then hangs or trains on one rank. Runs start their own ranks.
+    plugins = [LightningEnvironment()] if SLURMEnvironment.detect() else None
     try:
         trainer = pl.Trainer(
             default_root_dir=run_dir,
@@ -233,7 +238,8 @@ def make_trainer(cfg: Config, run_dir: Path, callbacks: list) -> pl.Trainer:
             num_sanity_val_steps=0,
             use_distributed_sampler=False,
             limit_train_batches=t.limit_train_batches,
-            log_every_n_steps=10,
+            log_every_n_steps=DIVERGENCE_CHECK_EVERY,  # the steps whose loss is read back (Seq2SeqSystem._step)
+            plugins=plugins,
         )
     except (MisconfigurationException, ValueError, RuntimeError, TypeError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
@@ -241,8 +247,23 @@ def make_trainer(cfg: Config, run_dir: Path, callbacks: list) -> pl.Trainer:
             f"train.accelerator={t.accelerator} train.devices={t.devices} train.strategy={t.strategy} "
             f"train.precision={t.precision}: {first}"
         ) from None
-    check_precision(t.precision, trainer.strategy.root_device.type)
+    device_type = trainer.strategy.root_device.type
+    check_precision(t.precision, device_type)
+    # Deterministic mode would also fill every new tensor with NaN (a pass over memory per allocation).
+    torch.utils.deterministic.fill_uninitialized_memory = False
+    use_tf32(t.tf32, device_type)
     return trainer
+
+
+def numerics(cfg: Config, trainer: pl.Trainer, model: Seq2Seq) -> dict:
+    """How a run computed, for its record: ranks, TF32, the dtypes its LSTMs and output layer ran in."""
+    device_type = trainer.strategy.root_device.type
+    return {
+        "world_size": trainer.world_size,
+        "tf32": use_tf32(cfg.train.tf32, device_type),
+        "precision": str(cfg.train.precision),
+        "ran_in": model.ran_in(),
+    }
 
 
 def train(cfg: Config, run_dir: str | Path, resume: bool = False, axes: Sequence[str] = ()) -> dict:
@@ -315,7 +336,9 @@ def _train(cfg, run_dir, resume, axes, trainer, checkpoint, history, received, w
     start, system, logger = time.perf_counter(), None, None
     try:
         model = Seq2Seq(len(bundle.src_vocab), len(bundle.tgt_vocab), cfg.model)
-        train_loader = bundle.loader("train", shuffle=True)
+        device_type = trainer.strategy.root_device.type
+        eval_batch = decode_batch_size(cfg.eval, device_type)
+        train_loader = bundle.loader("train", shuffle=True, device_type=device_type)
         steps = len(train_loader)
         if cfg.train.limit_train_batches:
             limit = cfg.train.limit_train_batches
@@ -333,13 +356,15 @@ def _train(cfg, run_dir, resume, axes, trainer, checkpoint, history, received, w
             trainer.fit(
                 system,
                 train_loader,
-                bundle.loader("val", batch_size=cfg.eval.batch_size),
+                bundle.loader("val", batch_size=eval_batch, device_type=device_type),
                 ckpt_path=str(ckpt_path) if ckpt_path else None,
                 weights_only=True,
             )
             if checkpoint.best_model_path:
                 system.model.load_state_dict(model_state(checkpoint.best_model_path))
-            test_out = trainer.test(system, bundle.loader("test", batch_size=cfg.eval.batch_size), verbose=False)
+            record["numerics"] = numerics(cfg, trainer, model)  # the training's dtypes, before any evaluation
+            test_loader = bundle.loader("test", batch_size=eval_batch, device_type=device_type)
+            test_out = trainer.test(system, test_loader, verbose=False)
         result = (
             evaluate_split([system.model], bundle, "test", cfg.eval, run_dir, system.device)
             if trainer.is_global_zero

@@ -172,11 +172,24 @@ def test_unwritable_run_dir_fails_before_work(tmp_path):
     assert out.returncode == 2 and "not writable" in out.stderr and "Traceback" not in out.stderr
 
 
-@pytest.mark.parametrize("strategy", ["ddp_spawn", "ddp"])
-def test_ddp_metrics_equal_single_process_recomputation(tmp_path, strategy):
+SLURM_JOB = {
+    "SLURM_NTASKS": "1",
+    "SLURM_JOB_NAME": "s2s",
+    "SLURM_JOB_ID": "1",
+    "SLURM_PROCID": "0",
+    "SLURM_LOCALID": "0",
+    "SLURM_NODEID": "0",
+}
+
+
+@pytest.mark.parametrize("strategy, env", [("ddp_spawn", {}), ("ddp", {}), ("ddp", SLURM_JOB)], ids=str)
+def test_ddp_metrics_equal_single_process_recomputation(tmp_path, strategy, env):
     """Two CPU ranks from the CLI: perplexity sums NLL and tokens across ranks, so the recorded test
     perplexity equals recomputing it in one process from the best checkpoint. With `ddp`, Lightning runs
-    the command again for rank 1, which joins the training instead of refusing rank 0's run directory."""
+    the command again for rank 1, which joins the training instead of refusing rank 0's run directory.
+    The learning-rate schedule counts each rank's share of the epoch (its `lr` column equals a
+    one-process run's with the same global batch), and inside a SLURM job the run still starts its own
+    two ranks (Lightning would otherwise take one rank from SLURM_NTASKS)."""
     import math
 
     import torch
@@ -188,16 +201,30 @@ def test_ddp_metrics_equal_single_process_recomputation(tmp_path, strategy):
     from s2s_lightning.records import read_vocabs
     from s2s_lightning.system import masked_nll
 
+    schedule = {
+        "train.optimizer": "sgd",
+        "train.lr": 0.5,
+        "train.lr_decay_start_epoch": 1,
+        "train.lr_decay_every": 1,
+        "train.max_epochs": 2,
+    }
     ddp = {
         **TINY,
+        **schedule,
         "data.addition.train_size": 256,
         "train.strategy": strategy,
         "train.devices": 2,
         "train.accelerator": "cpu",
     }
-    out = s2s("train", "--run-dir", str(tmp_path), *overrides(ddp), timeout=600)
+    out = s2s("train", "--run-dir", str(tmp_path), *overrides(ddp), env=env, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     record = json.loads((tmp_path / "record.json").read_text())
+    assert record["numerics"]["world_size"] == 2
+    one = {**TINY, **schedule, "data.addition.train_size": 256, "data.batch_size": 64}
+    single = train(build_config({}, one), tmp_path / "single")
+    lr = [float(r["lr"]) for r in csv.DictReader(open(tmp_path / "history.csv"))]
+    assert lr == [float(r["lr"]) for r in csv.DictReader(open(tmp_path / "single" / "history.csv"))]
+    assert lr == [0.25, 0.125] and single["numerics"]["world_size"] == 1
     cfg = load_config(tmp_path / "config.yaml")
     bundle = DataBundle(cfg, *read_vocabs(tmp_path))
     model = Seq2Seq(len(bundle.src_vocab), len(bundle.tgt_vocab), cfg.model).eval()
