@@ -111,7 +111,8 @@ def run_bench(args: argparse.Namespace) -> int:
         return 0
     c = results["config"]
     print(f"{c['data']}: {c['layers']} x {c['hidden']} LSTM, embedding {c['embedding']}, peeky {c['peeky']}, "
-          f"batch {c['batch_size']}, {c['precision']}; {results['device']}, {results['threads']} threads")  # fmt: skip
+          f"batch {c['batch_size']}, {c['precision']} (LSTMs {c['lstm_dtype']}{', TF32' if c['tf32'] else ''}); "
+          f"{results['device']}, {results['threads']} threads")  # fmt: skip
     print(f"{'':<16} {'src tok/s':>10} {'tgt tok/s':>10} {'sent/s':>8} {'padding':>8}")
     for name, r in results["train"].items():
         print(f"{'train ' + name:<16} {r['src_tokens_per_s']:>10.0f} {r['tgt_tokens_per_s']:>10.0f} "

@@ -31,15 +31,15 @@ class DecoderState:
 
 
 def run_lstm(lstm: nn.LSTM, x, hx, dtype: torch.dtype | None):
-    """`lstm(x, hx)` in `dtype`, whatever autocast is active; None: as autocast (or nothing) has it.
+    """`lstm(x, hx)` in `dtype` under autocast, whatever autocast would choose; None: as autocast has it.
 
     Autocast's CUDA wrapper for cuDNN RNNs casts to float16 whatever dtype autocast was given (and
     nothing scales the loss under bf16-mixed), so the recurrent layers' precision is decided here,
     per device (`lstm_dtype`), not left to autocast. Returns the LSTM's output and (h, c)."""
-    if dtype is None:
-        return lstm(x, hx)
     packed = isinstance(x, PackedSequence)
     device_type = (x.data if packed else x).device.type
+    if dtype is None or (dtype != torch.float32 and not torch.is_autocast_enabled(device_type)):
+        return lstm(x, hx)  # outside mixed precision (evaluation after training): as the weights are
     if dtype == torch.bfloat16 and device_type == "cpu" and not packed and torch.is_autocast_enabled("cpu"):
         if torch.get_autocast_dtype("cpu") == torch.bfloat16:
             # CPU autocast runs oneDNN's LSTM in true bf16 and caches the cast weights; a packed sequence it
@@ -222,7 +222,7 @@ def mixed_dtype(precision: str) -> torch.dtype | None:
 
 LSTM_PRECISIONS = ("auto", "fp32", "bf16")
 # bf16-mixed on a CPU: the LSTMs in bf16 (oneDNN) or fp32, chosen by measuring both (README, speed section).
-CPU_BF16_LSTM_DTYPE = torch.float32
+CPU_BF16_LSTM_DTYPE = torch.bfloat16
 
 
 def lstm_dtype(policy: str, precision: str, device_type: str) -> torch.dtype:

@@ -100,16 +100,32 @@ def test_fp32_lstms_under_bf16_autocast_and_the_output_layer_in_bf16():
             assert logits.dtype == torch.bfloat16  # the embeddings, output layer and loss stay under autocast
 
 
-def test_an_explicit_bf16_lstm_runs_in_bf16_outside_autocast():
-    """The path CUDA takes for train.lstm_precision=bf16: weights and inputs cast, autocast bypassed."""
+def test_an_explicit_bf16_lstm_casts_its_weights_and_bypasses_autocast():
+    """The path CUDA takes for train.lstm_precision=bf16 (autocast's fp16 RNN wrapper bypassed), here
+    under an fp16 autocast, which would otherwise choose fp16; outside autocast the LSTM runs as its
+    weights are (evaluation after a mixed-precision training)."""
     if not bf16_lstm_on_cpu():
         pytest.skip("this CPU has no bf16 LSTM kernel")
     lstm = torch.nn.LSTM(4, 5, 2, batch_first=True)
     x = torch.randn(3, 6, 4)
-    y, (h, c) = run_lstm(lstm, x, None, torch.bfloat16)
+    with torch.autocast("cpu", dtype=torch.float16):
+        y, (h, c) = run_lstm(lstm, x, None, torch.bfloat16)
     assert y.dtype == h.dtype == c.dtype == torch.bfloat16
     torch.testing.assert_close(y.float(), lstm(x)[0], atol=0.05, rtol=0.05)
     assert lstm.weight_ih_l0.dtype == torch.float32  # the parameters themselves stay fp32
+    assert run_lstm(lstm, x, None, torch.bfloat16)[0].dtype == torch.float32
+
+
+def test_a_bf16_mixed_cpu_run_trains_and_then_evaluates_in_fp32(tmp_path, tiny_cfg):
+    if not bf16_lstm_on_cpu():
+        pytest.skip("this CPU has no bf16 LSTM kernel")
+    from s2s_lightning.train import train
+
+    record = train(tiny_cfg(**{"train.precision": "bf16-mixed", "model.peeky": True}), tmp_path / "run")
+    assert record["status"] == "completed", record["error"]
+    lstm = "bfloat16" if model_module.CPU_BF16_LSTM_DTYPE == torch.bfloat16 else "float32"
+    ran = {"encoder_lstm": lstm, "decoder_lstm": lstm, "output_layer": "bfloat16"}
+    assert record["numerics"]["ran_in"] == ran
 
 
 def test_a_run_records_how_it_computed(tmp_path, tiny_cfg):
