@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo lint test clean
+.PHONY: setup demo lint test clean wheelhouse
 
 setup: $(STAMP)
 
@@ -29,6 +29,21 @@ lint: setup
 
 test: lint
 	$(VENV)/bin/pytest
+
+# An offline install on a GPU node that has PyTorch (torch, Lightning, pandas, seaborn, sacrebleu) but no
+# internet: wheels of exactly what such a node lacks, for its Python and platform, plus this project's own
+# wheel. W&B is optional (runs with tracking.wandb=disabled or WANDB_MODE=disabled never import it).
+# On the node: pip install --no-index --no-deps WHEELHOUSE/*.whl (tests/test_bench.py checks the list).
+NODE_PYTHON ?= 3.12
+NODE_PLATFORMS ?= manylinux_2_28_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64
+NODE_NEEDS := alembic annotated-types click cloudpickle colorlog joblib mako optuna pydantic pydantic-core \
+	sacremoses sqlalchemy typing-inspection
+WHEELHOUSE ?= wheelhouse
+wheelhouse:
+	python3 -m pip download -q --no-deps --only-binary=:all: --implementation cp --python-version $(NODE_PYTHON) \
+		$(foreach p,$(NODE_PLATFORMS),--platform $(p)) -d $(WHEELHOUSE) $(NODE_NEEDS)
+	python3 -m pip wheel -q --no-deps -w $(WHEELHOUSE) .
+	@ls $(WHEELHOUSE) | wc -l | xargs echo "wheels in $(WHEELHOUSE):"
 
 clean:
 	rm -rf runs wandb .pytest_cache

@@ -34,9 +34,12 @@ def autocast(cfg, device: torch.device):
     return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
 
-def measure(cfg, bundle: DataBundle, bucketing: bool, steps: int, warmup: int, device: torch.device) -> dict:
+def measure(
+    cfg, bundle: DataBundle, bucketing: bool, steps: int, warmup: int, device: torch.device, ready=None
+) -> dict:
     """Target tokens/s, seconds per step, the share of padded slots and (CUDA) peak memory, at
-    `train.precision`."""
+    `train.precision`. `ready()`, if given, is called after the warm-up steps, before the clock starts
+    (processes measured together wait there for each other)."""
     torch.manual_seed(cfg.seed)
     model = Seq2Seq(len(bundle.src_vocab), len(bundle.tgt_vocab), cfg.model).to(device).train()
     model.set_lstm_dtype(lstm_dtype(cfg.train.lstm_precision, cfg.train.precision, device.type))
@@ -49,6 +52,8 @@ def measure(cfg, bundle: DataBundle, bucketing: bool, steps: int, warmup: int, d
         if step == warmup:
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
+            if ready is not None:
+                ready()
             start, tokens, real, slots, sentences = time.perf_counter(), 0, 0, 0, 0
         host = next(batches)
         b = host.to(device)

@@ -14,7 +14,7 @@ LAYERS = [
     "evaluation", "checkpoint", "system", "wandb_logging", "train", "inference",
     "ablation", "studies", "wandb_sweep", "sweep_worker", "sweep",
     "report_labels", "report_data", "report_tables", "report_figures", "report",
-    "bench_search", "bench_train", "bench", "cli", "__main__",
+    "bench_search", "bench_train", "bench", "acceptance", "cli", "__main__",
 ]  # fmt: skip
 
 
