@@ -99,7 +99,8 @@ class Seq2SeqSystem(pl.LightningModule):
             self._reset(stage)
 
     def _reset(self, stage: str) -> None:
-        self.sums[stage] = torch.zeros(2, dtype=torch.float64)
+        # Made where the steps run: a CPU tensor moved there in a step would be a blocking copy.
+        self.sums[stage] = torch.zeros(2, dtype=torch.float64, device=self.device)
         self.tokens[stage] = 0
         self.hyps[stage] = {}
         now = time.perf_counter()
