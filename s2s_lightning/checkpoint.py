@@ -31,11 +31,15 @@ def _reason(exc: Exception) -> str:
     the paragraph in between."""
     text = str(exc)
     if text.startswith("Weights only load failed"):
-        paragraphs = [p.strip() for p in text.split("\n\n") if p.strip()][1:]
-        cause = " ".join(p for p in paragraphs if not p.startswith("Check the documentation"))
-        cause = cause.split("WeightsUnpickler error:")[-1].strip() or "unsupported content"
-        return f"the weights-only loader refused it: {cause[:160]}"
-    return text.splitlines()[0][:120] if text else type(exc).__name__
+        parts = []
+        for paragraph in (p.strip() for p in text.split("\n\n") if p.strip()):
+            if "WeightsUnpickler error:" in paragraph:  # the cause, after the advice (torch >= 2.7)
+                parts.append(paragraph.split("WeightsUnpickler error:", 1)[1])
+            elif not paragraph.startswith(("Weights only load failed", "Check the documentation")):
+                parts.append(paragraph)  # the cause, a paragraph of its own
+        cause = " ".join(" ".join(parts).split()) or "unsupported content"  # one line, whole
+        return f"the weights-only loader refused it: {cause}"
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def model_state(path: str | Path) -> dict:

@@ -438,11 +438,9 @@ class TrialRunner:
                     or _last_line(run_dir / LOG_FILE)
                     or f"exit code {returncode}"
                 )
-            trial.set_user_attr("error", str(error)[:500])
+            trial.set_user_attr("error", bounded(str(error)))
             study.tell(trial, state=TrialState.FAIL)
-            self.log(
-                f"{study.study_name} trial {trial.number} {name}: FAILED ({str(error)[:200]}); log {run_dir / LOG_FILE}"
-            )
+            self.log(f"{study.study_name} trial {trial.number} {name}: FAILED ({error}); log {run_dir / LOG_FILE}")
             return TrialState.FAIL
         except (ValueError, RuntimeError) as exc:  # failed as stale meanwhile: a retry owns the key now
             self.log(f"{study.study_name} trial {trial.number} {name}: result not stored ({exc})")
@@ -454,6 +452,19 @@ def _signal_name(number: int) -> str:
         return signal.Signals(number).name
     except ValueError:
         return f"signal {number}"
+
+
+ATTR_LIMIT = 2000  # characters: an RDB storage keeps user attributes in columns of 2,048
+
+
+def bounded(text: str) -> str:
+    """`text` whole when it fits an attribute; else its whole sentences that fit, and a pointer onwards
+    (never a word cut in half)."""
+    if len(text) <= ATTR_LIMIT:
+        return text
+    cut = text[: ATTR_LIMIT - 40]
+    cut = cut[: max(cut.rfind(". "), cut.rfind("; "), 0) + 1] or cut[: cut.rfind(" ")]
+    return f"{cut} (the rest is in the run's train.log)"
 
 
 def _last_line(path: Path) -> str | None:

@@ -195,3 +195,45 @@ def test_a_checkpoint_that_would_run_code_is_refused_without_running_it(tmp_path
     ) as err:
         load_state_dict(path)
     assert not marker.exists() and "weights_only" not in str(err.value)  # no advice to load it unsafely
+
+
+def test_error_messages_are_never_cut_off(trained_run, tmp_path):
+    """The reason a checkpoint is refused, and a failed trial's error, reach the user whole: they used
+    to be cut at 160, 120, 200 or 500 characters, mid-word ("...If yo)")."""
+    import argparse
+
+    import torch
+
+    from s2s_lightning.sweep_worker import ATTR_LIMIT, bounded
+
+    run = _copy_run(trained_run, tmp_path / "run")
+    state = torch.load(run / "checkpoints" / "best.ckpt", weights_only=True)
+    state["hparams"] = argparse.Namespace(lr=1.0)  # a class the weights-only loader refuses
+    torch.save(state, run / "checkpoints" / "best.ckpt")
+    out = s2s("evaluate", run)
+    assert_one_line_error(out, "best.ckpt", "weights-only loader refused it")
+    error = next(line for line in out.stderr.splitlines() if line.startswith("s2s: error:"))
+    assert "argparse.Namespace" in error and "if you trust this class/function" in error, error
+    text = "A sentence that is long. " * 200
+    assert bounded("short reason") == "short reason"
+    cut = bounded(text)
+    assert len(cut) <= ATTR_LIMIT and cut.endswith("(the rest is in the run's train.log)")
+    assert cut.removesuffix(" (the rest is in the run's train.log)").endswith("long.")
+
+
+def test_run_records_are_readable_by_colleagues_under_a_shared_umask(tmp_path):
+    """Records were written owner-only (0600) whatever the umask: a study on a shared machine could
+    not be read by the group. They follow the umask, like the checkpoints."""
+    from s2s_lightning.records import write_json, write_yaml
+
+    old = os.umask(0o022)
+    try:
+        write_json(tmp_path / "record.json", {"a": 1})
+        write_yaml(tmp_path / "config.yaml", {"a": 1})
+        os.umask(0o077)
+        write_json(tmp_path / "private.json", {"a": 1})
+    finally:
+        os.umask(old)
+    assert (tmp_path / "record.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "config.yaml").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "private.json").stat().st_mode & 0o777 == 0o600
