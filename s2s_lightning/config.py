@@ -176,6 +176,14 @@ class EvalConfig(_Section):
     val_decode_every: int = Field(1, ge=1)
     """... every k epochs and on the last (its time share is in history.csv)."""
 
+    @model_validator(mode="after")
+    def _increasing_edges(self) -> EvalConfig:
+        for name in ("length_buckets", "frequency_buckets"):
+            edges = getattr(self, name)
+            if len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:])):
+                raise ValueError(f"eval.{name} must be at least two increasing bucket edges (got {edges})")
+        return self
+
 
 DECODE_BATCH_SIZE = {"cpu": 64, "cuda": 512}  # eval.batch_size=auto
 
@@ -272,8 +280,8 @@ def _format_error(err: ValidationError) -> str:
         return f"unknown config key '{key}'{hint}"
     if first["type"] == "literal_error":
         return f"config key '{key}': {msg}"
-    if first["type"] == "value_error" and not first["loc"]:
-        return f"config: {msg.removeprefix('Value error, ')}"
+    if first["type"] == "value_error" and (not first["loc"] or isinstance(first.get("input"), dict)):
+        return f"config: {msg.removeprefix('Value error, ')}"  # a section's own check names its keys
     msg = msg.removeprefix("Value error, ")
     return f"config key '{key}': {msg} (got {first.get('input')!r})"
 

@@ -19,6 +19,7 @@ import multiprocessing
 import os
 import shlex
 import signal
+import socket
 import statistics
 import threading
 import time
@@ -495,10 +496,32 @@ def run_dashboard(args: argparse.Namespace) -> int:
     """`s2s dashboard`: optuna-dashboard on the sweep's storage."""
     import optuna_dashboard  # a web server's worth of imports, for this command only
 
-    store = open_storage(args.storage, args.runs_dir)
+    check_port(args.port)
+    try:
+        store = open_storage(args.storage, args.runs_dir, create=False)  # a typo'd --runs-dir is an error
+    except S2SError as exc:
+        if args.storage:
+            raise
+        raise S2SError(
+            f"{exc}: no sweep has run with --runs-dir {args.runs_dir}; name the runs folder of a "
+            "sweep, or its --storage"
+        ) from None
     print(f"optuna-dashboard for {storage_label(args.storage, args.runs_dir)} on http://127.0.0.1:{args.port}/")
     optuna_dashboard.run_server(store, host="127.0.0.1", port=args.port)
     return 0
+
+
+def check_port(port: int) -> None:
+    """Refuse a port that is out of range or taken, before saying where the dashboard listens."""
+    if not 1 <= port <= 65535:
+        raise S2SError(f"--port {port} is not a TCP port (1 to 65535)")
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise S2SError(
+                f"--port {port}: 127.0.0.1:{port} is not free ({exc.strerror}); pass another --port"
+            ) from None
 
 
 # `s2s sweep ACTION` (parsers in cli.py)

@@ -237,3 +237,37 @@ def test_run_records_are_readable_by_colleagues_under_a_shared_umask(tmp_path):
     assert (tmp_path / "record.json").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "config.yaml").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "private.json").stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("eval.length_buckets=[5,3]", "eval.length_buckets must be at least two increasing bucket edges"),
+        ("eval.frequency_buckets=[0]", "eval.frequency_buckets must be at least two increasing bucket edges"),
+    ],
+)
+def test_bucket_edges_that_do_not_increase_are_refused(override, message):
+    """[5, 3] used to train and then write an empty by-length analysis."""
+    from s2s_lightning.config import load_config
+    from s2s_lightning.errors import S2SError
+
+    with pytest.raises(S2SError, match=message):
+        load_config(None, [override])
+
+
+def test_dashboard_refuses_a_runs_dir_without_a_study_and_a_busy_or_impossible_port(tmp_path):
+    """It used to create an empty journal in a mistyped --runs-dir and serve it, and to announce its
+    address before failing on a busy port with a generic OSError."""
+    import socket
+
+    typo = tmp_path / "TYPO"
+    assert_one_line_error(s2s("dashboard", "--runs-dir", typo), "does not exist", "no sweep has run")
+    assert not typo.exists()
+    assert_one_line_error(s2s("dashboard", "--port", 99999), "--port 99999 is not a TCP port")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        out = s2s("dashboard", "--port", port, "--runs-dir", typo)
+    assert_one_line_error(out, f"--port {port}", "not free")
+    assert "http://" not in out.stdout
