@@ -107,6 +107,9 @@ def _run_dirs_parser(sub, name: str, help: str, description: str) -> argparse.Ar
     p.add_argument("--checkpoint", default="best", help="best (lowest validation perplexity, default) or last")
     p.add_argument("--batch-size", type=int, help="sentences decoded together (default: eval.batch_size)")
     p.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, cuda:N")
+    p.add_argument(
+        "--threads", type=int, help="CPU threads (default: $OMP_NUM_THREADS, else half the cores, at most 4)"
+    )
     return p
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import load_into
-from .config import Config, decode_batch_size, load_config
+from .config import Config, cpu_threads, decode_batch_size, load_config
 from .data import DataBundle, addition_data_seed, data_folder, read_aligned, read_parallel, source_tensor
 from .errors import S2SError
 from .evaluation import decode_ids, evaluate_split
@@ -324,7 +324,15 @@ def sentence_vectors(
 # Commands (parsers in cli.py).
 
 
+def use_threads(threads: int | None) -> None:
+    """--threads, or the same default as train.threads=auto."""
+    if threads is not None and threads < 1:
+        raise S2SError(f"--threads must be at least 1 (got {threads})")
+    torch.set_num_threads(cpu_threads(threads or "auto"))
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
+    use_threads(args.threads)
     if args.represent is not None:
         if len(args.run_dirs) > 1:
             raise S2SError("--represent takes one run directory")
@@ -355,6 +363,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_translate(args: argparse.Namespace) -> int:
+    use_threads(args.threads)
     dev = _device(args.device)
     ens = load_ensemble(args.run_dirs, args.checkpoint, dev)
     try:

@@ -29,7 +29,17 @@ from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from . import metrics as M
 from .checkpoint import load_state_dict, model_state
-from .config import AXES, RESUMABLE_KEYS, Config, arm_name, check_axes, decode_batch_size, load_config, resume_changes
+from .config import (
+    AXES,
+    RESUMABLE_KEYS,
+    Config,
+    arm_name,
+    check_axes,
+    cpu_threads,
+    decode_batch_size,
+    load_config,
+    resume_changes,
+)
 from .data import DataBundle
 from .errors import S2SError
 from .evaluation import HypothesisScorer, evaluate_split
@@ -230,7 +240,7 @@ def make_trainer(cfg: Config, run_dir: Path, callbacks: list) -> pl.Trainer:
             gradient_clip_algorithm="norm",
             logger=False,  # the W&B logger joins once the run is recorded (train)
             callbacks=callbacks,
-            enable_progress_bar=t.progress_bar,
+            enable_progress_bar=t.progress_bar and sys.stdout.isatty(),  # a bar in a log is 80 KB of \r
             enable_model_summary=False,
             # "warn": deterministic kernels wherever torch has them, but a CUDA op without one warns instead
             # of failing the run; CPU runs stay exactly repeatable (tests/test_train.py).
@@ -260,6 +270,7 @@ def numerics(cfg: Config, trainer: pl.Trainer, model: Seq2Seq) -> dict:
     device_type = trainer.strategy.root_device.type
     return {
         "world_size": trainer.world_size,
+        "threads": torch.get_num_threads(),
         "tf32": use_tf32(cfg.train.tf32, device_type),
         "precision": str(cfg.train.precision),
         "ran_in": model.ran_in(),
@@ -276,6 +287,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, axes: Sequence
     RunInterrupted; `--resume` continues the run)."""
     run_dir = Path(run_dir)
     check_axes(cfg, axes)
+    torch.set_num_threads(cpu_threads(cfg.train.threads))
     history: list[dict] = []
     checkpoint = ModelCheckpoint(
         dirpath=run_dir / CHECKPOINT_DIR,
@@ -416,6 +428,21 @@ def exit_code(record: dict) -> int:
     return 0 if record["status"] == "completed" else 1
 
 
+def nothing_to_resume(cfg: Config, run_dir: Path) -> str | None:
+    """Why `--resume` of `run_dir` has nothing to do (it completed, and `cfg` trains no longer than it
+    did), or None. A completed run is left as it is: no test re-run, no new timestamps, no W&B run."""
+    record = read_json(run_dir / RECORD_FILE) if (run_dir / RECORD_FILE).is_file() else {}
+    if record.get("status") != "completed" or not (run_dir / CONFIG_FILE).is_file():
+        return None
+    trained = load_config(run_dir / CONFIG_FILE).train.max_epochs
+    if cfg.train.max_epochs > trained:
+        return None
+    return (
+        f"{run_dir} is complete ({record.get('epochs_completed', trained)} epochs of train.max_epochs={trained}): "
+        f"nothing to do; resume with train.max_epochs={trained + 1} or more to train it further"
+    )
+
+
 def run_train(args: argparse.Namespace) -> int:
     """`s2s train`: one configuration from --config and KEY=VALUE overrides, or `--resume` of a run
     from its own config.yaml (overrides may then only extend training)."""
@@ -429,6 +456,11 @@ def run_train(args: argparse.Namespace) -> int:
         cfg = load_config(args.config, args.overrides)
     stamp = f"{datetime.now():%Y%m%d-%H%M%S}-{arm_name(cfg, args.axis)}-s{cfg.seed}"
     run_dir = args.run_dir or Path("runs") / "train" / stamp
+    if args.resume:
+        done = nothing_to_resume(cfg, run_dir)
+        if done:
+            print(done)
+            return 0
     try:
         record = train(cfg, run_dir, resume=args.resume, axes=args.axis)
     except RunInterrupted as exc:
