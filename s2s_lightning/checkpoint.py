@@ -13,6 +13,12 @@ from .errors import S2SError
 
 def load_state_dict(path: str | Path) -> dict:
     """The Lightning checkpoint's `state_dict`, loaded without executing pickled code."""
+    return read_checkpoint(path)["state_dict"]
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """The whole Lightning checkpoint (state_dict, epoch, global_step, ...), loaded without executing
+    pickled code."""
     path = Path(path)
     if not path.is_file():
         raise S2SError(f"checkpoint not found: {path}")
@@ -22,7 +28,7 @@ def load_state_dict(path: str | Path) -> dict:
         raise S2SError(f"checkpoint {path} is corrupted or not a PyTorch checkpoint ({_reason(exc)})") from None
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
         raise S2SError(f"checkpoint {path} has no state_dict: not written by 's2s train'")
-    return ckpt["state_dict"]
+    return ckpt
 
 
 def _reason(exc: Exception) -> str:
@@ -44,12 +50,18 @@ def _reason(exc: Exception) -> str:
 
 def model_state(path: str | Path) -> dict:
     """The Seq2Seq weights (the LightningModule's `model.` prefix removed)."""
-    return {k.removeprefix("model."): v for k, v in load_state_dict(path).items() if k.startswith("model.")}
+    return _model_weights(load_state_dict(path))
 
 
-def load_into(model: torch.nn.Module, path: str | Path) -> None:
-    """Load weights into `model`, naming the first mismatch if the checkpoint is from another config."""
-    state = model_state(path)
+def _model_weights(state_dict: dict) -> dict:
+    return {k.removeprefix("model."): v for k, v in state_dict.items() if k.startswith("model.")}
+
+
+def load_into(model: torch.nn.Module, path: str | Path) -> dict:
+    """Load weights into `model`, naming the first mismatch if the checkpoint is from another config.
+    Returns where in training the checkpoint was written: {"epoch": ..., "step": ...} (epochs from 1)."""
+    ckpt = read_checkpoint(path)
+    state = _model_weights(ckpt["state_dict"])
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -65,3 +77,5 @@ def load_into(model: torch.nn.Module, path: str | Path) -> None:
                 f"{tuple(state[key].shape)}, the config gives {tuple(tensor.shape)}"
             )
     model.load_state_dict(state)
+    epoch = ckpt.get("epoch")
+    return {"epoch": epoch + 1 if isinstance(epoch, int) else None, "step": ckpt.get("global_step")}

@@ -110,6 +110,11 @@ def _run_dirs_parser(sub, name: str, help: str, description: str) -> argparse.Ar
     p.add_argument(
         "--threads", type=int, help="CPU threads (default: $OMP_NUM_THREADS, else half the cores, at most 4)"
     )
+    p.add_argument(
+        "--as-is",
+        action="store_true",
+        help="use the checkpoint of a run that is still training as it is now (refused otherwise)",
+    )
     return p
 
 

@@ -33,6 +33,7 @@ from .records import (
     check_writable,
     checkpoint_path,
     eval_dir,
+    lock_holder,
     read_counts,
     read_lines,
     read_vocabs,
@@ -59,11 +60,20 @@ class Ensemble:
         return self.configs[0]
 
 
-def load_run(run_dir: str | Path, checkpoint: str = "best", device: torch.device | str = "cpu"):
-    """(config, model in eval mode, source vocab, target vocab) of one trained run."""
+def load_run(run_dir: str | Path, checkpoint: str = "best", device: torch.device | str = "cpu", as_is: bool = False):
+    """(config, model in eval mode, source vocab, target vocab) of one trained run. A run still training
+    is refused (its checkpoint is intermediate) unless `as_is`; the model's `checkpoint_position` says
+    at which epoch and step its checkpoint was written."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise S2SError(f"run directory not found: {run_dir}")
+    pid = lock_holder(run_dir)
+    if pid is not None and not as_is:
+        raise S2SError(
+            f"{run_dir} is still training (pid {pid}): its {checkpoint}.ckpt is intermediate, and scores of it "
+            f"would be stale once the run completes; wait for it to end, or pass --as-is to use the checkpoint "
+            f"as it is now"
+        )
     if not (run_dir / CONFIG_FILE).is_file():
         raise S2SError(f"{run_dir / CONFIG_FILE} not found: is {run_dir} a run directory written by 's2s train'?")
     if checkpoint not in CHECKPOINTS:
@@ -77,7 +87,7 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", device: torch.device
             f"checkpoint not found: {path} (the run may not have finished an epoch; try --checkpoint {other})"
         )
     model = Seq2Seq(len(src_vocab), len(tgt_vocab), cfg.model)
-    load_into(model, path)
+    model.checkpoint_position = load_into(model, path)
     return cfg, model.to(device).eval(), src_vocab, tgt_vocab
 
 
@@ -86,12 +96,12 @@ SHARED_DATA_KEYS = ("name", "src_lang", "tgt_lang", "lowercase", "reverse_source
 
 
 def load_ensemble(
-    run_dirs: Sequence[str | Path], checkpoint: str = "best", device: torch.device | str = "cpu"
+    run_dirs: Sequence[str | Path], checkpoint: str = "best", device: torch.device | str = "cpu", as_is: bool = False
 ) -> Ensemble:
     """Load every run; raise S2SError unless they share vocabularies, tokenization and reverse_source."""
     if not run_dirs:
         raise S2SError("no run directory given")
-    loaded = [load_run(d, checkpoint, device) for d in run_dirs]
+    loaded = [load_run(d, checkpoint, device, as_is) for d in run_dirs]
     first_cfg, _, src_vocab, tgt_vocab = loaded[0]
     for run_dir, (cfg, _, src, tgt) in zip(run_dirs[1:], loaded[1:]):
         for key in SHARED_DATA_KEYS:
@@ -159,6 +169,7 @@ def evaluate_runs(
     source: str | Path | None = None,
     reference: str | Path | None = None,
     data_dir: str | Path | None = None,
+    as_is: bool = False,
 ) -> tuple[dict, Path]:
     """Score runs (several = an ensemble) without training; returns (metrics.json dict, out dir).
 
@@ -172,7 +183,7 @@ def evaluate_runs(
         raise S2SError("--src and --ref go together: a source file and its line-aligned reference file")
     own = split in OWN_SPLITS and source is None and data_dir is None
     dev = _device(device)
-    ens = load_ensemble(run_dirs, checkpoint, dev)
+    ens = load_ensemble(run_dirs, checkpoint, dev, as_is)
     eval_cfg = _eval_config(ens.cfg, beam, batch_size)
     out = Path(out_dir) if out_dir is not None else eval_dir(run_dirs[0], split, eval_cfg.beam_size)
     counts = read_counts(run_dirs[0])
@@ -200,6 +211,7 @@ def evaluate_runs(
         "members": [str(d) for d in run_dirs],
         "sentences_per_s": result["sentences_per_s"],
         "checkpoint": checkpoint,
+        "checkpoint_positions": [getattr(m, "checkpoint_position", None) for m in ens.models],  # epoch, step
         "length_normalize": eval_cfg.length_normalize,
         "signatures": result["signatures"],
         "num_sentences": len(result["hyps"]),
@@ -284,7 +296,7 @@ def translate_lines(
 
 
 def export_representations(
-    run_dir: str | Path, phrases_file: str | Path, checkpoint: str = "best", device: str = "auto"
+    run_dir: str | Path, phrases_file: str | Path, checkpoint: str = "best", device: str = "auto", as_is: bool = False
 ) -> Path:
     """Write RUN_DIR/representations.json: {"phrases": [...], "vectors": [[...], ...]} (encoder summaries)."""
     path = Path(phrases_file)
@@ -297,7 +309,7 @@ def export_representations(
     if not phrases:
         raise S2SError(f"{path} holds no phrases (one per line)")
     dev = _device(device)
-    cfg, model, src_vocab, tgt_vocab = load_run(run_dir, checkpoint, dev)
+    cfg, model, src_vocab, tgt_vocab = load_run(run_dir, checkpoint, dev, as_is)
     codec = TextCodec(cfg.data, src_vocab, tgt_vocab)
     vectors = sentence_vectors(model, [codec.encode_source(p) for p in phrases], dev)  # [P, H]
     out = Path(run_dir) / REPRESENTATIONS_FILE
@@ -336,7 +348,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.represent is not None:
         if len(args.run_dirs) > 1:
             raise S2SError("--represent takes one run directory")
-        out = export_representations(args.run_dirs[0], args.represent, args.checkpoint, args.device)
+        out = export_representations(args.run_dirs[0], args.represent, args.checkpoint, args.device, args.as_is)
         print(f"wrote {out}")
         return 0
     start = time.perf_counter()
@@ -351,6 +363,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         args.src,
         args.ref,
         args.data_dir,
+        args.as_is,
     )
     metrics = " ".join(f"{k}={v:.4g}" for k, v in sorted(record["metrics"].items()))
     unk = record["unknown"]
@@ -365,7 +378,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 def run_translate(args: argparse.Namespace) -> int:
     use_threads(args.threads)
     dev = _device(args.device)
-    ens = load_ensemble(args.run_dirs, args.checkpoint, dev)
+    ens = load_ensemble(args.run_dirs, args.checkpoint, dev, args.as_is)
     try:
         for stream in (sys.stdin, sys.stdout):
             if hasattr(stream, "reconfigure"):  # a real console stream, not a test's StringIO

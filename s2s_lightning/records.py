@@ -238,6 +238,20 @@ def pid_lock(path: Path, busy) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+def lock_holder(run_dir: Path) -> str | None:
+    """The pid of the process writing `run_dir` (a run still training), or None; takes no lock itself."""
+    path = Path(run_dir) / LOCK_FILE
+    if not path.is_file():
+        return None
+    with open(path, encoding="utf-8") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return f.read().strip() or "?"
+        fcntl.flock(f, fcntl.LOCK_UN)
+    return None
+
+
 def run_lock(run_dir: Path):
     """RUN/.lock for the block: one writer per run directory, whatever started it (a sweep on any
     storage, a user's second `s2s train`)."""

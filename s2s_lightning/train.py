@@ -434,9 +434,10 @@ def nothing_to_resume(cfg: Config, run_dir: Path) -> str | None:
     record = read_json(run_dir / RECORD_FILE) if (run_dir / RECORD_FILE).is_file() else {}
     if record.get("status") != "completed" or not (run_dir / CONFIG_FILE).is_file():
         return None
-    trained = load_config(run_dir / CONFIG_FILE).train.max_epochs
-    if cfg.train.max_epochs > trained:
-        return None
+    saved = load_config(run_dir / CONFIG_FILE)
+    trained = saved.train.max_epochs
+    if cfg.train.max_epochs > trained or resume_changes(saved, cfg):
+        return None  # more to train, or a change that train() refuses with its own message
     return (
         f"{run_dir} is complete ({record.get('epochs_completed', trained)} epochs of train.max_epochs={trained}): "
         f"nothing to do; resume with train.max_epochs={trained + 1} or more to train it further"

@@ -407,3 +407,26 @@ def test_resuming_a_completed_run_changes_nothing(tmp_path):
     out = s2s("train", "--run-dir", str(run), "--resume", "train.max_epochs=2")
     assert out.returncode == 0, out.stderr[-2000:]
     assert json.loads((run / "record.json").read_text())["epochs_completed"] == 2
+
+
+def test_evaluating_a_run_that_is_still_training_is_refused_unless_as_is(tmp_path):
+    """`s2s evaluate` of a run in training exited 0, scored an intermediate best.ckpt and wrote
+    eval/.../metrics.json into the locked run directory, stale once the run completes. It now names the
+    training process; --as-is scores the checkpoint as it is, and metrics.json says which epoch and step
+    that checkpoint came from."""
+    run = tmp_path / "run"
+    proc = start_long_run(run)
+    try:
+        out = s2s("evaluate", str(run))
+        assert out.returncode == 2 and f"still training (pid {proc.pid})" in out.stderr, out.stderr[-2000:]
+        assert not (run / "eval").exists()
+        out = s2s("translate", str(run), "--beam", "1")
+        assert out.returncode == 2 and "--as-is" in out.stderr
+        out = s2s("evaluate", str(run), "--as-is")
+        assert out.returncode == 0, out.stderr[-2000:]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=120)
+    metrics = json.loads((run / "eval" / "test_beam1" / "metrics.json").read_text())
+    position = metrics["checkpoint_positions"][0]
+    assert position["epoch"] >= 1 and position["step"] >= 1
