@@ -316,7 +316,10 @@ def load_study(name: str, storage: str) -> tuple[list[Path], pd.DataFrame]:
                     "study": study_name,
                     "tuning": study_name != name,
                     "number": t.number,
-                    "state": t.state.name,
+                    # a trial Ctrl-C or SIGTERM stopped is no failure of its config
+                    "state": "INTERRUPTED"
+                    if t.state.name == "FAIL" and t.user_attrs.get("interrupted")
+                    else t.state.name,
                     "run_dir": run_dir,
                     "has_record": has_record,
                     "wall_time_s": _float(read_json(record).get("wall_time_s")) if has_record else None,

@@ -568,6 +568,7 @@ def pooled_significance_table(data: ReportData) -> Table | None:
 _TRIAL_STATES = {
     "COMPLETE": "completed",
     "FAIL": "failed",
+    "INTERRUPTED": "interrupted",
     "PRUNED": "pruned",
     "RUNNING": "running",
     "WAITING": "waiting",

@@ -21,6 +21,7 @@ import shlex
 import signal
 import socket
 import statistics
+import sys
 import threading
 import time
 import uuid
@@ -205,6 +206,24 @@ class Progress:
         print(f"progress: {done}/{total} grid points done, {running} running; {eta}", flush=True)
 
 
+INTERRUPTED_EXITS = (128 + signal.SIGINT, 128 + signal.SIGTERM)  # a worker's exit after Ctrl-C or kill
+
+
+class SweepInterrupted(Exception):
+    """Ctrl-C or SIGTERM stopped the sweep: its running trials were closed as interrupted, resumable."""
+
+
+def interrupted_line(args: argparse.Namespace, what: str) -> str:
+    """One line for stderr: what was stopped and the command that continues it."""
+    flags = "" if args.budget == FULL else f" --budget {args.budget}"
+    flags += f" --storage {args.storage}" if args.storage else ""
+    flags += f" --runs-dir {args.runs_dir}" if str(args.runs_dir) != "runs" else ""
+    return (
+        f"s2s: sweep interrupted: running trials were stopped and keep their last checkpoint (finished ones are "
+        f"kept); continue with: s2s sweep {what} {args.ablation}{flags}"
+    )
+
+
 def _supervise(n: int, spawn, poll_s: float, on_death=None, tick=None, progress=None) -> None:
     """Run workers 0..n-1 until each has found nothing left waiting. A worker killed by a signal is
     replaced (its trial goes stale: `on_death` lets the coordinator retry it); `tick` runs every
@@ -215,7 +234,7 @@ def _supervise(n: int, spawn, poll_s: float, on_death=None, tick=None, progress=
     procs: dict[int, multiprocessing.Process] = {}
     try:
         procs = {i: spawn(i) for i in range(n)}
-        last, broken = time.monotonic(), []
+        last, broken, interrupted = time.monotonic(), [], []
         while procs:
             time.sleep(poll_s)
             for i, p in list(procs.items()):
@@ -227,6 +246,8 @@ def _supervise(n: int, spawn, poll_s: float, on_death=None, tick=None, progress=
                     if on_death:
                         on_death()
                     procs[i] = spawn(i)
+                elif p.exitcode in INTERRUPTED_EXITS:  # Ctrl-C or kill reached the worker first
+                    interrupted.append(i)
                 elif p.exitcode:  # a bug or a broken environment, not a trial's failure
                     broken.append(f"w{i} exit code {p.exitcode}")
             if progress:
@@ -234,6 +255,8 @@ def _supervise(n: int, spawn, poll_s: float, on_death=None, tick=None, progress=
             if tick and time.monotonic() - last > RECONCILE_S:
                 tick()
                 last = time.monotonic()
+        if interrupted:
+            raise SweepInterrupted(f"{len(interrupted)} worker(s) stopped by a signal")
         if broken:
             raise S2SError(
                 f"sweep workers failed ({', '.join(broken)}); see their errors above. "
@@ -246,7 +269,7 @@ def _supervise(n: int, spawn, poll_s: float, on_death=None, tick=None, progress=
             p.join(30)
             if p.is_alive():
                 p.kill()
-        raise
+        raise SweepInterrupted("the coordinator was stopped by a signal") from None
     finally:
         if in_main:
             signal.signal(signal.SIGTERM, previous)
@@ -464,15 +487,23 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(dry_run(args.ablation, args.budget, args.runs_dir))
         return 0
-    out = run_sweep(args.ablation, args.budget, args.storage, args.workers, args.gpus, args.trials_per_gpu,
-                    runs_dir=args.runs_dir, gpus_per_trial=args.gpus_per_trial)  # fmt: skip
+    try:
+        out = run_sweep(args.ablation, args.budget, args.storage, args.workers, args.gpus, args.trials_per_gpu,
+                        runs_dir=args.runs_dir, gpus_per_trial=args.gpus_per_trial)  # fmt: skip
+    except (SweepInterrupted, KeyboardInterrupt):
+        print(interrupted_line(args, "run"), file=sys.stderr)
+        return 130
     missing = sum(c["state"] != "done" for r in out["status"] for c in r["seeds"].values())
     return 0 if not missing else 1
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
-    n = join_sweep(args.ablation, args.budget, args.storage, args.workers, args.gpus, args.trials_per_gpu,
-                   runs_dir=args.runs_dir, gpus_per_trial=args.gpus_per_trial)  # fmt: skip
+    try:
+        n = join_sweep(args.ablation, args.budget, args.storage, args.workers, args.gpus, args.trials_per_gpu,
+                       runs_dir=args.runs_dir, gpus_per_trial=args.gpus_per_trial)  # fmt: skip
+    except (SweepInterrupted, KeyboardInterrupt):
+        print(interrupted_line(args, "worker"), file=sys.stderr)
+        return 130
     print(f"workers ran {n} trial(s); nothing left waiting")
     return 0
 

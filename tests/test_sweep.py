@@ -27,7 +27,7 @@ from s2s_lightning.ablation import SEED, expand, format_overrides, load_ablation
 from s2s_lightning.cli import build_parser
 from s2s_lightning.config import arm_name, build_config
 from s2s_lightning.errors import S2SError
-from s2s_lightning.report_data import StudySource, load
+from s2s_lightning.report_data import StudySource, load, load_study
 from s2s_lightning.report_tables import health_table
 from s2s_lightning.studies import (
     ARM,
@@ -811,3 +811,46 @@ def test_the_slurm_example_runs_real_commands():
         assert args.gpus == "all" and args.trials_per_gpu == 1 and args.gpus_per_trial == 2 and args.budget == "full"
         assert parse_gpus("0,1,2,3", args.workers, args.trials_per_gpu, args.gpus_per_trial) == (2, ["0,1", "2,3"])
         load_ablation(REPO / args.ablation)
+
+
+def _exit_with(code: int) -> None:
+    sys.exit(code)
+
+
+def test_ctrl_c_of_a_sweep_is_an_interruption_not_a_failure(tmp_path, capsys):
+    """Ctrl-C reaches the workers too; they stop their trials and exit 130. The coordinator used to call
+    that "sweep workers failed (w0 exit code 130, ...); see their errors above" with no errors above,
+    exit 2, and the report counted the trials as failed. Now: one line saying what was stopped and how
+    to continue, exit 130, and the health table counts interrupted trials apart."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+
+    def spawn(i):
+        p = ctx.Process(target=_exit_with, args=(130,))
+        p.start()
+        return p
+
+    with pytest.raises(sweep_module.SweepInterrupted):
+        sweep_module._supervise(2, spawn, 0.05)
+
+    def broken(i):
+        p = ctx.Process(target=_exit_with, args=(3,))
+        p.start()
+        return p
+
+    with pytest.raises(S2SError, match="sweep workers failed"):
+        sweep_module._supervise(1, broken, 0.05)
+
+    args = build_parser().parse_args(["sweep", "run", "ablations/addition.yaml", "--budget", "quick"])
+    line = sweep_module.interrupted_line(args, "run")
+    assert line.endswith("continue with: s2s sweep run ablations/addition.yaml --budget quick")
+
+    storage = open_storage(str(tmp_path / "s.journal"), tmp_path)
+    study = optuna.create_study(study_name="st", storage=storage)
+    for interrupted in (True, False):
+        trial = study.ask()
+        trial.set_user_attr("interrupted", interrupted)
+        study.tell(trial, state=TrialState.FAIL)
+    _, trials = load_study("st", str(tmp_path / "s.journal"))
+    assert sorted(trials["state"]) == ["FAIL", "INTERRUPTED"]
