@@ -139,8 +139,20 @@ def multi30k_dir(cfg: DataConfig) -> Path:
 
 
 def download_multi30k(folder: Path, files: Sequence[str]) -> None:
-    """Fetch missing upstream files into `folder`, verifying each sha256 before it is kept."""
+    """Fetch missing upstream files into `folder`, verifying each sha256 before it is kept; a folder made
+    for a download that failed is removed again."""
+    made = [p for p in (folder, *folder.parents) if not p.exists()]  # the folders this call creates
     folder.mkdir(parents=True, exist_ok=True)
+    try:
+        _download(folder, files)
+    except S2SError:
+        for path in made:  # innermost first; only those left empty
+            if path.is_dir() and not any(path.iterdir()):
+                path.rmdir()
+        raise
+
+
+def _download(folder: Path, files: Sequence[str]) -> None:
     for name in files:
         target = folder / name
         if target.is_file():
@@ -202,6 +214,44 @@ def addition_data_seed(cfg: DataConfig, run_seed: int) -> int:
     return run_seed if cfg.addition.seed is None else cfg.addition.seed
 
 
+def multi30k_missing(cfg: DataConfig) -> tuple[Path, list[str]]:
+    """The folder Multi30k is read from and the upstream files a run of `cfg` needs that it lacks."""
+    folder = multi30k_dir(cfg)
+    splits = (cfg.train_split, cfg.val_split, cfg.test_split)
+    needed = [f"{s}.{lang}.gz" for s in splits for lang in (cfg.src_lang, cfg.tgt_lang)]
+    missing = [n for n in needed if _find_file(folder, n.rsplit(".", 2)[0], n.rsplit(".", 2)[1]) is None]
+    unknown = [n for n in missing if n not in MULTI30K_SHA256]
+    if unknown:
+        raise S2SError(f"multi30k has no file {unknown[0]} (splits: {', '.join(MULTI30K_SPLITS)})")
+    return folder, missing
+
+
+def check_data(cfg: DataConfig, seed: int, fetch: bool) -> str:
+    """Where a run of `cfg` gets its data, checked once for a whole sweep before anything is enqueued:
+    files present, or (multi30k) downloaded now with `fetch`, or at least downloadable. Raises S2SError
+    with the full reason when every trial would fail on it; returns a line for the user."""
+    if cfg.name == "addition":
+        return "addition questions, drawn by each run (no files)"
+    if cfg.name == "parallel":
+        load_corpus(cfg, seed)  # present, readable and line-aligned
+        return f"parallel files in {data_folder(cfg)}"
+    folder, missing = multi30k_missing(cfg)
+    if not missing:
+        return f"multi30k from {folder}"
+    if fetch:
+        download_multi30k(folder, missing)
+        return f"multi30k downloaded into {folder}"
+    try:
+        request = urllib.request.Request(MULTI30K_URL.format(file=missing[0]), method="HEAD")
+        urllib.request.urlopen(request, timeout=10).close()
+    except OSError as exc:
+        raise S2SError(
+            f"multi30k: {missing[0]} (and {len(missing) - 1} more) not in {folder} and cannot be downloaded "
+            f"({exc}); set data.dir or ${MULTI30K_ENV} to a local copy"
+        ) from None
+    return f"multi30k: {len(missing)} file(s) not in {folder}; the sweep downloads them first"
+
+
 def load_corpus(cfg: DataConfig, seed: int) -> Corpus:
     if cfg.name == "addition":
         return make_addition(cfg, addition_data_seed(cfg, seed))
@@ -215,13 +265,8 @@ def load_corpus(cfg: DataConfig, seed: int) -> Corpus:
                     f"data.{'src' if lang == cfg.src_lang else 'tgt'}_lang '{lang}' is not a "
                     f"Multi30k language (allowed: {', '.join(MULTI30K_LANGS)})"
                 )
-        folder = multi30k_dir(cfg)
-        needed = [f"{s}.{lang}.gz" for s in splits.values() for lang in (cfg.src_lang, cfg.tgt_lang)]
-        missing = [n for n in needed if _find_file(folder, n.split(".")[0], n.split(".")[1]) is None]
+        folder, missing = multi30k_missing(cfg)
         if missing:
-            unknown = [n for n in missing if n not in MULTI30K_SHA256]
-            if unknown:
-                raise S2SError(f"multi30k has no file {unknown[0]} (splits: {', '.join(MULTI30K_SPLITS)})")
             download_multi30k(folder, missing)
     else:
         folder = data_folder(cfg)

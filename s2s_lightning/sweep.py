@@ -296,6 +296,8 @@ def run_sweep(
     plan = expand(load_ablation(ablation), budget)
     n, gpu_groups = parse_gpus(gpus, workers, trials_per_gpu, gpus_per_trial)
     runs_dir = Path(runs_dir)
+    for line in preflight(plan, fetch=True):  # missing data fail here, once, not in every trial
+        print(line, flush=True)
     check_writable(runs_dir)  # like an unreachable storage, fails here, before any work
     store, label = open_storage(storage, runs_dir), storage_label(storage, runs_dir)
     run_id = uuid.uuid4().hex[:12]
@@ -463,12 +465,30 @@ def sweep_status(
 # --- command line ----------------------------------------------------------------------------------
 
 
+def preflight(plan: Plan, fetch: bool) -> list[str]:
+    """What every trial will need, checked once before anything is enqueued: the data (present, fetched
+    now with `fetch`, or downloadable). A problem all trials would share fails here, whole, instead of
+    once per trial. Returns a line per distinct data source."""
+    from .config import build_config
+    from .data import check_data  # imports torch: only for a study whose data are files
+
+    seen, lines = set(), []
+    for arm in plan.arms:
+        cfg = build_config({}, plan.overrides(arm, plan.seeds[0]))
+        key = repr(cfg.data.model_dump(exclude={"reverse_source"}))
+        if key not in seen:
+            seen.add(key)
+            if cfg.data.name != "addition":
+                lines.append(f"data: {check_data(cfg.data, cfg.seed, fetch)}")
+    return lines
+
+
 def dry_run(ablation: str | Path, budget: str = FULL, runs_dir: str | Path = "runs") -> str:
     """What `s2s sweep run` would train: one `s2s train` command line per arm x seed, and the tuning
     trials; nothing is started and no storage is opened."""
     plan = expand(load_ablation(ablation), budget)
     lines = [f"study {plan.study}: {len(plan.arms)} arms x {len(plan.seeds)} seeds = "
-             f"{len(plan.arms) * len(plan.seeds)} runs (nothing started)"]  # fmt: skip
+             f"{len(plan.arms) * len(plan.seeds)} runs (nothing started)", *preflight(plan, fetch=False)]  # fmt: skip
     if plan.nuisance_trials:
         lines.append(
             f"first {plan.nuisance_trials} tuning trials per arm ({', '.join(plan.nuisance)}, sampled when they run, "

@@ -194,10 +194,14 @@ def _prepare_run_dir(run_dir: Path, previous: list[FrozenTrial], number: int, lo
     trained again. RESUME: an attempt whose worker died left a last checkpoint. FRESH: otherwise; a
     failed attempt, or a run of another config, is moved aside, and said so.
     """
-    if not (run_dir / RECORD_FILE).exists():
-        for child in run_dir.iterdir() if run_dir.exists() else []:
-            if child.name != LOCK_FILE:
-                shutil.rmtree(child) if child.is_dir() else child.unlink()
+    attic = run_dir.parent.parent / ".attempts" / f"{run_dir.parent.name}-{run_dir.name}-before-trial{number}"
+    if not (run_dir / RECORD_FILE).exists():  # an attempt refused before it started: keep its log
+        leftovers = [c for c in run_dir.iterdir() if c.name != LOCK_FILE] if run_dir.exists() else []
+        if leftovers:
+            attic.mkdir(parents=True, exist_ok=True)
+            for child in leftovers:
+                shutil.move(str(child), str(attic / child.name))
+            log(f"moved what a failed attempt left in {run_dir} ({', '.join(c.name for c in leftovers)}) to {attic}")
         return FRESH
     if read_json(run_dir / RECORD_FILE).get("status") == "completed":
         if previous:
@@ -209,7 +213,6 @@ def _prepare_run_dir(run_dir: Path, previous: list[FrozenTrial], number: int, lo
     if last_attempt is not None and retryable(last_attempt) and checkpoint_path(run_dir, "last").is_file():
         return RESUME
     # A real failure is kept for inspection, out of the way of `<arm>/seed*/` globs.
-    attic = run_dir.parent.parent / ".attempts" / f"{run_dir.parent.name}-{run_dir.name}-before-trial{number}"
     attic.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(str(run_dir), str(attic))
     log(f"moved the failed attempt in {run_dir} to {attic}")

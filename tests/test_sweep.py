@@ -854,3 +854,42 @@ def test_ctrl_c_of_a_sweep_is_an_interruption_not_a_failure(tmp_path, capsys):
         study.tell(trial, state=TrialState.FAIL)
     _, trials = load_study("st", str(tmp_path / "s.journal"))
     assert sorted(trials["state"]) == ["FAIL", "INTERRUPTED"]
+
+
+def test_a_sweep_whose_data_every_trial_lacks_stops_before_enqueueing(tmp_path, fake, monkeypatch):
+    """Offline without Multi30k, `sweep run` used to enqueue every trial and fail each in turn with the
+    same message (cut off), exit 1 with nothing on stderr, and leave a run directory per trial and an
+    empty cache folder; --dry-run said nothing. The data are now checked once, before anything is
+    enqueued or created, with the whole message; --dry-run checks them too."""
+    from s2s_lightning import data as data_module
+
+    monkeypatch.delenv("S2S_MULTI30K_DIR", raising=False)
+    monkeypatch.setenv("S2S_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(data_module, "MULTI30K_URL", "http://127.0.0.1:9/{file}")  # nothing listens there
+    base = {"data": {"name": "multi30k"}, "train": {"max_epochs": 1}}
+    path = ablation_file(tmp_path, base=base, objective={"metric": "test/bleu"})
+    runs = tmp_path / "runs"
+    message = (
+        r"multi30k: train.de.gz .*not in .*cannot be downloaded .*set data.dir or \$S2S_MULTI30K_DIR to a local copy$"
+    )
+    with pytest.raises(S2SError, match=message):
+        sweep_module.dry_run(path, "full", runs)
+    with pytest.raises(S2SError, match=message):
+        run_sweep(path, runs_dir=runs, train_command=fake[0], poll_s=0.05)
+    assert not runs.exists() and not (tmp_path / "cache").exists() and fake[1]() == []
+
+
+def test_a_failed_attempt_refused_before_its_record_keeps_its_log(tmp_path):
+    """A trial refused before its run started (no record.json) left a train.log with the reason; the
+    next attempt deleted it. It is moved to .attempts/, as the README says of failed attempts."""
+    from s2s_lightning.sweep_worker import FRESH, _prepare_run_dir
+
+    run_dir = tmp_path / "study" / "L1-fwd-plain-tf1" / "seed0"
+    run_dir.mkdir(parents=True)
+    (run_dir / ".lock").write_text("1\n")
+    (run_dir / "train.log").write_text("s2s: error: the reason\n")
+    said = []
+    assert _prepare_run_dir(run_dir, [], 3, said.append) == FRESH
+    attic = tmp_path / "study" / ".attempts" / "L1-fwd-plain-tf1-seed0-before-trial3"
+    assert (attic / "train.log").read_text() == "s2s: error: the reason\n"
+    assert [p.name for p in run_dir.iterdir()] == [".lock"] and "train.log" in said[0]
