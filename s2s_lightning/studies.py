@@ -132,7 +132,7 @@ def _first_difference(old: Any, new: Any, path: str = "") -> str:
 
 
 def open_studies(
-    storage: BaseStorage, plan: Plan, create: bool = True, pruner=None, label: str = "..."
+    storage: BaseStorage, plan: Plan, create: bool = True, pruner=None, label: str = "...", runs: Path | None = None
 ) -> tuple[optuna.Study | None, dict[str, optuna.Study]]:
     """(main study, {arm: tuning study}); None / {} when `create` is False and they do not exist.
 
@@ -152,10 +152,12 @@ def open_studies(
         main.set_user_attr("budget", plan.budget)
         main.set_user_attr("objective", plan.objective)
     elif saved != fingerprint:
+        folder = Path(runs) / plan.study if runs is not None else None
+        also = f" and move its runs folder {folder} away" if folder is not None and folder.is_dir() else ""
         raise S2SError(
             f"study '{plan.study}' was made from a different version of {plan.ablation.path} "
-            f"({_first_difference(saved, fingerprint)}); restore the file, or delete the study "
-            f"(optuna delete-study --study-name {plan.study} --storage {label}) to start over"
+            f"({_first_difference(saved, fingerprint)}); restore the file, or start over: delete the study "
+            f"(optuna delete-study --study-name {plan.study} --storage {label}){also}"
         )
     tuning = {}
     if plan.nuisance_trials:

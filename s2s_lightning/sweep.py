@@ -304,7 +304,7 @@ def run_sweep(
     spawn = _spawner(plan, budget, storage, runs_dir, run_id, gpu_groups, train_command, poll_s)
 
     with coordinator_lock(runs_dir, plan.study):
-        main, tuning = open_studies(store, plan, create=True, label=label)
+        main, tuning = open_studies(store, plan, create=True, label=label, runs=runs_dir)
         foreign = [
             d for d in foreign_run_dirs(runs_dir / plan.study, [main, *tuning.values()]) if not adoptable(d, plan)
         ]

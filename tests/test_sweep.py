@@ -893,3 +893,21 @@ def test_a_failed_attempt_refused_before_its_record_keeps_its_log(tmp_path):
     attic = tmp_path / "study" / ".attempts" / "L1-fwd-plain-tf1-seed0-before-trial3"
     assert (attic / "train.log").read_text() == "s2s: error: the reason\n"
     assert [p.name for p in run_dir.iterdir()] == [".lock"] and "train.log" in said[0]
+
+
+def test_an_edited_ablation_file_is_refused_once_with_everything_to_do(tmp_path, fake):
+    """Editing a file whose study has runs took two refusals: "delete the study", then "holds N run(s)
+    ... likely from a study of that name in another storage". One message now names both steps, and
+    following it starts the new study."""
+    path, runs = ablation_file(tmp_path), tmp_path / "runs"
+    run_sweep(path, runs_dir=runs, train_command=fake[0], poll_s=0.05)
+    changed = ablation_file(tmp_path, base={**SMALL["base"], "train": {"max_epochs": 5}})
+    with pytest.raises(S2SError) as err:
+        run_sweep(changed, runs_dir=runs, train_command=fake[0], poll_s=0.05)
+    folder = runs / "small"
+    assert "optuna delete-study --study-name small" in str(err.value)
+    assert f"move its runs folder {folder} away" in str(err.value)
+    optuna.delete_study(study_name="small", storage=open_storage(None, runs))
+    folder.rename(tmp_path / "old-runs")
+    out = run_sweep(changed, runs_dir=runs, train_command=fake[0], poll_s=0.05)
+    assert set(cells(out).values()) == {"done"}
