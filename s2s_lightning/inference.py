@@ -198,11 +198,17 @@ def evaluate_runs(
             check_same_sentences(Path(run_dir), split, bundle.splits[split].src_text)
     else:
         bundle.add_split(split, *_test_set(ens.cfg, split, source, reference, data_dir))
+    new_dir = not out.exists()
     check_writable(out)
     label = f"{split}, beam {eval_cfg.beam_size}" + (f", {len(run_dirs)} runs" if len(run_dirs) > 1 else "")
-    result = evaluate_split(
-        ens.models, bundle, split, eval_cfg, out, dev, prefix=None if own else "test", progress=label
-    )
+    try:
+        result = evaluate_split(
+            ens.models, bundle, split, eval_cfg, out, dev, prefix=None if own else "test", progress=label
+        )
+    except BaseException:  # Ctrl-C or a failure mid-decoding: leave no empty eval folder behind
+        if new_dir and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        raise
     record = {
         "beam_size": eval_cfg.beam_size,
         "split": split,

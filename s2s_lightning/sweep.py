@@ -534,7 +534,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_wandb(args: argparse.Namespace) -> int:
-    text = render_sweep(expand(load_ablation(args.ablation), args.budget))
+    text = render_sweep(expand(load_ablation(args.ablation), args.budget), args.output)
     if args.output:
         atomic_write_text(Path(args.output), text)
         print(f"wrote {args.output}; start it with: wandb sweep {args.output}")

@@ -451,3 +451,16 @@ def test_tokenized_bleu_does_not_warn_that_the_text_looks_tokenized(caplog):
     with caplog.at_level("WARNING"):
         translation_metrics(refs, refs, tokenized, tokenized)
     assert not [r for r in caplog.records if "tokenized" in r.getMessage()]
+
+
+def test_an_interrupted_evaluation_leaves_no_empty_folder(addition_run, monkeypatch):
+    """Ctrl-C of `s2s evaluate` left an empty RUN/eval/<split>_beam<K>/ behind."""
+    from s2s_lightning import inference
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(inference, "evaluate_split", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        inference.evaluate_runs([addition_run], "val", beam=3)
+    assert not (addition_run / "eval" / "val_beam3").exists()
