@@ -395,3 +395,13 @@ def _check_objective(path: Path, objective: Objective, cfg: Config, tuned: bool)
     tuning = tuning_metric(metric)
     if tuned and tuning in (M.VAL_EXACT_MATCH, M.VAL_BLEU) and not cfg.eval.val_task_metric:
         raise S2SError(f"{path}: nuisance tuning on '{tuning}' needs eval.val_task_metric=true")
+
+
+def count(n: int, noun: str) -> str:
+    """`1 seed`, `3 seeds`: a number with its noun."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def grid_text(plan: Plan) -> str:
+    """`16 arms x 1 seed`."""
+    return f"{count(len(plan.arms), 'arm')} x {count(len(plan.seeds), 'seed')}"

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from optuna.trial import TrialState
 
-from .ablation import FULL, Plan, expand, load_ablation
+from .ablation import FULL, Plan, count, expand, grid_text, load_ablation
 from .errors import S2SError
 from .records import atomic_write_text, check_writable, pid_lock
 from .studies import (
@@ -315,7 +315,7 @@ def run_sweep(
                 f"--storage, or move {runs_dir / plan.study} away first (nothing was moved or started)"
             )
         print(
-            f"study {plan.study}: {len(plan.arms)} arms x {len(plan.seeds)} seeds"
+            f"study {plan.study}: {grid_text(plan)}"
             + (f", {plan.nuisance_trials} nuisance trials per arm" if plan.nuisance_trials else "")
             + f"; storage {label}; {n} worker(s)",
             flush=True,
@@ -449,7 +449,11 @@ def format_status(plan: Plan, rows: list[dict], storage: str) -> str:
         for k in ("done", "running", "waiting", "failed", "stale", "-")
         if counts.get(k)
     )
-    return "\n".join(head + lines + [f"grid: {total} points ({len(rows)} arms x {len(plan.seeds)} seeds): {summary}"])
+    return "\n".join(
+        head
+        + lines
+        + [f"grid: {total} points ({count(len(rows), 'arm')} x {count(len(plan.seeds), 'seed')}): {summary}"]
+    )
 
 
 def sweep_status(
@@ -487,7 +491,7 @@ def dry_run(ablation: str | Path, budget: str = FULL, runs_dir: str | Path = "ru
     """What `s2s sweep run` would train: one `s2s train` command line per arm x seed, and the tuning
     trials; nothing is started and no storage is opened."""
     plan = expand(load_ablation(ablation), budget)
-    lines = [f"study {plan.study}: {len(plan.arms)} arms x {len(plan.seeds)} seeds = "
+    lines = [f"study {plan.study}: {grid_text(plan)} = "
              f"{len(plan.arms) * len(plan.seeds)} runs (nothing started)", *preflight(plan, fetch=False)]  # fmt: skip
     if plan.nuisance_trials:
         lines.append(
