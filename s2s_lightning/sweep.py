@@ -33,6 +33,7 @@ from .ablation import FULL, Plan, count, expand, grid_text, load_ablation
 from .errors import S2SError
 from .records import atomic_write_text, check_writable, pid_lock
 from .studies import (
+    ARM,
     RAN_IN,
     SLOT,
     foreign_run_dirs,
@@ -186,6 +187,7 @@ class Progress:
             return
         self.checked = time.monotonic()
         trials = self.main.get_trials(deepcopy=False)
+        self.stop_if_all_refused(trials)
         total = len(self.plan.arms) * len(self.plan.seeds)
         done = len({grid_key(t) for t in trials if t.state == TrialState.COMPLETE})
         running = sum(t.state == TrialState.RUNNING for t in trials)
@@ -205,6 +207,13 @@ class Progress:
             eta = "ETA once a trial has finished"
         print(f"progress: {done}/{total} grid points done, {running} running; {eta}", flush=True)
 
+    def stop_if_all_refused(self, trials) -> None:
+        error = shared_refusal(trials, self.run_id)
+        if error is not None:
+            raise S2SError(
+                f"every trial is refused the same way, so the sweep stopped (the rest would repeat it): {error}"
+            )
+
 
 INTERRUPTED_EXITS = (128 + signal.SIGINT, 128 + signal.SIGTERM)  # a worker's exit after Ctrl-C or kill
 
@@ -222,6 +231,22 @@ def interrupted_line(args: argparse.Namespace, what: str) -> str:
         f"s2s: sweep interrupted: running trials were stopped and keep their last checkpoint (finished ones are "
         f"kept); continue with: s2s sweep {what} {args.ablation}{flags}"
     )
+
+
+REFUSED = 2  # the exit code of `s2s train` refusing a run before it starts (bad config, data, device)
+
+
+def shared_refusal(trials, run_id: str) -> str | None:
+    """The error every trial of this `sweep run` is refused with, once two trials of different arms were
+    refused before they started with the same message and none completed; else None."""
+    mine = [t for t in trials if t.user_attrs.get(RAN_IN) == run_id]
+    if any(t.state == TrialState.COMPLETE and not t.user_attrs.get(ADOPTED) for t in mine):
+        return None
+    refused: dict[str, set] = {}
+    for t in mine:
+        if t.state == TrialState.FAIL and t.user_attrs.get("exit_code") == REFUSED and t.user_attrs.get("error"):
+            refused.setdefault(t.user_attrs["error"], set()).add(t.user_attrs.get(ARM))
+    return next((error for error, arms in refused.items() if len(arms) >= 2), None)
 
 
 def _supervise(n: int, spawn, poll_s: float, on_death=None, tick=None, progress=None) -> None:
@@ -262,14 +287,16 @@ def _supervise(n: int, spawn, poll_s: float, on_death=None, tick=None, progress=
                 f"sweep workers failed ({', '.join(broken)}); see their errors above. "
                 "Finished trials are kept; rerun to continue"
             )
-    except KeyboardInterrupt:
+    except BaseException as exc:  # Ctrl-C, or a failure every trial shares (Progress): stop the workers cleanly
         for p in procs.values():
             p.terminate()
         for p in procs.values():
             p.join(30)
             if p.is_alive():
                 p.kill()
-        raise SweepInterrupted("the coordinator was stopped by a signal") from None
+        if isinstance(exc, KeyboardInterrupt):
+            raise SweepInterrupted("the coordinator was stopped by a signal") from None
+        raise
     finally:
         if in_main:
             signal.signal(signal.SIGTERM, previous)

@@ -288,7 +288,7 @@ def test_bad_skip_entries_are_one_line_errors(tmp_path, skip, message):
 
 
 def test_counts_read_as_english():
-    """"study x: 16 arms x 1 seeds" read oddly in sweep run, --dry-run and status."""
+    """ "study x: 16 arms x 1 seeds" read oddly in sweep run, --dry-run and status."""
     from s2s_lightning.ablation import count
 
     assert (count(1, "seed"), count(3, "seed"), count(0, "arm")) == ("1 seed", "3 seeds", "0 arms")

@@ -319,6 +319,7 @@ def test_the_schedule_reads_steps_per_epoch_from_the_trainer(tiny_cfg):
     system._trainer = Trainer()
     sched = system.configure_optimizers()["lr_scheduler"]["scheduler"]
     for _ in range(4):
+        sched.optimizer.step()
         sched.step()
     assert sched.get_last_lr() == [0.25]  # one epoch of this rank's 4 steps: decayed once from 0.5
 

@@ -70,6 +70,9 @@ if (run_dir / "record.json").exists() and not resume:
 name = ov["tracking.name"]
 with open(os.environ["FAKE_LOG"], "a") as f:
     f.write(f"{name} {'resume' if resume else 'start'} seed={ov['seed']} lr={ov.get('train.lr', '-')}\n")
+if os.environ.get("FAKE_REFUSE"):  # refused before it starts, as `s2s train` refuses bad input: exit 2
+    print(f"s2s: error: {os.environ['FAKE_REFUSE']}", file=sys.stderr)
+    sys.exit(2)
 def check_one_writer():
     """With FAKE_WRITERS: note any other live process that wrote this run directory since we started."""
     if not os.environ.get("FAKE_WRITERS"):
@@ -919,3 +922,15 @@ def test_a_sweep_printed_to_stdout_does_not_claim_a_file():
     plan = expand(load_ablation(REPO / "ablations" / "addition.yaml"), "quick")
     assert " -o " not in render_sweep(plan) and "sweeps/addition-quick.yaml" not in render_sweep(plan)
     assert "-o out/x.yaml`" in render_sweep(plan, "out/x.yaml")
+
+
+def test_a_refusal_every_trial_shares_stops_the_sweep(tmp_path, fake, monkeypatch):
+    """Trials refused before they start with one message in two arms, none completed: the rest would
+    repeat it, so the sweep stops with that message instead of failing every trial in turn."""
+    train, executions = fake
+    monkeypatch.setenv("FAKE_REFUSE", "train.accelerator=gpu: no CUDA device is visible")
+    monkeypatch.setattr(sweep_module, "PROGRESS_S", 0.0)
+    path, runs = ablation_file(tmp_path, seeds=[0, 1, 2]), tmp_path / "runs"
+    with pytest.raises(S2SError, match=r"every trial is refused the same way.*no CUDA device is visible$"):
+        run_sweep(path, runs_dir=runs, train_command=train, poll_s=0.05)
+    assert 2 <= len(executions()) < 6  # stopped once two arms were refused, not after all six trials
