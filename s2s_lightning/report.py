@@ -55,6 +55,12 @@ def build_report(
     return readme
 
 
+def report_name(data: ReportData, out_dir: Path) -> str:
+    """The study the runs came from (one study: its name), else the output folder's name."""
+    studies = data.runs["study"].dropna().unique() if "study" in data.runs else []
+    return f"study {studies[0]}" if len(studies) == 1 else out_dir.name
+
+
 def render_readme(
     data: ReportData, tables: dict, figures: dict, out_dir: Path, *, title: str | None, command: str | None
 ) -> str:
@@ -68,7 +74,7 @@ def render_readme(
     )
     split = dotted(first["config"], "data.test_split") if data.task == "translation" else None
     out = [
-        f"# {title or 'Report: ' + out_dir.name}",
+        f"# {title or 'Report: ' + report_name(data, out_dir)}",
         "",
         f"- **Task**: {data.task}; primary metric: {metric_label(PRIMARY[data.task])} (`{PRIMARY[data.task]}`)",
         f"- **Data**: {data_text}" + (f", test split `{split}`" if split else ""),

@@ -190,6 +190,7 @@ def val_curves(data: ReportData, folder: Path) -> Plot | None:
     if not frames:
         return None
     df = pd.concat(frames, ignore_index=True)
+    df["epoch"] = df["epoch"] + 1  # history counts from 0; logs and readers count epochs from 1
     design = Design.of(data, _present(data, df))
     for role in design.roles:
         df[role] = [design.labels[arm][role] for arm in df["arm"]]
@@ -207,6 +208,8 @@ def val_curves(data: ReportData, folder: Path) -> Plot | None:
             if design.roles["col"] and r == 0:
                 ax.set_title(col_value)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            if metric != M.VAL_PPL and df[metric].min() >= 0:
+                ax.set_ylim(bottom=0)  # a score of 0 everywhere drew an axis from -0.05
             if metric == M.VAL_PPL and sub[metric].min() > 0 and df[metric].max() / df[metric].min() > 10:
                 ax.set_yscale("log")  # perplexity falls by orders of magnitude; linear hides the late epochs
                 ax.yaxis.set_major_formatter(FuncFormatter(_log_tick))
@@ -231,6 +234,8 @@ def test_scores(data: ReportData, folder: Path) -> Plot | None:
     if df.empty:
         return None
     arms = _present(data, df)
+    design = Design.of(data, arms)
+    colours = {arm: design.colour(arm) for arm in arms}  # the colour of the arm's level, as in every figure
     fig, (ax,) = _figure(7.0, 1.6 + 0.5 * len(arms))
     sns.pointplot(
         df,
@@ -239,7 +244,7 @@ def test_scores(data: ReportData, folder: Path) -> Plot | None:
         order=arms,
         hue="arm",
         hue_order=arms,
-        palette=data.palette,
+        palette=colours,
         legend=False,
         ax=ax,
         errorbar="sd",
@@ -252,10 +257,12 @@ def test_scores(data: ReportData, folder: Path) -> Plot | None:
     # one, so the same records drew a different figure each time.
     jitter = np.random.default_rng(0).uniform(-0.12, 0.12, len(df))
     rows = df["arm"].map({arm: i for i, arm in enumerate(arms)}) + jitter
-    ax.scatter(df[metric], rows, color=[data.palette[a] for a in df["arm"]], alpha=0.5, s=36, linewidths=0, zorder=3)
+    ax.scatter(df[metric], rows, color=[colours[a] for a in df["arm"]], alpha=0.5, s=36, linewidths=0, zorder=3)
     ax.set(xlabel=f"Test {metric_phrase(metric)}", ylabel="", title=f"Test {metric_phrase(metric)} per arm")
+    if df[metric].min() >= 0:
+        ax.set_xlim(left=0)
     for tick, arm in zip(ax.get_yticklabels(), arms):
-        tick.set_color(data.palette[arm])
+        tick.set_color(colours[arm])
     name = f"test_{metric.split('/')[1]}"
     _save(fig, folder, name)
     return Plot(

@@ -664,3 +664,42 @@ def test_val_curve_columns_share_a_y_range_that_holds_every_column(tmp_path, mon
         ys = np.concatenate([line.get_ydata() for line in ax.lines if len(line.get_ydata())])
         ys = ys[np.isfinite(ys)]
         assert low <= ys.min() and ys.max() <= high, (ax.get_ylabel(), (low, high), (ys.min(), ys.max()))
+
+
+def test_figures_count_epochs_from_one_keep_scores_above_zero_and_colour_arms_by_design(tmp_path, monkeypatch):
+    """Three things a reader noticed: validation curves counted epochs from 0 (the logs from 1); a score of
+    0 everywhere drew an axis from -0.05; the per-arm figure gave each arm its own colour, meaning
+    something else than colour in every other figure (the level of the first varying axis)."""
+    from s2s_lightning import report_figures
+
+    drawn = {}
+    real_save = report_figures._save
+
+    def keep(fig, folder, name):
+        drawn[name] = [(ax.get_xlim(), ax.get_ylim(), [line.get_xdata() for line in ax.lines]) for ax in fig.axes]
+        faces = [coll.get_facecolors()[:, :3].round(4) for ax in fig.axes for coll in ax.collections]
+        drawn[name + ":colours"] = [tuple(c) for face in faces for c in face]
+        real_save(fig, folder, name)
+
+    monkeypatch.setattr(report_figures, "_save", keep)
+    build_report(ADDITION, tmp_path / "r", command="s2s report")
+    xs = [x for _, _, lines in drawn["val_curves"] for line in lines for x in line]
+    assert xs and min(xs) == 1
+    task_row = drawn["val_curves"][len(drawn["val_curves"]) // 2 :]  # rows: perplexity, then exact match
+    assert task_row and all(ylim[0] == 0 for _, ylim, _ in task_row)
+    assert all(xlim[0] == 0 for xlim, _, _ in drawn["test_exact_match"][:1])
+    data = load(RunsSource((ADDITION,)))
+    design = report_figures.Design.of(data, list(data.arms))
+    expected = {tuple(np.round(matplotlib.colors.to_rgb(design.colour(arm)), 4)) for arm in data.arms}
+    assert set(drawn["test_exact_match:colours"]) <= expected
+
+
+def test_a_report_is_titled_by_its_study(tmp_path):
+    """The title came from the output folder's name ("Report: addition-quick") even for one study's runs."""
+    runs = tmp_path / "runs"
+    shutil.copytree(ADDITION, runs)
+    for path in runs.glob("*/record.json"):
+        write_json(path, json.loads(path.read_text()) | {"study": "addition-quick"})
+    readme = build_report(runs, tmp_path / "out", command="s2s report")
+    assert readme.read_text().startswith("# Report: study addition-quick\n")
+    assert build_report(ADDITION, tmp_path / "plain", command="s2s report").read_text().startswith("# Report: plain\n")
