@@ -132,7 +132,7 @@ class Acceptance:
             )
         if proc.returncode != 0:
             tail = (self.out / log).read_text().strip().splitlines()[-1:] or [""]
-            raise RuntimeError(f"exit {proc.returncode} ({log}): {tail[0][:200]}")
+            raise RuntimeError(f"exit {proc.returncode} ({log}): {tail[0]}")
         return proc
 
     def overrides(self, extra: dict | None = None) -> list[str]:

@@ -272,3 +272,21 @@ def test_dashboard_refuses_a_runs_dir_without_a_study_and_a_busy_or_impossible_p
         out = s2s("dashboard", "--port", port, "--runs-dir", typo)
     assert_one_line_error(out, f"--port {port}", "not free")
     assert "http://" not in out.stdout
+
+
+def test_no_message_interpolates_a_cut_value():
+    """Every f-string in the package that shows a value shows it whole: a `{text[:120]}` cut error messages
+    mid-word ("...If yo)"). The one exception is a column of the bench's table, cut to its width."""
+    import ast
+
+    from tests.conftest import REPO
+
+    cut = []
+    for path in sorted((REPO / "s2s_lightning").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            value = node.value if isinstance(node, ast.FormattedValue) else None
+            if isinstance(value, ast.Subscript) and isinstance(value.slice, ast.Slice):
+                upper = value.slice.upper
+                if value.slice.lower is None and isinstance(upper, ast.Constant) and isinstance(upper.value, int):
+                    cut.append(f"{path.name} {ast.unparse(value)}")
+    assert cut == ["bench.py r['op'][:44]"]
