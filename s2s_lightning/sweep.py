@@ -514,10 +514,18 @@ def preflight(plan: Plan, fetch: bool) -> list[str]:
     return lines
 
 
+def check_creatable(folder: Path) -> None:
+    """That `sweep run` could write `folder`, checked without creating anything (for --dry-run)."""
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise S2SError(f"runs folder {folder} is not writable ({existing} is not a writable folder)")
+
+
 def dry_run(ablation: str | Path, budget: str = FULL, runs_dir: str | Path = "runs") -> str:
     """What `s2s sweep run` would train: one `s2s train` command line per arm x seed, and the tuning
     trials; nothing is started and no storage is opened."""
     plan = expand(load_ablation(ablation), budget)
+    check_creatable(Path(runs_dir))
     lines = [f"study {plan.study}: {grid_text(plan)} = "
              f"{len(plan.arms) * len(plan.seeds)} runs (nothing started)", *preflight(plan, fetch=False)]  # fmt: skip
     if plan.nuisance_trials:

@@ -934,3 +934,12 @@ def test_a_refusal_every_trial_shares_stops_the_sweep(tmp_path, fake, monkeypatc
     with pytest.raises(S2SError, match=r"every trial is refused the same way.*no CUDA device is visible$"):
         run_sweep(path, runs_dir=runs, train_command=train, poll_s=0.05)
     assert 2 <= len(executions()) < 6  # stopped once two arms were refused, not after all six trials
+
+
+def test_dry_run_checks_the_runs_folder_can_be_written(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(S2SError, match="is not writable"):
+        sweep_module.dry_run(ablation_file(tmp_path), "full", blocker / "runs")
+    assert "nothing started" in sweep_module.dry_run(ablation_file(tmp_path), "full", tmp_path / "new" / "runs")
+    assert not (tmp_path / "new").exists()
