@@ -542,26 +542,39 @@ def dry_run(ablation: str | Path, budget: str = FULL, runs_dir: str | Path = "ru
     return "\n".join(lines)
 
 
+def _launch(args: argparse.Namespace, what: str, launch):
+    """`launch` (run_sweep or join_sweep) with the command's arguments; None, after one line on stderr,
+    when Ctrl-C or SIGTERM stopped it."""
+    try:
+        return launch(
+            args.ablation,
+            args.budget,
+            args.storage,
+            args.workers,
+            args.gpus,
+            args.trials_per_gpu,
+            runs_dir=args.runs_dir,
+            gpus_per_trial=args.gpus_per_trial,
+        )
+    except (SweepInterrupted, KeyboardInterrupt):
+        print(interrupted_line(args, what), file=sys.stderr)
+        return None
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(dry_run(args.ablation, args.budget, args.runs_dir))
         return 0
-    try:
-        out = run_sweep(args.ablation, args.budget, args.storage, args.workers, args.gpus, args.trials_per_gpu,
-                        runs_dir=args.runs_dir, gpus_per_trial=args.gpus_per_trial)  # fmt: skip
-    except (SweepInterrupted, KeyboardInterrupt):
-        print(interrupted_line(args, "run"), file=sys.stderr)
+    out = _launch(args, "run", run_sweep)
+    if out is None:
         return 130
     missing = sum(c["state"] != "done" for r in out["status"] for c in r["seeds"].values())
     return 0 if not missing else 1
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
-    try:
-        n = join_sweep(args.ablation, args.budget, args.storage, args.workers, args.gpus, args.trials_per_gpu,
-                       runs_dir=args.runs_dir, gpus_per_trial=args.gpus_per_trial)  # fmt: skip
-    except (SweepInterrupted, KeyboardInterrupt):
-        print(interrupted_line(args, "worker"), file=sys.stderr)
+    n = _launch(args, "worker", join_sweep)
+    if n is None:
         return 130
     print(f"workers ran {n} trial(s); nothing left waiting")
     return 0
