@@ -82,10 +82,16 @@ class Encoder(nn.Module):
             # several times slower than a padded one at these lengths, pytorch#149194).
             y, (h, c) = run_lstm(self.lstm, emb, None, self.lstm_dtype)  # [L, B, H] each
         else:
-            # Packing makes padding invisible: the final state is taken at each sentence's own end.
-            packed = pack_padded_sequence(emb, lengths, batch_first=True, enforce_sorted=False)
-            y, (h, c) = run_lstm(self.lstm, packed, None, self.lstm_dtype)  # in the batch's original order
-            y = y.data
+            # Packing makes padding invisible: the final state is taken at each sentence's own end. Sorted
+            # here, as pack_padded_sequence(enforce_sorted=False) would, but with the order sent to the
+            # device without blocking: that function's own copy of it waits for the GPU (a sync a batch).
+            sorted_lengths, order = torch.sort(lengths, descending=True)  # on the host
+            unorder = torch.empty_like(order)
+            unorder[order] = torch.arange(order.numel())
+            order, unorder = (t.to(emb.device, non_blocking=True) for t in (order, unorder))
+            packed = pack_padded_sequence(emb.index_select(0, order), sorted_lengths, batch_first=True)
+            y, (h, c) = run_lstm(self.lstm, packed, None, self.lstm_dtype)  # [L, B, H] in sorted order
+            h, c, y = h.index_select(1, unorder), c.index_select(1, unorder), y.data
         self.ran_in = {"encoder_lstm": dtype_name(y)}
         return DecoderState(h, c, h[-1])
 

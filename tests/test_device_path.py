@@ -201,6 +201,46 @@ def test_a_training_step_reads_nothing_from_the_device(tiny_cfg, monkeypatch, ra
     assert all(reads for reads in checked)  # the divergence check reads the loss there, and is counted
 
 
+class BlockingCopies(TorchDispatchMode):
+    """Copies from one device to another that wait for the copy (non_blocking=False): on CUDA each is a
+    sync. Counted on the "meta" device, which stands in for a GPU here."""
+
+    def __init__(self):
+        super().__init__()
+        self.copies: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is torch.ops.aten._to_copy.default and kwargs.get("device") not in (None, args[0].device):
+            if not kwargs.get("non_blocking", False):
+                self.copies.append(f"{args[0].device} -> {kwargs['device']}")
+        return func(*args, **kwargs)
+
+
+@pytest.mark.parametrize("ratio", [1.0, 0.5])
+def test_a_step_on_another_device_copies_nothing_blocking(ratio):
+    """pack_padded_sequence(enforce_sorted=False) copied its sort order to the device with a blocking
+    copy: a sync in every batch whose sources differ in length. The encoder now sorts on the host and
+    sends the order without blocking; the whole loss of a batch makes no blocking copy."""
+    model = tiny_model(peeky=True).to("meta")
+    batch = random_batch([5, 3, 4, 4], [2, 6, 3, 1]).to("meta")
+    assert not batch.uniform
+    with BlockingCopies() as mode:
+        nll, _ = batch_nll(model, batch, ratio)
+    assert nll.device.type == "meta" and mode.copies == []
+
+
+def test_the_encoder_sorts_as_pack_padded_sequence_would():
+    from torch.nn.utils.rnn import pack_padded_sequence
+
+    model = tiny_model()
+    b = random_batch([7, 3, 5, 3, 7, 1], [1] * 6)  # ties: the same order as torch's own sort
+    state = model.encode(b.src, b.src_len, uniform=False)
+    emb = model.encoder.embedding(b.src)
+    _, (h, c) = model.encoder.lstm(pack_padded_sequence(emb, b.src_len, batch_first=True, enforce_sorted=False))
+    assert torch.equal(state.h, h) and torch.equal(state.c, c)
+
+
 def test_batches_pin_and_move_without_blocking_and_keep_lengths_on_the_host():
     b = random_batch([5, 3, 4], [2, 4, 3])
     moved = b.to("meta")  # any other device: every tensor moves but the lengths
