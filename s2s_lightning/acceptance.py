@@ -115,7 +115,7 @@ class Acceptance:
         except subprocess.TimeoutExpired:
             s.status, s.note = "timeout", f"stopped after {s.timeout:.0f} s"
         except Exception as exc:  # a step's failure is its line in the summary, not the end of the run
-            s.status, s.note = "failed", f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1:] or ''}"
+            s.status, s.note = "failed", f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[-1]}"
         s.seconds = time.monotonic() - start
         print(s.line(), flush=True)
         self.write_summary()
@@ -357,7 +357,7 @@ def _packed_worker(overrides: list[str], device: str, steps: int, barrier, resul
     cfg = load_config(None, overrides)
     bundle = DataBundle(cfg)  # loading is not timed: every process waits at the barrier first
     r = measure(cfg, bundle, True, steps, 3, torch.device(device), ready=barrier.wait)
-    results.put(r["tokens_per_s"] * r["s_per_step"] * steps)  # the tokens this process trained on
+    results.put(r["tokens"])  # the target tokens this process trained on
 
 
 def packed(k: int, overrides: list[str], device: str, steps: int) -> dict:

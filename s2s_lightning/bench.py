@@ -79,12 +79,12 @@ def run_bench(args: argparse.Namespace) -> int:
         raise S2SError("--device cuda: no CUDA device is visible")
     check_precision(cfg.train.precision, device.type)
     tf32 = use_tf32(cfg.train.tf32, device.type)
+    lstm = lstm_dtype(cfg.train.lstm_precision, cfg.train.precision, device.type)
     bundle = DataBundle(cfg)
     results: dict = {"config": {"data": cfg.data.name, "layers": cfg.model.num_layers, "hidden": cfg.model.hidden_dim,
                                 "embedding": cfg.model.embedding_dim, "peeky": cfg.model.peeky,
                                 "batch_size": cfg.data.batch_size, "precision": str(cfg.train.precision), "tf32": tf32,
-                                "lstm_dtype": str(lstm_dtype(cfg.train.lstm_precision, cfg.train.precision,
-                                                             device.type)).removeprefix("torch.")},
+                                "lstm_dtype": str(lstm).removeprefix("torch.")},
                      "device": str(device), "threads": torch.get_num_threads(), "train": {}, "decode": {}}  # fmt: skip
     for ratio in (1.0, 0.5):
         ratio_cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"teacher_forcing_ratio": ratio})})
@@ -97,7 +97,7 @@ def run_bench(args: argparse.Namespace) -> int:
         }
     torch.manual_seed(cfg.seed)
     model = Seq2Seq(len(bundle.src_vocab), len(bundle.tgt_vocab), cfg.model).to(device)
-    model.set_lstm_dtype(lstm_dtype(cfg.train.lstm_precision, cfg.train.precision, device.type))
+    model.set_lstm_dtype(lstm)
     src_ids = bundle.splits["val"].src_ids[: args.sentences]
     for name, beam in (("greedy", 1), ("beam12", 12)):
         with autocast(cfg, device):

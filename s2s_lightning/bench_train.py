@@ -73,7 +73,8 @@ def measure(
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
     return {
-        "tokens_per_s": tokens / seconds,  # target tokens (with <eos>, without padding)
+        "tokens": tokens,  # target tokens trained on in the timed steps (with <eos>, without padding)
+        "tokens_per_s": tokens / seconds,
         "src_tokens_per_s": (real - tokens) / seconds,  # source tokens (with <eos>, without padding)
         "sentences_per_s": sentences / seconds,
         "s_per_step": seconds / steps,

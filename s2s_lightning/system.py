@@ -83,12 +83,9 @@ def batch_nll(model: Seq2Seq, batch: Batch, ratio: float = 1.0) -> tuple[torch.T
 
 
 class Seq2SeqSystem(pl.LightningModule):
-    def __init__(
-        self, cfg: Config, model: Seq2Seq, score_hyps: HypothesisScorer | None = None, steps_per_epoch: int = 1
-    ):
+    def __init__(self, cfg: Config, model: Seq2Seq, score_hyps: HypothesisScorer | None = None):
         super().__init__()
         self.cfg, self.model, self.score_hyps = cfg, model, score_hyps
-        self.fallback_steps_per_epoch = max(steps_per_epoch, 1)
         self.epoch_metrics: dict[str, float] = {}  # the last validation epoch's row of history.csv
         # Per stage, sums rather than means, so they combine across batches and ranks: [nll, correct] on
         # the device (never read inside a step) and the target tokens, counted on the host.
@@ -121,7 +118,7 @@ class Seq2SeqSystem(pl.LightningModule):
         return teacher_forcing_at(self.cfg, self.current_epoch)
 
     def setup(self, stage: str) -> None:
-        device = self.trainer.strategy.root_device.type if self._trainer is not None else self.device.type
+        device = self.trainer.strategy.root_device.type
         self.model.set_lstm_dtype(lstm_dtype(self.cfg.train.lstm_precision, self.cfg.train.precision, device))
 
     def _step(self, batch: Batch, stage: str) -> torch.Tensor:
@@ -240,6 +237,7 @@ class Seq2SeqSystem(pl.LightningModule):
     def steps_per_epoch(self) -> int:
         """Optimizer steps per epoch on this rank, as the trainer counts them once the data are set up: under
         DDP each rank takes 1/K of the batches, which the loader built before the process group existed
-        could not know (the schedule then decayed K times late). Read when the scheduler steps."""
-        n = self.trainer.num_training_batches if self._trainer is not None else math.inf
-        return int(n) if math.isfinite(n) and n > 0 else self.fallback_steps_per_epoch
+        could not know (the schedule then decayed K times late). Read when the scheduler steps; before the
+        data are set up (its first call, at step 0) any count gives epoch 0."""
+        n = self.trainer.num_training_batches
+        return int(n) if math.isfinite(n) and n > 0 else 1

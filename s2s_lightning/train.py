@@ -271,7 +271,7 @@ def numerics(cfg: Config, trainer: pl.Trainer, model: Seq2Seq) -> dict:
     return {
         "world_size": trainer.world_size,
         "threads": torch.get_num_threads(),
-        "tf32": use_tf32(cfg.train.tf32, device_type),
+        "tf32": device_type == "cuda" and torch.get_float32_matmul_precision() != "highest",  # use_tf32 set it
         "precision": str(cfg.train.precision),
         "ran_in": model.ran_in(),
     }
@@ -351,11 +351,7 @@ def _train(cfg, run_dir, resume, axes, trainer, checkpoint, history, received, w
         device_type = trainer.strategy.root_device.type
         eval_batch = decode_batch_size(cfg.eval, device_type)
         train_loader = bundle.loader("train", shuffle=True, device_type=device_type)
-        steps = len(train_loader)
-        if cfg.train.limit_train_batches:
-            limit = cfg.train.limit_train_batches
-            steps = int(limit) if limit >= 1 else max(1, int(steps * limit))
-        system = Seq2SeqSystem(cfg, model, HypothesisScorer(bundle), steps_per_epoch=steps)
+        system = Seq2SeqSystem(cfg, model, HypothesisScorer(bundle))  # steps per epoch: from the trainer
         if writer:  # one W&B run per training run, not per rank
             logger, record["wandb"] = make_wandb_logger(cfg, run_dir, record, record.get("wandb"))
             if logger is not None:

@@ -351,7 +351,7 @@ def test_the_schedule_reads_steps_per_epoch_from_the_trainer(tiny_cfg):
     cfg = tiny_cfg(
         **{"train.optimizer": "sgd", "train.lr": 0.5, "train.lr_decay_start_epoch": 1, "train.lr_decay_every": 1}
     )
-    system = Seq2SeqSystem(cfg, tiny_model(), steps_per_epoch=8)  # what the loader said before DDP began
+    system = Seq2SeqSystem(cfg, tiny_model())  # the loader, made before DDP began, would have said 8
 
     class Trainer:
         num_training_batches = 4  # each of 2 ranks' share
