@@ -41,6 +41,8 @@ from pathlib import Path
 
 import yaml
 
+from .records import COMPLETED
+
 REPO = Path(__file__).resolve().parents[1]
 ABLATION = REPO / "ablations" / "paper_multi30k.yaml"
 TUTORIAL = {
@@ -73,7 +75,9 @@ class Step:
     note: str = ""
 
     def line(self) -> str:
-        text = "; ".join(filter(None, [", ".join(f"{k} {_fmt(v)}" for k, v in self.numbers.items()), self.note]))
+        text = "; ".join(
+            filter(None, [", ".join(f"{k} {_fmt(v)}" for k, v in self.numbers.items()), self.note])
+        )
         return f"{self.name:<12} {self.status:<8} {self.seconds:>6.0f} s  {text}"
 
 
@@ -115,7 +119,10 @@ class Acceptance:
         except subprocess.TimeoutExpired:
             s.status, s.note = "timeout", f"stopped after {s.timeout:.0f} s"
         except Exception as exc:  # a step's failure is its line in the summary, not the end of the run
-            s.status, s.note = "failed", f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[-1]}"
+            s.status, s.note = (
+                "failed",
+                f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[-1]}",
+            )
         s.seconds = time.monotonic() - start
         print(s.line(), flush=True)
         self.write_summary()
@@ -128,7 +135,13 @@ class Acceptance:
             f.write(" ".join(cmd) + "\n")
             f.flush()
             proc = subprocess.run(
-                cmd, stdout=f, stderr=subprocess.STDOUT, env=self.env, timeout=step.timeout, cwd=REPO, text=True
+                cmd,
+                stdout=f,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                timeout=step.timeout,
+                cwd=REPO,
+                text=True,
             )
         if proc.returncode != 0:
             tail = (self.out / log).read_text().strip().splitlines()[-1:] or [""]
@@ -143,7 +156,9 @@ class Acceptance:
     def env_step(self, s: Step) -> None:
         info = environment(self.device)
         (self.out / "environment.json").write_text(json.dumps(info, indent=2))
-        s.numbers = {k: info[k] for k in ("gpu", "torch", "cuda", "cudnn", "tf32_matmul") if info.get(k) is not None}
+        s.numbers = {
+            k: info[k] for k in ("gpu", "torch", "cuda", "cudnn", "tf32_matmul") if info.get(k) is not None
+        }
         s.numbers.update({f"bf16 {k}": v for k, v in info["bf16_ran_in"].items()})
 
     def tests_step(self, s: Step) -> None:
@@ -248,7 +263,7 @@ class Acceptance:
             self.run(args, s, "study.log")
         finally:
             records = list((self.out / "runs" / "study").rglob("record.json"))
-            done = [r for r in records if json.loads(r.read_text()).get("status") == "completed"]
+            done = [r for r in records if json.loads(r.read_text()).get("status") == COMPLETED]
             s.numbers = {"runs completed": len(done), "runs started": len(records)}
 
     def dry_ablation(self) -> Path:
@@ -258,7 +273,11 @@ class Acceptance:
             "dry": {
                 "seeds": [0],
                 "overrides": {**TINY, "train.max_epochs": 1, "eval.beam_size": 1},
-                "scientific": {"model.num_layers": [1], "model.peeky": [False], "train.teacher_forcing_ratio": [1.0]},
+                "scientific": {
+                    "model.num_layers": [1],
+                    "model.peeky": [False],
+                    "train.teacher_forcing_ratio": [1.0],
+                },
             }
         }
         path = self.out / "dry_ablation.yaml"
@@ -276,8 +295,14 @@ class Acceptance:
         self.step("bench-tf32", 120 * scale, lambda s: self.bench_step(s, "32-true", True))
         self.step("bench-bf16", 120 * scale, lambda s: self.bench_step(s, "bf16-mixed", True))
         for precision in ("32-true", "bf16-mixed"):
-            self.step(f"ppl-{precision.split('-')[0]}", 150 * scale, lambda s, p=precision: self.ppl_step(s, p))
-        ppl = {x.name: x.numbers.get("val ppl") for x in self.steps if x.name.startswith("ppl-") and x.status == "ok"}
+            self.step(
+                f"ppl-{precision.split('-')[0]}", 150 * scale, lambda s, p=precision: self.ppl_step(s, p)
+            )
+        ppl = {
+            x.name: x.numbers.get("val ppl")
+            for x in self.steps
+            if x.name.startswith("ppl-") and x.status == "ok"
+        }
         if len(ppl) == 2:
             self.steps[-1].numbers["gap vs fp32"] = f"{ppl['ppl-bf16'] / ppl['ppl-32'] - 1:+.2%}"
         for k in [1, *self.ks]:
@@ -291,7 +316,8 @@ class Acceptance:
         return 0 if all(s.status in ("ok", "skipped") for s in self.steps) else 1
 
     def write_summary(self, final: bool = False, budget_s: float | None = None) -> None:
-        head = f"# acceptance run on {'CPU (dry run)' if self.dry else 'CUDA'}, {time.strftime('%Y-%m-%d %H:%M')}"
+        where = "CPU (dry run)" if self.dry else "CUDA"
+        head = f"# acceptance run on {where}, {time.strftime('%Y-%m-%d %H:%M')}"
         lines = [head, *(s.line() for s in self.steps)]
         if final and budget_s is not None:
             lines.append(f"# total {budget_s - self.left():.0f} s of a {budget_s:.0f} s budget")
@@ -304,7 +330,12 @@ class Acceptance:
         path = self.out / "records.tar.gz"
         with tarfile.open(path.with_suffix(".part"), "w:gz") as tar:
             for p in sorted(self.out.rglob("*")):
-                if p.is_file() and p.suffix not in (".ckpt", ".part") and "wandb" not in p.parts and p != path:
+                if (
+                    p.is_file()
+                    and p.suffix not in (".ckpt", ".part")
+                    and "wandb" not in p.parts
+                    and p != path
+                ):
                     tar.add(p, arcname=str(p.relative_to(self.out)))
         os.replace(path.with_suffix(".part"), path)
 
@@ -349,7 +380,7 @@ def environment(device: str) -> dict:
 def _packed_worker(overrides: list[str], device: str, steps: int, barrier, results) -> None:
     import torch
 
-    from .bench_train import measure
+    from .bench import measure
     from .config import load_config
     from .data import DataBundle
 
@@ -364,7 +395,10 @@ def packed(k: int, overrides: list[str], device: str, steps: int) -> dict:
     """Aggregate target tokens/s of K processes training at once on one device, timed from a common start."""
     ctx = mp.get_context("spawn")
     barrier, results = ctx.Barrier(k + 1), ctx.Queue()
-    procs = [ctx.Process(target=_packed_worker, args=(overrides, device, steps, barrier, results)) for _ in range(k)]
+    procs = [
+        ctx.Process(target=_packed_worker, args=(overrides, device, steps, barrier, results))
+        for _ in range(k)
+    ]
     for p in procs:
         p.start()
     barrier.wait()  # every process has its data and model and has run its warm-up steps
@@ -393,7 +427,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.out is None:
         p.error("OUT is required")
     if not args.dry_run and not os.environ.get("S2S_MULTI30K_DIR"):
-        print("acceptance: set S2S_MULTI30K_DIR to a Multi30k folder (the node has no internet)", file=sys.stderr)
+        print(
+            "acceptance: set S2S_MULTI30K_DIR to a Multi30k folder (the node has no internet)",
+            file=sys.stderr,
+        )
         return 2
     ks = [int(k) for k in args.trials_per_gpu.split(",") if k.strip()]
     if args.dry_run and args.trials_per_gpu == p.get_default("trials_per_gpu"):

@@ -31,6 +31,7 @@ import numpy as np
 from sacrebleu.metrics import BLEU
 from sacrebleu.significance import PairedTest
 
+from . import metrics as M
 from .records import atomic_write_text
 
 SCORES_COLUMNS = ("index", "src_len", "avg_freq_rank", "score")
@@ -69,7 +70,7 @@ def bleu_from_stats(stats: np.ndarray) -> float:
 
 def sentence_scores(task: str, hyps: Sequence[str], refs: Sequence[str]) -> SentenceScores:
     """Sentence BLEU (sacrebleu.sentence_bleu) with its statistics, or 0/1 exact match for addition."""
-    if task == "addition":
+    if M.TASKS[task].exact_match:
         return SentenceScores("exact_match", np.array([float(h == r) for h, r in zip(hyps, refs)]), None)
     metric = BLEU(effective_order=True)  # sacrebleu.sentence_bleu's settings
     scores, stats = [], []
@@ -77,7 +78,9 @@ def sentence_scores(task: str, hyps: Sequence[str], refs: Sequence[str]) -> Sent
         s = metric.sentence_score(hyp, [ref])
         scores.append(s.score)
         stats.append([s.sys_len, s.ref_len, *s.counts, *s.totals])
-    return SentenceScores("bleu", np.array(scores, dtype=float), np.array(stats, dtype=np.int64).reshape(-1, 10))
+    return SentenceScores(
+        "bleu", np.array(scores, dtype=float), np.array(stats, dtype=np.int64).reshape(-1, 10)
+    )
 
 
 def frequency_ranks(counts: Counter) -> dict[str, int]:
@@ -97,7 +100,8 @@ def average_rank(tokens: Sequence[str], ranks: dict[str, int]) -> float:
 def buckets(
     values: np.ndarray, edges: Sequence[float], scores: SentenceScores, low_key: str, high_key: str
 ) -> list[dict]:
-    """Corpus score per bucket edges[i] < value <= edges[i+1], with its sentence count; empty ones left out."""
+    """Corpus score per bucket edges[i] < value <= edges[i+1], with its sentence count; empty ones left
+    out."""
     out = []
     for low, high in zip(edges[:-1], edges[1:]):
         index = np.nonzero((values > low) & (values <= high))[0]
@@ -133,11 +137,15 @@ def analyse(
     analysis = {
         "metric": scores.metric,
         "by_length": buckets(lengths, length_edges, scores, "min_len", "max_len"),
-        "by_frequency": [] if task == "addition" else buckets(ranks, frequency_edges, scores, "min_rank", "max_rank"),
+        "by_frequency": []
+        if M.TASKS[task].exact_match
+        else buckets(ranks, frequency_edges, scores, "min_rank", "max_rank"),
         "bootstrap": bootstrap(scores, bootstrap_samples),
         "sentences": scores_file,
     }
-    rows = [(i, int(n), float(r), float(s)) for i, (n, r, s) in enumerate(zip(src_lens, avg_ranks, scores.scores))]
+    rows = [
+        (i, int(n), float(r), float(s)) for i, (n, r, s) in enumerate(zip(src_lens, avg_ranks, scores.scores))
+    ]
     return analysis, rows
 
 
@@ -171,7 +179,8 @@ def word_f_by_frequency(
     A hypothesis word is correct where the reference of its sentence holds it, counted with clipping
     (min of the two counts per sentence); precision counts hypothesis words of the bucket, recall
     reference words. Buckets without a word on either side are left out. Rows:
-    {"min_freq", "max_freq" ((min, max] of training counts), "ref_words", "hyp_words", "precision", "recall", "f"}.
+    {"min_freq", "max_freq" ((min, max] of training counts), "ref_words", "hyp_words", "precision",
+    "recall", "f"}.
     """
     n = len(edges) - 1
     matched, hyp_total, ref_total = np.zeros(n), np.zeros(n), np.zeros(n)
@@ -193,8 +202,17 @@ def word_f_by_frequency(
         p = matched[i] / hyp_total[i] if hyp_total[i] else 0.0
         r = matched[i] / ref_total[i] if ref_total[i] else 0.0
         f = 2 * p * r / (p + r) if p + r else 0.0
-        out.append({"min_freq": edges[i], "max_freq": edges[i + 1], "ref_words": int(ref_total[i]),
-                    "hyp_words": int(hyp_total[i]), "precision": p, "recall": r, "f": f})  # fmt: skip
+        out.append(
+            {
+                "min_freq": edges[i],
+                "max_freq": edges[i + 1],
+                "ref_words": int(ref_total[i]),
+                "hyp_words": int(hyp_total[i]),
+                "precision": p,
+                "recall": r,
+                "f": f,
+            }
+        )
     return out
 
 
@@ -259,7 +277,10 @@ def pooled_randomization(
                 cb = keep @ b.scores + (1 - keep) @ a.scores
                 deltas.append((cb - ca) / len(a.scores))
             else:
-                sa, sb = keep @ a.stats + (1 - keep) @ b.stats, keep @ b.stats + (1 - keep) @ a.stats  # [R, 10]
+                sa, sb = (
+                    keep @ a.stats + (1 - keep) @ b.stats,
+                    keep @ b.stats + (1 - keep) @ a.stats,
+                )  # [R, 10]
                 deltas.append(np.array([bleu_from_stats(y) - bleu_from_stats(x) for x, y in zip(sa, sb)]))
         return np.mean(deltas, axis=0)  # [R]
 

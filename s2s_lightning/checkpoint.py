@@ -25,7 +25,9 @@ def read_checkpoint(path: str | Path) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        raise S2SError(f"checkpoint {path} is corrupted or not a PyTorch checkpoint ({_reason(exc)})") from None
+        raise S2SError(
+            f"checkpoint {path} is corrupted or not a PyTorch checkpoint ({_reason(exc)})"
+        ) from None
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
         raise S2SError(f"checkpoint {path} has no state_dict: not written by 's2s train'")
     return ckpt
@@ -68,7 +70,8 @@ def load_into(model: torch.nn.Module, path: str | Path) -> dict:
     if missing or unexpected:
         what = f"missing {missing[0]}" if missing else f"unexpected {unexpected[0]}"
         raise S2SError(
-            f"checkpoint {path} does not match the run's config ({what}; e.g. model.peeky or model.num_layers differ)"
+            f"checkpoint {path} does not match the run's config ({what}; e.g. model.peeky or "
+            "model.num_layers differ)"
         )
     for key, tensor in expected.items():
         if state[key].shape != tensor.shape:

@@ -17,7 +17,8 @@ from . import __version__
 from .errors import S2SError
 
 SWEEP_STORAGE_HELP = (
-    "Optuna storage: a journal file path or sqlite:///, postgresql://... URL (default: RUNS_DIR/optuna/studies.journal)"
+    "Optuna storage: a journal file path or sqlite:///, postgresql://... URL "
+    "(default: RUNS_DIR/optuna/studies.journal)"
 )
 
 
@@ -53,19 +54,19 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .report import run_report
+    from .report.build import run_report
 
     return run_report(args)
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from . import sweep
+    from .sweep.commands import COMMANDS
 
-    return sweep.COMMANDS[args.sweep_command](args)
+    return COMMANDS[args.sweep_command](args)
 
 
 def _dashboard(args: argparse.Namespace) -> int:
-    from .sweep import run_dashboard
+    from .sweep.commands import run_dashboard
 
     return run_dashboard(args)
 
@@ -75,7 +76,9 @@ def _train_parser(sub) -> None:
     p = sub.add_parser("train", help="train and evaluate one configuration, writing a run record")
     p.add_argument("--config", help="YAML config file (defaults: the addition task, the book's budget)")
     p.add_argument("--run-dir", type=Path, help="where the run record goes (default runs/train/<time>-<arm>)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
+    p.add_argument(
+        "--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint"
+    )
     p.add_argument(
         "--axis",
         action="append",
@@ -84,7 +87,9 @@ def _train_parser(sub) -> None:
         help="a config key that is a scientific axis of this run's study, beyond the four paper "
         "axes (recorded with the run so reports tell its arms apart; repeatable)",
     )
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. model.num_layers=4")
+    p.add_argument(
+        "overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. model.num_layers=4"
+    )
     p.set_defaults(func=_train)
 
 
@@ -92,11 +97,14 @@ def _config_parser(sub) -> None:
     p = sub.add_parser(
         "config",
         help="print the resolved config as YAML, each key with its description",
-        description="Print the config `s2s train` would use (defaults, then --config, then overrides) as YAML "
-        "that `s2s train --config` reads back; every key is there with its default and a one-line description.",
+        description="Print the config `s2s train` would use (defaults, then --config, then overrides) "
+        "as YAML that `s2s train --config` reads back; every key is there with its default and a "
+        "one-line description.",
     )
     p.add_argument("--config", help="YAML config file")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. model.num_layers=4")
+    p.add_argument(
+        "overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. model.num_layers=4"
+    )
     p.set_defaults(func=_config)
 
 
@@ -104,7 +112,9 @@ def _run_dirs_parser(sub, name: str, help: str, description: str) -> argparse.Ar
     p = sub.add_parser(name, help=help, description=description)
     p.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR")
     p.add_argument("--beam", type=int, help="beam size (default: the run's eval.beam_size; 1 = greedy)")
-    p.add_argument("--checkpoint", default="best", help="best (lowest validation perplexity, default) or last")
+    p.add_argument(
+        "--checkpoint", default="best", help="best (lowest validation perplexity, default) or last"
+    )
     p.add_argument("--batch-size", type=int, help="sentences decoded together (default: eval.batch_size)")
     p.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, cuda:N")
     p.add_argument(
@@ -133,11 +143,17 @@ def _evaluate_parsers(sub) -> None:
         help="train, val, test (the run's own splits), or another split of its data folder such as "
         "test_2017_flickr; with --src/--ref, the name of that test set (default: test)",
     )
-    p.add_argument("--data-dir", type=Path, help="the folder holding --split's files (default: the run's data folder)")
-    p.add_argument("--src", type=Path, metavar="FILE", help="a test set's source sentences, one per line (with --ref)")
+    p.add_argument(
+        "--data-dir", type=Path, help="the folder holding --split's files (default: the run's data folder)"
+    )
+    p.add_argument(
+        "--src", type=Path, metavar="FILE", help="a test set's source sentences, one per line (with --ref)"
+    )
     p.add_argument("--ref", type=Path, metavar="FILE", help="its references, line-aligned with --src")
     p.add_argument(
-        "--out", type=Path, help="output folder (default RUN_DIR/eval/{split}_beam{K}; required for an ensemble)"
+        "--out",
+        type=Path,
+        help="output folder (default RUN_DIR/eval/{split}_beam{K}; required for an ensemble)",
     )
     p.add_argument(
         "--represent",
@@ -172,7 +188,20 @@ def _bench_parser(sub) -> None:
     p.add_argument("--sentences", type=int, default=256, help="validation sentences decoded per variant")
     p.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     p.add_argument("--json", action="store_true", help="print the numbers as JSON")
-    p.add_argument("--profile", action="store_true", help="also profile training steps: the ops that take the time")
+    p.add_argument(
+        "--profile", action="store_true", help="also profile training steps: the ops that take the time"
+    )
+    p.add_argument(
+        "--random-batches",
+        action="store_true",
+        help="also train on random batches (length bucketing's speed-up)",
+    )
+    p.add_argument(
+        "--one-at-a-time",
+        type=int,
+        metavar="N",
+        help="also decode N sentences one at a time (batching's speed-up)",
+    )
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, as for s2s train")
     p.set_defaults(func=_bench)
 
@@ -191,7 +220,9 @@ def _report_parser(sub) -> None:
         metavar="DIR",
         help="run directories, evaluation directories, or folders searched for record.json",
     )
-    src.add_argument("--study", metavar="NAME", help="an Optuna study whose trials carry the user attr run_dir")
+    src.add_argument(
+        "--study", metavar="NAME", help="an Optuna study whose trials carry the user attr run_dir"
+    )
     src.add_argument("--wandb", metavar="ENTITY/PROJECT[/GROUP]", help="W&B runs (needs network)")
     p.add_argument(
         "--storage",
@@ -199,10 +230,16 @@ def _report_parser(sub) -> None:
         help="storage of --study: a journal file path or a database URL such as sqlite:///runs/optuna.db "
         "(default: the sweep's runs/optuna/studies.journal)",
     )
-    p.add_argument("-o", "--out", type=Path, required=True, metavar="DIR", help="report folder, e.g. reports/NAME")
+    p.add_argument(
+        "-o", "--out", type=Path, required=True, metavar="DIR", help="report folder, e.g. reports/NAME"
+    )
     p.add_argument("--title", help="README title (default: 'Report: NAME')")
-    p.add_argument("--note", type=Path, metavar="FILE", help="Markdown put under the README's header, e.g. how the "
-                   "runs were made and their wall time")  # fmt: skip
+    p.add_argument(
+        "--note",
+        type=Path,
+        metavar="FILE",
+        help="Markdown put under the README's header, e.g. how the runs were made and their wall time",
+    )
     p.set_defaults(func=_report)
 
 
@@ -222,18 +259,32 @@ def _sweep_parsers(sub) -> None:
     w = actions.add_parser("worker", help="join a running study (e.g. from another node) until nothing waits")
     for q in (r, w):
         _sweep_common(q)
-        q.add_argument("--workers", type=int, help="worker processes (default: 1, or one per GPU with --gpus)")
+        q.add_argument(
+            "--workers", type=int, help="worker processes (default: 1, or one per GPU with --gpus)"
+        )
         q.add_argument(
             "--gpus",
             help="GPUs to spread trials over: indices (0,1,2,3) into the GPUs this job was "
             "given (CUDA_VISIBLE_DEVICES), or 'all' of them",
         )
-        q.add_argument("--trials-per-gpu", type=int, default=1, metavar="K",
-                       help="run K trials at once on each GPU of --gpus, each its own process (default 1)")  # fmt: skip
-        q.add_argument("--gpus-per-trial", type=int, default=1, metavar="K",
-                       help="give each trial K GPUs of --gpus (DDP over them: train.devices=K; default 1)")  # fmt: skip
+        q.add_argument(
+            "--trials-per-gpu",
+            type=int,
+            default=1,
+            metavar="K",
+            help="run K trials at once on each GPU of --gpus, each its own process (default 1)",
+        )
+        q.add_argument(
+            "--gpus-per-trial",
+            type=int,
+            default=1,
+            metavar="K",
+            help="give each trial K GPUs of --gpus (DDP over them: train.devices=K; default 1)",
+        )
 
-    r.add_argument("--dry-run", action="store_true", help="list every arm x seed's s2s train command; start nothing")
+    r.add_argument(
+        "--dry-run", action="store_true", help="list every arm x seed's s2s train command; start nothing"
+    )
 
     s = actions.add_parser("status", help="arms x seeds: done / running / failed, with objective values")
     _sweep_common(s)
@@ -254,7 +305,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="s2s", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_train_parser, _config_parser, _evaluate_parsers, _bench_parser, _report_parser, _sweep_parsers):
+    for add in (
+        _train_parser,
+        _config_parser,
+        _evaluate_parsers,
+        _bench_parser,
+        _report_parser,
+        _sweep_parsers,
+    ):
         add(sub)
     return parser
 
@@ -277,7 +335,9 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("S2S_DEBUG"):
             raise
         first = str(exc).splitlines()[0] if str(exc) else ""
-        print(f"s2s: error: {type(exc).__name__}: {first} (set S2S_DEBUG=1 for the traceback)", file=sys.stderr)
+        print(
+            f"s2s: error: {type(exc).__name__}: {first} (set S2S_DEBUG=1 for the traceback)", file=sys.stderr
+        )
         return 1
 
 

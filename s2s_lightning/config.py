@@ -41,9 +41,15 @@ class AdditionConfig(_Section):
     max_operand: int = Field(999, ge=1)
     """Largest operand (999: up to three digits each)."""
     sampling: Literal["digits", "uniform"] = "digits"
-    """digits: the book's generator (digit count uniform, so short operands are common); uniform: operands uniform."""
+    (
+        "digits: the book's generator (digit count uniform, so short operands are common); uniform: operands "
+        "uniform."
+    )
     seed: int | None = Field(0, ge=0)
-    """Which questions are drawn: one dataset for every run (seeds vary init and batch order); null: the run's seed."""
+    (
+        "Which questions are drawn: one dataset for every run (seeds vary init and batch order); null: the "
+        "run's seed."
+    )
 
 
 class DataConfig(_Section):
@@ -120,7 +126,10 @@ class TrainConfig(_Section):
     lr: float = Field(1e-3, gt=0.0)
     """Learning rate."""
     lr_decay_start_epoch: float | None = Field(None, ge=0.0)
-    """The paper's recipe: from this epoch on, multiply the rate by lr_decay_factor every lr_decay_every epochs."""
+    (
+        "The paper's recipe: from this epoch on, multiply the rate by lr_decay_factor every lr_decay_every "
+        "epochs."
+    )
     lr_decay_every: float = Field(0.5, gt=0.0)
     """Epochs between decays (the paper: half an epoch)."""
     lr_decay_factor: float = Field(0.5, gt=0.0, le=1.0)
@@ -138,13 +147,19 @@ class TrainConfig(_Section):
     precision: str = "32-true"
     """Lightning precision: 32-true, bf16-mixed, 16-mixed."""
     lstm_precision: Literal["auto", "fp32", "bf16"] = "auto"
-    """The LSTMs' dtype under mixed precision: fp32, bf16 (cast explicitly), auto (fp32 on CUDA; CPU: README)."""
+    (
+        "The LSTMs' dtype under mixed precision: fp32, bf16 (cast explicitly), auto (fp32 on CUDA; CPU: "
+        "README)."
+    )
     tf32: bool = True
     """On CUDA, float32 matmuls and cuDNN use TF32 tensor cores (the output layer's largest matmul)."""
     progress_bar: bool = True
     """Show Lightning's progress bar (on a terminal only: logs get one line per epoch)."""
     threads: Literal["auto"] | Annotated[int, Field(ge=1)] = "auto"
-    """CPU threads of torch; auto: $OMP_NUM_THREADS if set, else half the cores, at most 4 (LSTMs scale no further)."""
+    (
+        "CPU threads of torch; auto: $OMP_NUM_THREADS if set, else half the cores, at most 4 (LSTMs scale no "
+        "further)."
+    )
     deterministic: bool = True
     """Deterministic kernels where torch has them (CPU runs repeat exactly)."""
     limit_train_batches: float | None = Field(None, gt=0.0)
@@ -152,7 +167,10 @@ class TrainConfig(_Section):
 
     @model_validator(mode="after")
     def _min_below_start(self) -> TrainConfig:
-        if self.teacher_forcing_schedule != "constant" and self.teacher_forcing_min > self.teacher_forcing_ratio:
+        if (
+            self.teacher_forcing_schedule != "constant"
+            and self.teacher_forcing_min > self.teacher_forcing_ratio
+        ):
             raise ValueError("train.teacher_forcing_min must not exceed train.teacher_forcing_ratio")
         return self
 
@@ -290,7 +308,11 @@ def _format_error(err: ValidationError) -> str:
         for part in parent:
             field = section.model_fields.get(str(part)) if isinstance(section, type) else None
             section = field.annotation if field is not None else None
-        allowed = sorted(section.model_fields) if isinstance(section, type) and issubclass(section, BaseModel) else []
+        allowed = (
+            sorted(section.model_fields)
+            if isinstance(section, type) and issubclass(section, BaseModel)
+            else []
+        )
         hint = f" (allowed: {', '.join(allowed)})" if allowed else ""
         return f"unknown config key '{key}'{hint}"
     if first["type"] == "literal_error":
@@ -362,9 +384,19 @@ def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
 # Keys that say how or where a run ran, not what was run: runs differing only in these are one arm
 # (reports pool them), and a sweep adopts a finished run that differs from its trial only in these.
 RUN_ONLY_KEYS = (
-    "seed", "tracking.", "train.progress_bar", "train.threads", "train.accelerator", "train.devices", "train.strategy",
-    "train.deterministic", "data.dir", "data.num_workers", "data.pin_memory", "eval.batch_size",
-)  # fmt: skip
+    "seed",
+    "tracking.",
+    "train.progress_bar",
+    "train.threads",
+    "train.accelerator",
+    "train.devices",
+    "train.strategy",
+    "train.deterministic",
+    "data.dir",
+    "data.num_workers",
+    "data.pin_memory",
+    "eval.batch_size",
+)
 
 
 def science_differences(a: Config, b: Config) -> list[str]:
@@ -378,15 +410,21 @@ def science_differences(a: Config, b: Config) -> list[str]:
 # What a resumed run may change: how long and where it trains (a requeued SLURM job may land on another
 # node layout). Anything else would make one run of two configs.
 RESUMABLE_KEYS = (
-    "train.max_epochs", "train.early_stopping_patience", "train.accelerator", "train.devices", "train.strategy",
-)  # fmt: skip
+    "train.max_epochs",
+    "train.early_stopping_patience",
+    "train.accelerator",
+    "train.devices",
+    "train.strategy",
+)
 
 
 def resume_changes(saved: Config, new: Config) -> list[str]:
     """`key: old -> new` for each key `new` changes against a run's `saved` config that a resume may not."""
     old, now = flatten(saved.to_dict()), flatten(new.to_dict())
     return [
-        f"{k}: {old.get(k)!r} -> {now.get(k)!r}" for k in now if now.get(k) != old.get(k) and k not in RESUMABLE_KEYS
+        f"{k}: {old.get(k)!r} -> {now.get(k)!r}"
+        for k in now
+        if now.get(k) != old.get(k) and k not in RESUMABLE_KEYS
     ]
 
 

@@ -22,6 +22,7 @@ import sacrebleu
 import torch
 from tqdm import tqdm
 
+from . import metrics as M
 from .analysis import analyse, average_rank, frequency_ranks, write_scores
 from .config import EvalConfig, decode_batch_size
 from .data import DataBundle, source_tensor
@@ -67,7 +68,7 @@ def score(
     Translation gets `{prefix}/bleu`; with a `tokenizer` (the cased target Moses tokenizer) also
     `{prefix}/bleu_tok` and `{prefix}/chrf` (the final test; validation skips them for speed).
     """
-    if task == "addition":
+    if M.TASKS[task].exact_match:
         return {f"{prefix}/exact_match": exact_match(hyps, refs)}, None
     if tokenizer is None:
         bleu, signature = corpus_bleu(hyps, refs)
@@ -94,7 +95,11 @@ class HypothesisScorer:
 
 
 def translation_metrics(
-    hyps: Sequence[str], refs: Sequence[str], tok_hyps: Sequence[str], tok_refs: Sequence[str], prefix: str = "test"
+    hyps: Sequence[str],
+    refs: Sequence[str],
+    tok_hyps: Sequence[str],
+    tok_refs: Sequence[str],
+    prefix: str = "test",
 ) -> tuple[dict, dict]:
     """bleu and chrf on detokenized text; bleu_tok (cased) and bleu_tok_lc (lowercased, as the public
     Multi30k tutorials score) on the Moses-tokenized versions; their signatures."""
@@ -132,7 +137,11 @@ def decode_ids(
     order = sorted(range(len(src_ids)), key=lambda i: len(src_ids[i]))
     out: list[list[int]] = [[] for _ in src_ids]
     bar = tqdm(
-        total=len(order), desc=progress, unit=" sentences", file=sys.stderr, disable=None if progress else True
+        total=len(order),
+        desc=progress,
+        unit=" sentences",
+        file=sys.stderr,
+        disable=None if progress else True,
     )  # disable=None: off when stderr is not a terminal (logs, CI)
     try:
         batch_size = decode_batch_size(cfg, torch.device(device).type)
@@ -220,7 +229,7 @@ def score_split(
     hyps, refs = list(hyps), split.tgt_text
     if len(hyps) != len(refs):
         raise ValueError(f"{len(hyps)} hypotheses for {len(refs)} references")
-    if bundle.task == "translation":
+    if not M.TASKS[bundle.task].exact_match:
         tokenizer = cased_tokenizer(bundle)
         tok_hyps, tok_refs = moses_tokenized(tokenizer, hyps), moses_tokenized(tokenizer, refs)
         metrics, sigs = translation_metrics(hyps, refs, tok_hyps, tok_refs, prefix=prefix)
@@ -245,7 +254,7 @@ def score_split(
         write_lines(out_dir / split_file(role, "src"), split.src_text)
         write_lines(out_dir / split_file(role, "ref"), refs)
         write_lines(out_dir / split_file(role, "hyp"), hyps)
-        if bundle.task == "translation":
+        if not M.TASKS[bundle.task].exact_match:
             write_lines(out_dir / split_file(role, "ref.tok"), tok_refs)
             write_lines(out_dir / split_file(role, "hyp.tok"), tok_hyps)
         write_scores(out_dir / scores_name, rows)

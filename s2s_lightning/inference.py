@@ -20,10 +20,11 @@ import torch
 
 from .checkpoint import load_into
 from .config import Config, cpu_threads, decode_batch_size, load_config
-from .data import DataBundle, addition_data_seed, data_folder, read_aligned, read_parallel, source_tensor
+from .corpus import addition_data_seed, data_folder, read_aligned, read_parallel
+from .data import DataBundle, source_tensor
 from .errors import S2SError
 from .evaluation import decode_ids, evaluate_split
-from .model import Seq2Seq
+from .model import Seq2Seq, parse_device
 from .records import (
     CHECKPOINTS,
     CONFIG_FILE,
@@ -36,12 +37,11 @@ from .records import (
     lock_holder,
     read_counts,
     read_lines,
-    read_vocabs,
     split_file,
     write_counts,
     write_json,
 )
-from .text import UNK_ID, TextCodec, Vocab
+from .text import UNK_ID, TextCodec, Vocab, read_vocabs
 
 
 @dataclass
@@ -60,7 +60,9 @@ class Ensemble:
         return self.configs[0]
 
 
-def load_run(run_dir: str | Path, checkpoint: str = "best", device: torch.device | str = "cpu", as_is: bool = False):
+def load_run(
+    run_dir: str | Path, checkpoint: str = "best", device: torch.device | str = "cpu", as_is: bool = False
+):
     """(config, model in eval mode, source vocab, target vocab) of one trained run. A run still training
     is refused (its checkpoint is intermediate) unless `as_is`; the model's `checkpoint_position` says
     at which epoch and step its checkpoint was written."""
@@ -70,12 +72,14 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", device: torch.device
     pid = lock_holder(run_dir)
     if pid is not None and not as_is:
         raise S2SError(
-            f"{run_dir} is still training (pid {pid}): its {checkpoint}.ckpt is intermediate, and scores of it "
-            f"would be stale once the run completes; wait for it to end, or pass --as-is to use the checkpoint "
-            f"as it is now"
+            f"{run_dir} is still training (pid {pid}): its {checkpoint}.ckpt is intermediate, and "
+            "scores of it would be stale once the run completes; wait for it to end, or pass --as-is to "
+            "use the checkpoint as it is now"
         )
     if not (run_dir / CONFIG_FILE).is_file():
-        raise S2SError(f"{run_dir / CONFIG_FILE} not found: is {run_dir} a run directory written by 's2s train'?")
+        raise S2SError(
+            f"{run_dir / CONFIG_FILE} not found: is {run_dir} a run directory written by 's2s train'?"
+        )
     if checkpoint not in CHECKPOINTS:
         raise S2SError(f"checkpoint must be one of {', '.join(CHECKPOINTS)}, got '{checkpoint}'")
     cfg = load_config(run_dir / CONFIG_FILE)
@@ -96,7 +100,10 @@ SHARED_DATA_KEYS = ("name", "src_lang", "tgt_lang", "lowercase", "reverse_source
 
 
 def load_ensemble(
-    run_dirs: Sequence[str | Path], checkpoint: str = "best", device: torch.device | str = "cpu", as_is: bool = False
+    run_dirs: Sequence[str | Path],
+    checkpoint: str = "best",
+    device: torch.device | str = "cpu",
+    as_is: bool = False,
 ) -> Ensemble:
     """Load every run; raise S2SError unless they share vocabularies, tokenization and reverse_source."""
     if not run_dirs:
@@ -139,15 +146,6 @@ def _check_same_questions(first_dir: str | Path, first: Config, run_dir: str | P
     )
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise S2SError(f"unknown device '{name}' (e.g. auto, cpu, cuda, cuda:1)") from None
-
-
 def _eval_config(cfg: Config, beam: int | None, batch_size: int | None):
     update = {k: v for k, v in (("beam_size", beam), ("batch_size", batch_size)) if v is not None}
     if any(v < 1 for v in update.values()):
@@ -182,22 +180,11 @@ def evaluate_runs(
     if (source is None) != (reference is None):
         raise S2SError("--src and --ref go together: a source file and its line-aligned reference file")
     own = split in OWN_SPLITS and source is None and data_dir is None
-    dev = _device(device)
+    dev = parse_device(device)
     ens = load_ensemble(run_dirs, checkpoint, dev, as_is)
     eval_cfg = _eval_config(ens.cfg, beam, batch_size)
     out = Path(out_dir) if out_dir is not None else eval_dir(run_dirs[0], split, eval_cfg.beam_size)
-    counts = read_counts(run_dirs[0])
-    roles = (
-        ((split,) if own else ()) if counts is not None else tuple(dict.fromkeys(("train", split if own else "train")))
-    )
-    bundle = DataBundle(ens.cfg, ens.src_vocab, ens.tgt_vocab, roles=roles, counts=counts)
-    if counts is None:  # a run from before training counts were recorded: keep them for next time
-        write_counts(run_dirs[0], bundle.src_freq, bundle.tgt_freq)
-    if own:
-        for run_dir in run_dirs:
-            check_same_sentences(Path(run_dir), split, bundle.splits[split].src_text)
-    else:
-        bundle.add_split(split, *_test_set(ens.cfg, split, source, reference, data_dir))
+    bundle = _test_bundle(ens, run_dirs, split, own, (source, reference, data_dir))
     new_dir = not out.exists()
     check_writable(out)
     label = f"{split}, beam {eval_cfg.beam_size}" + (f", {len(run_dirs)} runs" if len(run_dirs) > 1 else "")
@@ -228,6 +215,26 @@ def evaluate_runs(
         record["files"] = {"source": str(source), "reference": str(reference)}
     write_json(out / EVAL_FILE, record)
     return record, out
+
+
+def _test_bundle(ens, run_dirs: Sequence[str | Path], split: str, own: bool, files: tuple) -> DataBundle:
+    """The data bundle holding the test set `split` (and the training counts its analyses need), read
+    with the ensemble's vocabularies; the runs' own split must hold the sentences they were tested on."""
+    counts = read_counts(run_dirs[0])
+    roles = (
+        ((split,) if own else ())
+        if counts is not None
+        else tuple(dict.fromkeys(("train", split if own else "train")))
+    )
+    bundle = DataBundle(ens.cfg, ens.src_vocab, ens.tgt_vocab, roles=roles, counts=counts)
+    if counts is None:  # a run from before training counts were recorded: keep them for next time
+        write_counts(run_dirs[0], bundle.src_freq, bundle.tgt_freq)
+    if own:
+        for run_dir in run_dirs:
+            check_same_sentences(Path(run_dir), split, bundle.splits[split].src_text)
+    else:
+        bundle.add_split(split, *_test_set(ens.cfg, split, *files))
+    return bundle
 
 
 def _test_set(cfg: Config, split: str, source, reference, data_dir) -> tuple[list[str], list[str]]:
@@ -302,7 +309,11 @@ def translate_lines(
 
 
 def export_representations(
-    run_dir: str | Path, phrases_file: str | Path, checkpoint: str = "best", device: str = "auto", as_is: bool = False
+    run_dir: str | Path,
+    phrases_file: str | Path,
+    checkpoint: str = "best",
+    device: str = "auto",
+    as_is: bool = False,
 ) -> Path:
     """Write RUN_DIR/representations.json: {"phrases": [...], "vectors": [[...], ...]} (encoder summaries)."""
     path = Path(phrases_file)
@@ -314,7 +325,7 @@ def export_representations(
         raise S2SError(f"{path} is not valid UTF-8") from None
     if not phrases:
         raise S2SError(f"{path} holds no phrases (one per line)")
-    dev = _device(device)
+    dev = parse_device(device)
     cfg, model, src_vocab, tgt_vocab = load_run(run_dir, checkpoint, dev, as_is)
     codec = TextCodec(cfg.data, src_vocab, tgt_vocab)
     vectors = sentence_vectors(model, [codec.encode_source(p) for p in phrases], dev)  # [P, H]
@@ -325,7 +336,10 @@ def export_representations(
 
 @torch.no_grad()
 def sentence_vectors(
-    model: Seq2Seq, src_ids: Sequence[Sequence[int]], device: torch.device | str = "cpu", batch_size: int = 256
+    model: Seq2Seq,
+    src_ids: Sequence[Sequence[int]],
+    device: torch.device | str = "cpu",
+    batch_size: int = 256,
 ) -> torch.Tensor:
     """The encoder's final top-layer hidden vector for each source: [P, H] (Fig. 2's PCA input)."""
     was_training = model.training
@@ -354,7 +368,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.represent is not None:
         if len(args.run_dirs) > 1:
             raise S2SError("--represent takes one run directory")
-        out = export_representations(args.run_dirs[0], args.represent, args.checkpoint, args.device, args.as_is)
+        out = export_representations(
+            args.run_dirs[0], args.represent, args.checkpoint, args.device, args.as_is
+        )
         print(f"wrote {out}")
         return 0
     start = time.perf_counter()
@@ -383,7 +399,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 def run_translate(args: argparse.Namespace) -> int:
     use_threads(args.threads)
-    dev = _device(args.device)
+    dev = parse_device(args.device)
     ens = load_ensemble(args.run_dirs, args.checkpoint, dev, args.as_is)
     try:
         for stream in (sys.stdin, sys.stdout):
@@ -392,8 +408,11 @@ def run_translate(args: argparse.Namespace) -> int:
         interactive = sys.stdin.isatty()
 
         def warn(number: int, unknown: int, tokens: int) -> None:
-            print(f"s2s: warning: line {number}: {unknown} of {tokens} tokens are not in the model's source "
-                  "vocabulary (read as <unk>)", file=sys.stderr)  # fmt: skip
+            print(
+                f"s2s: warning: line {number}: {unknown} of {tokens} tokens are not in the model's source "
+                "vocabulary (read as <unk>)",
+                file=sys.stderr,
+            )
 
         lines = translate_lines(
             ens, sys.stdin, args.beam, args.batch_size, dev, flush_every_line=interactive, warn=warn

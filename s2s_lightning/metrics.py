@@ -1,7 +1,11 @@
-"""Metric names shared by the LightningModule, the sweeps and the reports.
+"""Metric names and task descriptions, shared by the LightningModule, the sweeps and the reports.
 
 A sweep's objective must be one of these, so it can never optimise a metric that is not logged.
 """
+
+from __future__ import annotations
+
+from dataclasses import dataclass
 
 TRAIN_LOSS = "train/loss"
 TRAIN_TOKENS_PER_S = "train/tokens_per_s"
@@ -71,40 +75,40 @@ DIRECTIONS = {
     TEST_CHRF: "maximize",
 }
 
-# Metrics each task logs (a translation task has no exact match, addition has no BLEU).
-TASK_METRICS = {
-    "addition": {
-        TRAIN_LOSS,
-        VAL_LOSS,
-        VAL_PPL,
-        VAL_TOKEN_ACC,
-        VAL_EXACT_MATCH,
-        TEST_LOSS,
-        TEST_PPL,
-        TEST_TOKEN_ACC,
-        TEST_EXACT_MATCH,
-        LR,
-        TRAIN_TOKENS_PER_S,
-        TEACHER_FORCING,
-    },
-    "translation": {
-        TRAIN_LOSS,
-        VAL_LOSS,
-        VAL_PPL,
-        VAL_TOKEN_ACC,
-        VAL_BLEU,
-        TEST_LOSS,
-        TEST_PPL,
-        TEST_TOKEN_ACC,
-        TEST_BLEU,
-        TEST_BLEU_TOK,
-        TEST_BLEU_TOK_LC,
-        TEST_CHRF,
-        LR,
-        TRAIN_TOKENS_PER_S,
-        TEACHER_FORCING,
-    },
-}
+_LOGGED = {TRAIN_LOSS, VAL_LOSS, VAL_PPL, VAL_TOKEN_ACC, TEST_LOSS, TEST_PPL, TEST_TOKEN_ACC, LR}
+_LOGGED |= {TRAIN_TOKENS_PER_S, TEACHER_FORCING}
+
+
+@dataclass(frozen=True)
+class Task:
+    """What a task is scored by. Everything that differs by task (the objective a sweep may use, the
+    report's headline metric, Table 1, the curves, which significance test) reads it from here."""
+
+    name: str
+    logged: frozenset[str]  # the metrics its runs log (a translation has no exact match, addition no BLEU)
+    primary: str  # the headline test metric of reports
+    table1: tuple[str, ...]  # the metrics of the paper's Table 1 layout
+    curve: str  # the task metric of the validation curves, next to perplexity
+    exact_match: bool  # scored sentence by sentence as right or wrong (else corpus BLEU on text)
+
+
+ADDITION = Task(
+    "addition",
+    frozenset(_LOGGED | {VAL_EXACT_MATCH, TEST_EXACT_MATCH}),
+    primary=TEST_EXACT_MATCH,
+    table1=(TEST_EXACT_MATCH,),
+    curve=VAL_EXACT_MATCH,
+    exact_match=True,
+)
+TRANSLATION = Task(
+    "translation",
+    frozenset(_LOGGED | {VAL_BLEU, TEST_BLEU, TEST_BLEU_TOK, TEST_BLEU_TOK_LC, TEST_CHRF}),
+    primary=TEST_BLEU,
+    table1=(TEST_BLEU, TEST_BLEU_TOK),
+    curve=VAL_BLEU,
+    exact_match=False,
+)
+TASKS = {t.name: t for t in (ADDITION, TRANSLATION)}
 
 
 def task_of(data_name: str) -> str:

@@ -195,7 +195,10 @@ class Seq2Seq(nn.Module):
         # Which positions keep the true token: [B, T]; drawn up front, on the device, so the loop has no
         # RNG calls and nothing crosses from the host per step.
         where = generator.device if generator is not None else tgt_in.device
-        keep = torch.rand(tgt_in.shape, generator=generator, device=where).to(tgt_in.device) < teacher_forcing_ratio
+        keep = (
+            torch.rand(tgt_in.shape, generator=generator, device=where).to(tgt_in.device)
+            < teacher_forcing_ratio
+        )
         logits = self.decode_scheduled(tgt_in, state, keep)  # [B, T, V]
         if positions is None:
             return logits
@@ -254,6 +257,20 @@ def use_tf32(enabled: bool, device_type: str) -> bool:
     torch.set_float32_matmul_precision("high" if enabled else "highest")
     torch.backends.cudnn.allow_tf32 = enabled
     return enabled
+
+
+def parse_device(name: str) -> torch.device:
+    """`--device` (auto, cpu, cuda, cuda:N) as torch names it: auto is the GPU if there is one; a GPU this
+    machine lacks is refused here, in one line, rather than deep inside the first CUDA call."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise S2SError(f"unknown device '{name}' (e.g. auto, cpu, cuda, cuda:1)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise S2SError(f"--device {name}: no CUDA device is visible")
+    return device
 
 
 def check_precision(precision: str, device_type: str) -> None:

@@ -25,26 +25,24 @@ import io
 import json
 import math
 import os
-import resource
-import subprocess
 import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import yaml
 
 from .errors import S2SError
-from .text import Vocab
 
 CONFIG_FILE = "config.yaml"
 RECORD_FILE = "record.json"
 HISTORY_FILE = "history.csv"
 VOCAB_FILE = "vocab.json"
-COUNTS_FILE = "train_counts.json"  # training word counts, source and target: frequency analyses without the corpus
+COUNTS_FILE = (
+    "train_counts.json"  # training word counts, source and target: frequency analyses without the corpus
+)
 ANALYSIS_FILE = "analysis.json"
 REPRESENTATIONS_FILE = "representations.json"
 EVAL_FILE = "metrics.json"  # an evaluation record: RUN/eval/{split}_beam{K}/ or `s2s evaluate --out DIR`
@@ -53,6 +51,42 @@ LOCK_FILE = ".lock"  # held (flock) by the one process writing the run; the kern
 CHECKPOINT_DIR = "checkpoints"
 CHECKPOINTS = ("best", "last")
 EVAL_DIR = "eval"
+
+# record.json's status: "running" while `s2s train` runs, then always one of the other three.
+RUNNING, COMPLETED, FAILED, INTERRUPTED = "running", "completed", "failed", "interrupted"
+
+
+class RunRecord(TypedDict, total=False):
+    """record.json: what `s2s train` writes (train.base_record, then train._finish) and every reader reads."""
+
+    status: str  # RUNNING, COMPLETED, FAILED or INTERRUPTED
+    error: str | None  # why a run failed or was interrupted
+    task: str  # a key of metrics.TASKS
+    data: str  # data.name
+    src_lang: str | None
+    tgt_lang: str | None
+    seed: int
+    arm: str  # config.arm_name over its study's axes
+    axes: dict[str, Any]  # the scientific axes' values, dotted keys
+    beam_size: int
+    metrics: dict[str, float]  # final metrics (metrics.FINAL names)
+    bleu_signature: str | None
+    run_dir: str
+    started_at: str
+    finished_at: str | None
+    versions: dict[str, str]
+    git_commit: str | None
+    git_dirty: bool | None
+    study: str | None  # the sweep's study, from S2S_STUDY
+    trial_number: int | None
+    wandb: dict[str, Any] | None  # the W&B run's id, project, group, mode
+    resumed_from: str | None
+    num_parameters: int
+    numerics: dict[str, Any]  # world size, threads, TF32, precision, dtypes the LSTMs ran in
+    wall_time_s: float
+    epochs_completed: int
+    peak_memory_mb: float
+    device: str
 
 
 def checkpoint_path(run_dir: Path, which: str = "last") -> Path:
@@ -121,6 +155,17 @@ def read_json(path: Path) -> dict:
         raise S2SError(f"{path} is not valid JSON") from None
 
 
+def read_record(run_dir: Path) -> RunRecord:
+    """RUN/record.json; an S2SError when it is missing or unreadable."""
+    return read_json(Path(run_dir) / RECORD_FILE)  # type: ignore[return-value]
+
+
+def record_status(run_dir: Path) -> str | None:
+    """The status in RUN/record.json, or None when there is no record yet."""
+    path = Path(run_dir) / RECORD_FILE
+    return read_json(path).get("status") if path.is_file() else None
+
+
 def write_yaml(path: Path, data: dict) -> None:
     atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))
 
@@ -171,21 +216,6 @@ def _history_value(key: str, text: str | None) -> int | float | None:
     return int(float(text)) if key in ("epoch", "step") else float(text)
 
 
-def write_vocabs(run_dir: Path, src: Vocab, tgt: Vocab) -> None:
-    write_json(Path(run_dir) / VOCAB_FILE, {"src": src.to_list(), "tgt": tgt.to_list()})
-
-
-def read_vocabs(run_dir: Path) -> tuple[Vocab, Vocab]:
-    path = Path(run_dir) / VOCAB_FILE
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return Vocab(data["src"]), Vocab(data["tgt"])
-    except FileNotFoundError:
-        raise S2SError(f"{path} not found: is {run_dir} a run directory written by 's2s train'?") from None
-    except (ValueError, KeyError, TypeError):
-        raise S2SError(f"{path} is corrupted") from None
-
-
 def write_counts(run_dir: Path, src: Counter, tgt: Counter) -> None:
     write_json(Path(run_dir) / COUNTS_FILE, {"src": dict(src.most_common()), "tgt": dict(tgt.most_common())})
 
@@ -200,15 +230,6 @@ def read_counts(run_dir: Path) -> tuple[Counter, Counter] | None:
         return Counter(data["src"]), Counter(data["tgt"])
     except (KeyError, TypeError):
         raise S2SError(f"{path} is corrupted") from None
-
-
-def peak_memory_mb(device: Any) -> float:
-    """The allocator's peak on a CUDA device, else the process's max RSS."""
-    if device.type == "cuda":
-        import torch  # heavy, and only a training process has a device: reports read records without it
-
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
 class RunBusy(S2SError):
@@ -258,7 +279,8 @@ def run_lock(run_dir: Path):
     return pid_lock(
         Path(run_dir) / LOCK_FILE,
         lambda pid: RunBusy(
-            f"{run_dir} is being written by another process (pid {pid}); wait for it to end or use a new --run-dir"
+            f"{run_dir} is being written by another process (pid {pid}); wait for it to end or use a new "
+            "--run-dir"
         ),
     )
 
@@ -272,35 +294,3 @@ def check_writable(run_dir: Path) -> None:
         (run_dir / ".write-test").unlink()
     except OSError as exc:
         raise S2SError(f"run directory {run_dir} is not writable ({exc.strerror or exc})") from None
-
-
-def _git(*args: str) -> str | None:
-    """stdout of a git command run in the package's checkout; None outside one or without git."""
-    try:
-        out = subprocess.run(
-            ["git", *args], capture_output=True, text=True, timeout=5, cwd=Path(__file__).resolve().parent
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout if out.returncode == 0 else None
-
-
-def git_commit() -> str | None:
-    return (_git("rev-parse", "HEAD") or "").strip() or None
-
-
-def git_dirty() -> bool | None:
-    """Whether tracked files differ from the commit (None outside a git checkout): a run from an edited
-    tree is not reproducible from its commit alone."""
-    status = _git("status", "--porcelain", "--untracked-files=no")
-    return None if status is None else bool(status.strip())
-
-
-def library_versions() -> dict[str, str]:
-    out = {}
-    for name in ("s2s-lightning", "torch", "pytorch-lightning", "wandb", "optuna", "sacrebleu", "sacremoses"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            pass
-    return out

@@ -25,12 +25,18 @@ limit has no <eos>.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 
+from .config import EvalConfig
 from .errors import S2SError
 from .model import DecoderState, Seq2Seq
 from .text import EOS_ID, PAD_ID, SOS_ID
+
+DEFAULTS = (
+    EvalConfig()
+)  # decoding defaults (beam size, length limits, normalisation): the config's, in one place
 
 Models = Seq2Seq | Sequence[Seq2Seq]
 
@@ -100,7 +106,11 @@ def _select(states: list[DecoderState], index: torch.Tensor) -> list[DecoderStat
 
 @torch.no_grad()
 def greedy(
-    models: Models, src: torch.Tensor, src_len: torch.Tensor, max_len_a: float = 1.5, max_len_b: int = 10
+    models: Models,
+    src: torch.Tensor,
+    src_len: torch.Tensor,
+    max_len_a: float = DEFAULTS.max_len_a,
+    max_len_b: int = DEFAULTS.max_len_b,
 ) -> torch.Tensor:
     """Batched greedy decoding: [B, S] -> [B, T] ids, <eos> then <pad> after each sentence ends."""
     models = as_ensemble(models)
@@ -132,15 +142,60 @@ def greedy(
     return out[:, :steps]  # [B, T]
 
 
+@dataclass
+class _Best:
+    """The best complete hypothesis of every sentence so far, indexed by sentence."""
+
+    ids: torch.Tensor  # [B, max_steps]
+    score: torch.Tensor  # [B], normalised by length if length_normalize
+    n_complete: torch.Tensor  # [B] complete hypotheses seen
+
+    def update(self, alive, top_scores, top_tok, top_beam, history, last, k: int, t: int, normalize: bool):
+        """Take the step's complete candidates: <eos> among the K best, or any of the K best at the
+        length limit. Every alive sentence's row is rewritten, with its old value where no candidate is
+        better: masked writes instead of selecting the better rows, which would read the device."""
+        device = top_scores.device
+        in_top_k = torch.arange(top_scores.size(1), device=device) < k  # [2K]
+        complete = in_top_k & torch.isfinite(top_scores) & ((top_tok == EOS_ID) | last)  # [N, 2K]
+        ranked = top_scores / (t + 1) if normalize else top_scores
+        cand_best, cand_pos = ranked.masked_fill(~complete, float("-inf")).max(1)  # [N]
+        better = cand_best > self.score[alive]  # [N]
+        pick = cand_pos.unsqueeze(1)  # [N, 1]
+        prefix = history[
+            torch.arange(len(alive), device=device), top_beam.gather(1, pick).squeeze(1)
+        ]  # [N, t]
+        found = torch.cat([prefix, top_tok.gather(1, pick)], dim=1)  # [N, t+1]
+        old = self.ids[alive]  # [N, max_steps]
+        new = torch.cat([found, torch.full_like(old[:, t + 1 :], PAD_ID)], dim=1)  # [N, max_steps]
+        self.ids[alive] = torch.where(better.unsqueeze(1), new, old)
+        self.score[alive] = torch.where(better, cand_best, self.score[alive])
+        self.n_complete[alive] += complete.sum(1)
+
+
+def _continue(top_scores, top_tok, top_beam, history, states, h: int, k: int):
+    """The K best partial hypotheses of each sentence continue (stable sort keeps their score order):
+    their scores [N, K], histories [N, K, t+1], decoder states and last tokens [N*K]."""
+    n, t, device = top_scores.size(0), history.size(2), top_scores.device
+    partial = torch.isfinite(top_scores) & (top_tok != EOS_ID)  # [N, 2K]
+    order = torch.sort((~partial).to(torch.uint8), dim=1, stable=True).indices[:, :k]  # [N, K]
+    scores = top_scores.gather(1, order).masked_fill(~partial.gather(1, order), float("-inf"))  # [N, K]
+    beams, new_tokens = top_beam.gather(1, order), top_tok.gather(1, order)  # [N, K]
+    history = torch.cat(
+        [history.gather(1, beams.unsqueeze(-1).expand(-1, -1, t)), new_tokens.unsqueeze(-1)], dim=2
+    )  # [N, K, t+1]
+    rows = (torch.arange(n, device=device).unsqueeze(1) * h + beams).view(-1)  # [N*K]
+    return scores, history, _select(states, rows), new_tokens.view(-1)
+
+
 @torch.no_grad()
 def beam_search(
     models: Models,
     src: torch.Tensor,
     src_len: torch.Tensor,
-    beam_size: int = 12,
-    length_normalize: bool = True,
-    max_len_a: float = 1.5,
-    max_len_b: int = 10,
+    beam_size: int,
+    length_normalize: bool = DEFAULTS.length_normalize,
+    max_len_a: float = DEFAULTS.max_len_a,
+    max_len_b: int = DEFAULTS.max_len_b,
 ) -> torch.Tensor:
     """Batched beam search: [B, S] -> [B, T] ids of each sentence's best complete hypothesis."""
     models = as_ensemble(models)
@@ -149,13 +204,11 @@ def beam_search(
     batch, k, device = src.size(0), beam_size, src.device
     host_limits = max_lengths(src_len.cpu(), max_len_a, max_len_b)  # [B], read on the host
     limits, max_steps = host_limits.to(device), max(host_limits.tolist())
-    neg_inf = float("-inf")
-
-    # The best complete hypothesis of every sentence, indexed by sentence.
-    best = torch.full((batch, max_steps), PAD_ID, dtype=torch.long, device=device)
-    best_score = torch.full((batch,), neg_inf, device=device)  # normalised if length_normalize
-    n_complete = torch.zeros(batch, dtype=torch.long, device=device)
-
+    best = _Best(
+        torch.full((batch, max_steps), PAD_ID, dtype=torch.long, device=device),
+        torch.full((batch,), float("-inf"), device=device),
+        torch.zeros(batch, dtype=torch.long, device=device),
+    )
     # The partial hypotheses of the sentences still decoding (N of them, H each): row i*H + j of the
     # states. Every sentence starts with one empty hypothesis (H = 1), so the first step runs N rows,
     # not N*K; from the second step on H = K (fewer only if the vocabulary is tiny).
@@ -175,41 +228,14 @@ def beam_search(
         top_scores, top_idx = cand.topk(min(2 * k, h * width), dim=1)  # [N, C], C <= 2K
         top_beam = top_idx // width  # [N, C]
         top_tok = row_tok.view(n, h * width).gather(1, top_idx)  # [N, C]
-        finite = torch.isfinite(top_scores)
         last = (t + 1 >= limits[alive]).unsqueeze(1)  # [N, 1]
+        best.update(alive, top_scores, top_tok, top_beam, history, last, k, t, length_normalize)
 
-        # Complete: <eos> among the K best candidates, or any of the K best at the length limit.
-        in_top_k = torch.arange(top_scores.size(1), device=device) < k  # [2K]
-        complete = in_top_k & finite & ((top_tok == EOS_ID) | last)  # [N, 2K]
-        ranked = top_scores / (t + 1) if length_normalize else top_scores
-        ranked = ranked.masked_fill(~complete, neg_inf)
-        cand_best, cand_pos = ranked.max(1)  # [N]
-        better = cand_best > best_score[alive]  # [N]
-        # Every alive sentence's row is rewritten, with its old value where no candidate is better:
-        # masked writes instead of selecting the better rows, which would read `better` on the host.
-        pick = cand_pos.unsqueeze(1)  # [N, 1]
-        prefix = history[torch.arange(n, device=device), top_beam.gather(1, pick).squeeze(1)]  # [N, t]
-        found = torch.cat([prefix, top_tok.gather(1, pick)], dim=1)  # [N, t+1]
-        old = best[alive]  # [N, max_steps]
-        new = torch.cat([found, torch.full_like(old[:, t + 1 :], PAD_ID)], dim=1)  # [N, max_steps]
-        best[alive] = torch.where(better.unsqueeze(1), new, old)
-        best_score[alive] = torch.where(better, cand_best, best_score[alive])
-        n_complete[alive] += complete.sum(1)
+        scores, history, states, tokens = _continue(top_scores, top_tok, top_beam, history, states, h, k)
 
-        # The K best partial hypotheses continue; stable sort keeps the score order among them.
-        partial = finite & (top_tok != EOS_ID)  # [N, 2K]
-        order = torch.sort((~partial).to(torch.uint8), dim=1, stable=True).indices[:, :k]  # [N, K]
-        scores = top_scores.gather(1, order).masked_fill(~partial.gather(1, order), neg_inf)  # [N, K]
-        beams, new_tokens = top_beam.gather(1, order), top_tok.gather(1, order)  # [N, K]
-        history = torch.cat(
-            [history.gather(1, beams.unsqueeze(-1).expand(-1, -1, t)), new_tokens.unsqueeze(-1)], dim=2
-        )  # [N, K, t+1]
-        rows = (torch.arange(n, device=device).unsqueeze(1) * h + beams).view(-1)  # [N*K]
-        states, tokens = _select(states, rows), new_tokens.view(-1)
-
-        done = last.squeeze(1) | (n_complete[alive] >= k) | ~torch.isfinite(scores[:, 0])
+        done = last.squeeze(1) | (best.n_complete[alive] >= k) | ~torch.isfinite(scores[:, 0])
         if not length_normalize:  # partial scores only fall: none can overtake the best complete one
-            done |= best_score[alive] >= scores[:, 0]
+            done |= best.score[alive] >= scores[:, 0]
         finished = int(done.sum())  # the step's one device read (and one more when some stop)
         if finished == done.numel():
             break
@@ -220,18 +246,18 @@ def beam_search(
             flat = (keep.unsqueeze(1) * kept + torch.arange(kept, device=device)).view(-1)  # [N'*K]
             states, tokens = _select(states, flat), tokens[flat]
 
-    lengths = (best != PAD_ID).sum(1)
-    return best[:, : max(int(lengths.max()), 1)]  # [B, T]
+    lengths = (best.ids != PAD_ID).sum(1)
+    return best.ids[:, : max(int(lengths.max()), 1)]  # [B, T]
 
 
 def decode(
     models: Models,
     src: torch.Tensor,
     src_len: torch.Tensor,
-    beam_size: int = 1,
-    length_normalize: bool = True,
-    max_len_a: float = 1.5,
-    max_len_b: int = 10,
+    beam_size: int = DEFAULTS.beam_size,
+    length_normalize: bool = DEFAULTS.length_normalize,
+    max_len_a: float = DEFAULTS.max_len_a,
+    max_len_b: int = DEFAULTS.max_len_b,
 ) -> torch.Tensor:
     """Greedy for beam size 1, beam search otherwise: [B, S] -> [B, T] ids."""
     if beam_size == 1:
@@ -240,7 +266,9 @@ def decode(
 
 
 @torch.no_grad()
-def sequence_log_probs(models: Models, src: torch.Tensor, src_len: torch.Tensor, hyps: torch.Tensor) -> torch.Tensor:
+def sequence_log_probs(
+    models: Models, src: torch.Tensor, src_len: torch.Tensor, hyps: torch.Tensor
+) -> torch.Tensor:
     """Teacher-forced model score of each hypothesis: hyps [B, T] (greedy's format) -> [B].
 
     The sum of the (ensemble-averaged) log-probabilities of its tokens up to and including <eos>,
@@ -248,9 +276,9 @@ def sequence_log_probs(models: Models, src: torch.Tensor, src_len: torch.Tensor,
     """
     models = as_ensemble(models)
     tgt_in = torch.cat([torch.full_like(hyps[:, :1], SOS_ID), hyps[:, :-1]], dim=1)  # [B, T]
-    log_probs = torch.stack([m.decoder(tgt_in, m.encode(src, src_len))[0].log_softmax(-1) for m in models]).mean(
-        0
-    )  # [B, T, V]
+    log_probs = torch.stack(
+        [m.decoder(tgt_in, m.encode(src, src_len))[0].log_softmax(-1) for m in models]
+    ).mean(0)  # [B, T, V]
     token_lp = log_probs.gather(2, hyps.unsqueeze(-1)).squeeze(-1)  # [B, T]
     return torch.where(hypothesis_mask(hyps), token_lp, torch.zeros_like(token_lp)).sum(1)
 

@@ -76,7 +76,9 @@ def batch_nll(model: Seq2Seq, batch: Batch, ratio: float = 1.0) -> tuple[torch.T
     """Summed NLL and right argmaxes over the batch's real target positions: the output layer and the
     loss run only there (a third of Multi30k's target slots are padding). The count of those positions
     is `batch.num_tokens`, known on the host. Equals masked_nll over the full logits."""
-    logits = model(batch.src, batch.src_len, batch.tgt_in, ratio, positions=batch.tgt_pos, uniform=batch.uniform)
+    logits = model(
+        batch.src, batch.src_len, batch.tgt_in, ratio, positions=batch.tgt_pos, uniform=batch.uniform
+    )
     gold = batch.tgt_out.reshape(-1).index_select(0, batch.tgt_pos)  # [N]
     nll = F.cross_entropy(logits.float(), gold, reduction="sum")
     return nll, (logits.argmax(-1) == gold).sum()
@@ -111,7 +113,11 @@ class Seq2SeqSystem(pl.LightningModule):
         epochs and always on the last (the BLEU curve's price; perplexity is measured every epoch)."""
         every, epoch = self.cfg.eval.val_decode_every, self.current_epoch
         last = self.trainer is not None and epoch == self.trainer.max_epochs - 1
-        return self.cfg.eval.val_task_metric and self.score_hyps is not None and ((epoch + 1) % every == 0 or last)
+        return (
+            self.cfg.eval.val_task_metric
+            and self.score_hyps is not None
+            and ((epoch + 1) % every == 0 or last)
+        )
 
     @property
     def teacher_forcing_ratio(self) -> float:
@@ -138,12 +144,15 @@ class Seq2SeqSystem(pl.LightningModule):
             value = float(loss.detach())
             if not math.isfinite(value):
                 raise DivergenceError(
-                    f"training diverged: loss is {value} at epoch {self.current_epoch}, step {self.global_step}"
+                    f"training diverged: loss is {value} at epoch {self.current_epoch}, step "
+                    f"{self.global_step}"
                 )
             self.log(M.TRAIN_LOSS, value, prog_bar=True, batch_size=len(batch))
         elif stage == "val" and self.decodes_val():
             start = time.perf_counter()
-            out = greedy(self.model, batch.src, batch.src_len, self.cfg.eval.max_len_a, self.cfg.eval.max_len_b)
+            out = greedy(
+                self.model, batch.src, batch.src_len, self.cfg.eval.max_len_a, self.cfg.eval.max_len_b
+            )
             self.hyps[stage].update(zip(batch.index.tolist(), out.tolist()))
             self._decode_s += time.perf_counter() - start
         return loss
@@ -201,7 +210,9 @@ class Seq2SeqSystem(pl.LightningModule):
             return
         nll, tokens, _ = self._reduce("train").tolist()
         if not math.isfinite(nll):
-            raise DivergenceError(f"training diverged: the summed loss of epoch {self.current_epoch} is {nll}")
+            raise DivergenceError(
+                f"training diverged: the summed loss of epoch {self.current_epoch} is {nll}"
+            )
         train_s = self._val_start - self._train_start  # validation runs after the epoch's training steps
         epoch_s = time.perf_counter() - self._train_start
         row = {
@@ -231,7 +242,9 @@ class Seq2SeqSystem(pl.LightningModule):
             opt = torch.optim.Adam(self.model.parameters(), lr=t.lr, fused=self.device.type == "cuda")
         if t.lr_decay_start_epoch is None:
             return opt
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(self.cfg, step / self.steps_per_epoch()))
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda step: lr_factor(self.cfg, step / self.steps_per_epoch())
+        )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def steps_per_epoch(self) -> int:

@@ -9,14 +9,18 @@ import only the special ids from here.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Protocol
 
 from sacremoses import MosesDetokenizer
 from sacremoses import MosesTokenizer as _MosesTokenizer
 
 from .config import DataConfig
+from .errors import S2SError
+from .records import VOCAB_FILE, write_json
 
 PAD, SOS, EOS, UNK = "<pad>", "<sos>", "<eos>", "<unk>"
 SPECIALS = (PAD, SOS, EOS, UNK)
@@ -31,7 +35,9 @@ class Vocab:
         self.stoi = {t: i for i, t in enumerate(self.itos)}
 
     @classmethod
-    def build(cls, sentences: Sequence[Sequence[str]], min_freq: int = 1, max_size: int | None = None) -> Vocab:
+    def build(
+        cls, sentences: Sequence[Sequence[str]], min_freq: int = 1, max_size: int | None = None
+    ) -> Vocab:
         counts = Counter(tok for sent in sentences for tok in sent)
         # Most frequent first, ties broken alphabetically so the vocabulary is deterministic.
         ranked = sorted((t for t, c in counts.items() if c >= min_freq), key=lambda t: (-counts[t], t))
@@ -117,7 +123,11 @@ class TextCodec:
     """Raw text <-> ids for one dataset's tokenizers and vocabularies, reversal included."""
 
     def __init__(
-        self, cfg: DataConfig, src_vocab: Vocab, tgt_vocab: Vocab, pair: tuple[Tokenizer, Tokenizer] | None = None
+        self,
+        cfg: DataConfig,
+        src_vocab: Vocab,
+        tgt_vocab: Vocab,
+        pair: tuple[Tokenizer, Tokenizer] | None = None,
     ):
         """`pair`: the (source, target) tokenizers when the caller already made them for `cfg`."""
         self.src_tokenizer, self.tgt_tokenizer = pair or tokenizers(cfg)
@@ -134,3 +144,18 @@ class TextCodec:
 
     def detokenize(self, ids: Sequence[int]) -> str:
         return self.tgt_tokenizer.detokenize(self.tgt_vocab.decode(ids))
+
+
+def write_vocabs(run_dir: Path, src: Vocab, tgt: Vocab) -> None:
+    write_json(Path(run_dir) / VOCAB_FILE, {"src": src.to_list(), "tgt": tgt.to_list()})
+
+
+def read_vocabs(run_dir: Path) -> tuple[Vocab, Vocab]:
+    path = Path(run_dir) / VOCAB_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return Vocab(data["src"]), Vocab(data["tgt"])
+    except FileNotFoundError:
+        raise S2SError(f"{path} not found: is {run_dir} a run directory written by 's2s train'?") from None
+    except (ValueError, KeyError, TypeError):
+        raise S2SError(f"{path} is corrupted") from None

@@ -18,8 +18,10 @@ import time
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -28,45 +30,43 @@ from pytorch_lightning.plugins.environments import LightningEnvironment, SLURMEn
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from . import metrics as M
-from .checkpoint import load_state_dict, model_state
+from .checkpoint import model_state
 from .config import (
     AXES,
-    RESUMABLE_KEYS,
     Config,
     arm_name,
     check_axes,
     cpu_threads,
     decode_batch_size,
     load_config,
-    resume_changes,
 )
 from .data import DataBundle
+from .environment import git_commit, git_dirty, library_versions, peak_memory_mb
 from .errors import S2SError
 from .evaluation import HypothesisScorer, evaluate_split
 from .model import Seq2Seq, check_precision, count_parameters, use_tf32
 from .records import (
     CHECKPOINT_DIR,
+    COMPLETED,
     CONFIG_FILE,
+    FAILED,
     HISTORY_FILE,
+    INTERRUPTED,
     RECORD_FILE,
-    VOCAB_FILE,
+    RUNNING,
+    RunRecord,
     check_writable,
-    checkpoint_path,
-    git_commit,
-    git_dirty,
-    library_versions,
-    peak_memory_mb,
     read_history,
-    read_json,
-    read_vocabs,
+    read_record,
     run_lock,
     write_counts,
     write_csv,
     write_json,
-    write_vocabs,
     write_yaml,
 )
+from .resume import check_resume, check_same_vocabularies, nothing_to_resume, resume_config
 from .system import DIVERGENCE_CHECK_EVERY, DivergenceError, Seq2SeqSystem
+from .text import write_vocabs
 from .wandb_logging import finish_wandb, make_wandb_logger
 
 
@@ -74,10 +74,10 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def base_record(cfg: Config, run_dir: Path, axes: Sequence[str] = ()) -> dict:
+def base_record(cfg: Config, run_dir: Path, axes: Sequence[str] = ()) -> RunRecord:
     """The record a run starts with; `axes`: its study's scientific axes beyond the four paper AXES."""
     return {
-        "status": "running",
+        "status": RUNNING,
         "error": None,
         "task": M.task_of(cfg.data.name),
         "data": cfg.data.name,
@@ -121,8 +121,12 @@ class HistoryWriter(pl.Callback):
 
 def epoch_line(row: dict, max_epochs: int) -> str:
     """`epoch 3/8: train loss 3.121, val ppl 20.13, val bleu 12.31; 250 s (val decoding 1%)`"""
-    shown = [(M.TRAIN_LOSS, "train loss", ".4g"), (M.VAL_PPL, "val ppl", ".4g"), (M.VAL_BLEU, "val bleu", ".2f"),
-             (M.VAL_EXACT_MATCH, "val exact match", ".4f")]  # fmt: skip
+    shown = [
+        (M.TRAIN_LOSS, "train loss", ".4g"),
+        (M.VAL_PPL, "val ppl", ".4g"),
+        (M.VAL_BLEU, "val bleu", ".2f"),
+        (M.VAL_EXACT_MATCH, "val exact match", ".4f"),
+    ]
     parts = [f"{label} {row[key]:{spec}}" for key, label, spec in shown if row.get(key) is not None]
     seconds = row.get(M.EPOCH_S)
     share = row.get(M.VAL_DECODE_SHARE)
@@ -142,47 +146,6 @@ QUIET_WARNINGS = (
     "Checkpoint directory .* exists",
     ".*is smaller than the logging interval.*",
 )
-
-
-def check_resume(cfg: Config, run_dir: Path) -> Path | None:
-    """The checkpoint to resume from, after checking `cfg` changes nothing but how long the run trains."""
-    saved = run_dir / CONFIG_FILE
-    if not saved.is_file():
-        raise S2SError(f"{run_dir} holds no run to resume (no {CONFIG_FILE}); drop --resume to start one")
-    changes = resume_changes(load_config(saved), cfg)
-    if changes:
-        raise S2SError(
-            f"cannot resume {run_dir} with another {changes[0]}; a resume may change only "
-            f"{', '.join(RESUMABLE_KEYS)} (use a new --run-dir for another config)"
-        )
-    last = checkpoint_path(run_dir, "last")
-    if not last.is_file():
-        return None  # it never finished an epoch: start it again, same config, same directory
-    load_state_dict(last)  # fails with a clear message if the file is corrupted
-    return last
-
-
-def resume_config(run_dir: Path, overrides: Sequence[str]) -> Config:
-    """A run's own config.yaml with `overrides` applied; `check_resume` refuses any but RESUMABLE_KEYS."""
-    saved = Path(run_dir) / CONFIG_FILE
-    if not saved.is_file():
-        raise S2SError(f"{run_dir} holds no run to resume (no {CONFIG_FILE}); drop --resume to start one")
-    return load_config(saved, list(overrides))
-
-
-def check_same_vocabularies(bundle: DataBundle, run_dir: Path) -> None:
-    """Refuse to resume a run whose data now give other vocabularies than it was trained with
-    (changed data files, or a run written before data.addition.seed existed, whose addition
-    questions were drawn with its own seed)."""
-    if not (run_dir / VOCAB_FILE).is_file():
-        return
-    for side, saved, now in zip(("source", "target"), read_vocabs(run_dir), (bundle.src_vocab, bundle.tgt_vocab)):
-        difference = saved.difference(now)
-        if difference:
-            raise S2SError(
-                f"cannot resume {run_dir}: its data now give another {side} vocabulary than it was "
-                f"trained with ({difference}); use a new --run-dir"
-            )
 
 
 class RunInterrupted(Exception):
@@ -248,7 +211,8 @@ def make_trainer(cfg: Config, run_dir: Path, callbacks: list) -> pl.Trainer:
             num_sanity_val_steps=0,
             use_distributed_sampler=False,
             limit_train_batches=t.limit_train_batches,
-            log_every_n_steps=DIVERGENCE_CHECK_EVERY,  # the steps whose loss is read back (Seq2SeqSystem._step)
+            # the steps whose loss is read back (Seq2SeqSystem._step)
+            log_every_n_steps=DIVERGENCE_CHECK_EVERY,
             plugins=plugins,
         )
     except (MisconfigurationException, ValueError, RuntimeError, TypeError) as exc:
@@ -271,7 +235,8 @@ def numerics(cfg: Config, trainer: pl.Trainer, model: Seq2Seq) -> dict:
     return {
         "world_size": trainer.world_size,
         "threads": torch.get_num_threads(),
-        "tf32": device_type == "cuda" and torch.get_float32_matmul_precision() != "highest",  # use_tf32 set it
+        "tf32": device_type == "cuda"
+        and torch.get_float32_matmul_precision() != "highest",  # use_tf32 set it
         "precision": str(cfg.train.precision),
         "ran_in": model.ran_in(),
     }
@@ -306,12 +271,13 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, axes: Sequence
         # A DDP rank that Lightning started by running this command again: rank 0 holds the run directory
         # (its lock, its record); this process only joins the training.
         with _signals_interrupt() as received:
-            return _train(cfg, run_dir, resume, axes, trainer, checkpoint, history, received, writer=False)
+            run = RunContext(cfg, run_dir, axes, trainer, checkpoint, history, received, writer=False)
+            return _train(run, resume)
     new_dir = not run_dir.exists()
     check_writable(run_dir)
     try:
         with run_lock(run_dir), _signals_interrupt() as received:
-            return _train(cfg, run_dir, resume, axes, trainer, checkpoint, history, received)
+            return _train(RunContext(cfg, run_dir, axes, trainer, checkpoint, history, received), resume)
     except S2SError:
         if new_dir and not (run_dir / RECORD_FILE).exists():
             shutil.rmtree(run_dir, ignore_errors=True)  # refused before it started: leave nothing behind
@@ -324,120 +290,136 @@ def launched_by_lightning() -> bool:
     return int(os.environ.get("LOCAL_RANK", "0") or 0) > 0
 
 
-def _train(cfg, run_dir, resume, axes, trainer, checkpoint, history, received, writer: bool = True) -> dict:
-    """train() once the run directory is locked and signals are watched; `writer` False for a DDP rank
-    that only trains (rank 0 writes the records, talks to W&B and evaluates)."""
+@dataclass
+class RunContext:
+    """One training run as train() set it up: what its stages (_start, _fit_and_test, _finish) share."""
+
+    cfg: Config
+    run_dir: Path
+    axes: Sequence[str]  # its study's scientific axes beyond AXES (recorded)
+    trainer: pl.Trainer
+    checkpoint: ModelCheckpoint
+    history: list[dict]  # history.csv's rows (HistoryWriter appends)
+    received: list[int]  # the signals that arrived (SIGINT/SIGTERM)
+    writer: bool = True  # False for a DDP rank that only trains: rank 0 writes records, W&B, evaluation
+    record: RunRecord = field(default_factory=dict)  # type: ignore[assignment]
+    start: float = field(default_factory=time.perf_counter)
+    logger: Any = None  # the W&B logger, when there is one
+    system: Seq2SeqSystem | None = None
+
+
+def _train(run: RunContext, resume: bool) -> RunRecord:
+    """train() once the run directory is locked and signals are watched."""
+    bundle, ckpt_path = _start(run, resume)
+    run.start = time.perf_counter()
+    try:
+        test_out, result = _fit_and_test(run, bundle, ckpt_path)
+    except BaseException as exc:  # the record must never stay "running" after the process is gone
+        if run.received:
+            name = signal.Signals(run.received[0]).name
+            _finish(run, INTERRUPTED, f"interrupted by {name}")
+            raise RunInterrupted(run.run_dir, run.received[0]) from None
+        if isinstance(exc, DivergenceError):
+            return _finish(run, FAILED, str(exc))
+        if isinstance(exc, SystemExit):
+            why = f"exited with code {exc.code}"
+        else:
+            why = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
+        _finish(run, FAILED, why)
+        raise
+    metrics = dict(test_out[0]) if test_out else {}
+    rows = (r for r in run.history if r.get(M.VAL_PPL) is not None)
+    best = min(rows, key=lambda r: r[M.VAL_PPL], default={})
+    metrics.update({k: v for k, v in best.items() if k.startswith("val/")})
+    metrics.update(result["metrics"])
+    run.record["metrics"] = {k: float(v) for k, v in metrics.items() if v is not None}
+    run.record["bleu_signature"] = result.get("bleu_signature")
+    return _finish(run, COMPLETED, None)
+
+
+def _start(run: RunContext, resume: bool) -> tuple[DataBundle, Path | None]:
+    """The data, the checkpoint to resume from, and (as the writer) the run's first files and record."""
+    cfg, run_dir = run.cfg, run.run_dir
     ckpt_path = check_resume(cfg, run_dir) if resume else None
-    if writer and not resume and (run_dir / RECORD_FILE).is_file():
+    if run.writer and not resume and (run_dir / RECORD_FILE).is_file():
         raise S2SError(f"{run_dir} already holds a run; pass --resume to continue it or use a new --run-dir")
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     bundle = DataBundle(cfg)  # data errors surface before anything is written
     if ckpt_path is not None:
         check_same_vocabularies(bundle, run_dir)
-        history[:] = read_history(run_dir / HISTORY_FILE)
-    record = base_record(cfg, run_dir, axes)
-    if writer:
+        run.history[:] = read_history(run_dir / HISTORY_FILE)
+    run.record = base_record(cfg, run_dir, run.axes)
+    if run.writer:
         write_yaml(run_dir / CONFIG_FILE, cfg.to_dict())
         write_vocabs(run_dir, bundle.src_vocab, bundle.tgt_vocab)
         write_counts(run_dir, bundle.src_freq, bundle.tgt_freq)
         if resume and (run_dir / RECORD_FILE).is_file():
-            record["wandb"] = read_json(run_dir / RECORD_FILE).get("wandb")
-            record["resumed_from"] = str(ckpt_path) if ckpt_path else None
-        write_json(run_dir / RECORD_FILE, record)
+            run.record["wandb"] = read_record(run_dir).get("wandb")
+            run.record["resumed_from"] = str(ckpt_path) if ckpt_path else None
+        write_json(run_dir / RECORD_FILE, run.record)
+    return bundle, ckpt_path
 
-    start, system, logger = time.perf_counter(), None, None
-    try:
-        model = Seq2Seq(len(bundle.src_vocab), len(bundle.tgt_vocab), cfg.model)
-        device_type = trainer.strategy.root_device.type
-        eval_batch = decode_batch_size(cfg.eval, device_type)
-        train_loader = bundle.loader("train", shuffle=True, device_type=device_type)
-        system = Seq2SeqSystem(cfg, model, HypothesisScorer(bundle))  # steps per epoch: from the trainer
-        if writer:  # one W&B run per training run, not per rank
-            logger, record["wandb"] = make_wandb_logger(cfg, run_dir, record, record.get("wandb"))
-            if logger is not None:
-                trainer.loggers = [logger]
-            record["num_parameters"] = count_parameters(model)
-            write_json(run_dir / RECORD_FILE, record)
-        with warnings.catch_warnings():
-            for message in QUIET_WARNINGS:
-                warnings.filterwarnings("ignore", message=message)
-            trainer.fit(
-                system,
-                train_loader,
-                bundle.loader("val", batch_size=eval_batch, device_type=device_type),
-                ckpt_path=str(ckpt_path) if ckpt_path else None,
-                weights_only=True,
-            )
-            if checkpoint.best_model_path:
-                system.model.load_state_dict(model_state(checkpoint.best_model_path))
-            record["numerics"] = numerics(cfg, trainer, model)  # the training's dtypes, before any evaluation
-            test_loader = bundle.loader("test", batch_size=eval_batch, device_type=device_type)
-            test_out = trainer.test(system, test_loader, verbose=False)
-        result = (
-            evaluate_split([system.model], bundle, "test", cfg.eval, run_dir, system.device)
-            if trainer.is_global_zero
-            else {"metrics": {}, "bleu_signature": None}
+
+def _fit_and_test(run: RunContext, bundle: DataBundle, ckpt_path: Path | None) -> tuple[list, dict]:
+    """Fit, reload the best checkpoint, test (Lightning's loss, then decoding and its metrics on rank 0)."""
+    cfg, trainer, record = run.cfg, run.trainer, run.record
+    model = Seq2Seq(len(bundle.src_vocab), len(bundle.tgt_vocab), cfg.model)
+    device_type = trainer.strategy.root_device.type
+    eval_batch = decode_batch_size(cfg.eval, device_type)
+    train_loader = bundle.loader("train", shuffle=True, device_type=device_type)
+    # steps per epoch: from the trainer
+    run.system = system = Seq2SeqSystem(cfg, model, HypothesisScorer(bundle))
+    if run.writer:  # one W&B run per training run, not per rank
+        run.logger, record["wandb"] = make_wandb_logger(cfg, run.run_dir, record, record.get("wandb"))
+        if run.logger is not None:
+            trainer.loggers = [run.logger]
+        record["num_parameters"] = count_parameters(model)
+        write_json(run.run_dir / RECORD_FILE, record)
+    with warnings.catch_warnings():
+        for message in QUIET_WARNINGS:
+            warnings.filterwarnings("ignore", message=message)
+        trainer.fit(
+            system,
+            train_loader,
+            bundle.loader("val", batch_size=eval_batch, device_type=device_type),
+            ckpt_path=str(ckpt_path) if ckpt_path else None,
+            weights_only=True,
         )
-    except BaseException as exc:  # the record must never stay "running" after the process is gone
-        if received:
-            name = signal.Signals(received[0]).name
-            _finish(record, run_dir, start, trainer, "interrupted", f"interrupted by {name}", logger, system)
-            raise RunInterrupted(run_dir, received[0]) from None
-        if isinstance(exc, DivergenceError):
-            return _finish(record, run_dir, start, trainer, "failed", str(exc), logger, system)
-        if isinstance(exc, SystemExit):
-            why = f"exited with code {exc.code}"
-        else:
-            why = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
-        _finish(record, run_dir, start, trainer, "failed", why, logger, system)
-        raise
-    metrics = dict(test_out[0]) if test_out else {}
-    best = min((r for r in history if r.get(M.VAL_PPL) is not None), key=lambda r: r[M.VAL_PPL], default={})
-    metrics.update({k: v for k, v in best.items() if k.startswith("val/")})
-    metrics.update(result["metrics"])
-    record["metrics"] = {k: float(v) for k, v in metrics.items() if v is not None}
-    record["bleu_signature"] = result.get("bleu_signature")
-    return _finish(record, run_dir, start, trainer, "completed", None, logger, system)
+        if run.checkpoint.best_model_path:
+            system.model.load_state_dict(model_state(run.checkpoint.best_model_path))
+        record["numerics"] = numerics(cfg, trainer, model)  # the training's dtypes, before any evaluation
+        test_loader = bundle.loader("test", batch_size=eval_batch, device_type=device_type)
+        test_out = trainer.test(system, test_loader, verbose=False)
+    result = (
+        evaluate_split([system.model], bundle, "test", cfg.eval, run.run_dir, system.device)
+        if trainer.is_global_zero
+        else {"metrics": {}, "bleu_signature": None}
+    )
+    return test_out, result
 
 
-def _finish(record: dict, run_dir: Path, start: float, trainer, status: str, error: str | None, logger, system) -> dict:
-    device = system.device if system is not None else torch.device("cpu")
-    record.update(
+def _finish(run: RunContext, status: str, error: str | None) -> RunRecord:
+    device = run.system.device if run.system is not None else torch.device("cpu")
+    run.record.update(
         {
             "status": status,
             "error": error,
-            "wall_time_s": time.perf_counter() - start,
-            "epochs_completed": int(trainer.current_epoch),
+            "wall_time_s": time.perf_counter() - run.start,
+            "epochs_completed": int(run.trainer.current_epoch),
             "peak_memory_mb": peak_memory_mb(device),
             "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
             "finished_at": _now(),
         }
     )
-    if trainer.is_global_zero:
-        write_json(run_dir / RECORD_FILE, record)
-        if logger is not None:
-            finish_wandb(logger, record)
-    return record
+    if run.trainer.is_global_zero:
+        write_json(run.run_dir / RECORD_FILE, run.record)
+        if run.logger is not None:
+            finish_wandb(run.logger, run.record)
+    return run.record
 
 
-def exit_code(record: dict) -> int:
-    return 0 if record["status"] == "completed" else 1
-
-
-def nothing_to_resume(cfg: Config, run_dir: Path) -> str | None:
-    """Why `--resume` of `run_dir` has nothing to do (it completed, and `cfg` trains no longer than it
-    did), or None. A completed run is left as it is: no test re-run, no new timestamps, no W&B run."""
-    record = read_json(run_dir / RECORD_FILE) if (run_dir / RECORD_FILE).is_file() else {}
-    if record.get("status") != "completed" or not (run_dir / CONFIG_FILE).is_file():
-        return None
-    saved = load_config(run_dir / CONFIG_FILE)
-    trained = saved.train.max_epochs
-    if cfg.train.max_epochs > trained or resume_changes(saved, cfg):
-        return None  # more to train, or a change that train() refuses with its own message
-    return (
-        f"{run_dir} is complete ({record.get('epochs_completed', trained)} epochs of train.max_epochs={trained}): "
-        f"nothing to do; resume with train.max_epochs={trained + 1} or more to train it further"
-    )
+def exit_code(record: RunRecord) -> int:
+    return 0 if record["status"] == COMPLETED else 1
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -461,7 +443,10 @@ def run_train(args: argparse.Namespace) -> int:
     try:
         record = train(cfg, run_dir, resume=args.resume, axes=args.axis)
     except RunInterrupted as exc:
-        print(f"s2s: {exc}; the run is kept: continue it with s2s train --run-dir {run_dir} --resume", file=sys.stderr)
+        print(
+            f"s2s: {exc}; the run is kept: continue it with s2s train --run-dir {run_dir} --resume",
+            file=sys.stderr,
+        )
         return exc.exit_code
     metrics = " ".join(f"{k}={v:.4g}" for k, v in sorted(record["metrics"].items()) if k.startswith("test/"))
     print(f"{record['status']}: {run_dir} {metrics}")

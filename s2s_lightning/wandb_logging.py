@@ -13,6 +13,7 @@ from pathlib import Path
 from pytorch_lightning.loggers import WandbLogger
 
 from .config import Config
+from .records import COMPLETED, RunRecord
 
 
 def _api_key_configured() -> bool:
@@ -45,13 +46,13 @@ def wandb_mode(cfg: Config) -> str:
     return cfg.tracking.wandb
 
 
-def run_tags(record: dict) -> list[str]:
+def run_tags(record: RunRecord) -> list[str]:
     """W&B tags that filter a project the way a study is read: each axis value and the study."""
     tags = [f"{axis.rsplit('.', 1)[-1]}={value}" for axis, value in (record.get("axes") or {}).items()]
     return tags + ([f"study={record['study']}"] if record.get("study") else [])
 
 
-def make_wandb_logger(cfg: Config, run_dir: Path, record: dict, previous: dict | None = None):
+def make_wandb_logger(cfg: Config, run_dir: Path, record: RunRecord, previous: dict | None = None):
     """(WandbLogger or None, the record's `wandb` entry). The W&B config is the resolved config; the tags
     name the run's axis values and study; the run is named `<arm>-seed<k>` by default; the best
     checkpoint is uploaded as an artifact with tracking.log_checkpoint."""
@@ -118,7 +119,7 @@ def _logger(mode: str, kwargs: dict) -> WandbLogger:
     return logger
 
 
-def finish_wandb(logger, record: dict) -> None:
+def finish_wandb(logger, record: RunRecord) -> None:
     """Write the final record into the run's summary and close it."""
     import wandb  # loaded already by _start; local for the same reason
 
@@ -139,4 +140,4 @@ def finish_wandb(logger, record: dict) -> None:
         if record.get(key) is not None:
             summary[key] = record[key]
     logger.experiment.summary.update(summary)
-    wandb.finish(exit_code=0 if record.get("status") == "completed" else 1)
+    wandb.finish(exit_code=0 if record.get("status") == COMPLETED else 1)

@@ -30,7 +30,11 @@ def s2s(*args, cwd=None):
 
 def assert_one_line_error(out, *needles):
     assert out.returncode != 0, out.stdout
-    lines = [line for line in out.stderr.splitlines() if line.strip() and not line.startswith(("wandb:", "WARNING"))]
+    lines = [
+        line
+        for line in out.stderr.splitlines()
+        if line.strip() and not line.startswith(("wandb:", "WARNING"))
+    ]
     errors = [line for line in lines if line.startswith("s2s: error:")]
     assert len(errors) == 1, out.stderr[-3000:]
     assert "Traceback" not in out.stderr, out.stderr[-3000:]
@@ -44,7 +48,13 @@ def write_parallel(folder: Path, files: dict[str, bytes | list[str]]) -> list[st
     for name, content in {**base, **files}.items():
         data = content if isinstance(content, bytes) else "".join(x + "\n" for x in content).encode()
         (folder / name).write_bytes(data)
-    return ["data.name=parallel", f"data.dir={folder}", "data.src_lang=en", "data.tgt_lang=fr", "data.test_split=test"]
+    return [
+        "data.name=parallel",
+        f"data.dir={folder}",
+        "data.src_lang=en",
+        "data.tgt_lang=fr",
+        "data.test_split=test",
+    ]
 
 
 CONFIG_CASES = {
@@ -60,6 +70,7 @@ CONFIG_CASES = {
 }
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("case", sorted(CONFIG_CASES))
 def test_config_errors(tmp_path, case):
     text, extra, needles = CONFIG_CASES[case]
@@ -80,6 +91,7 @@ DATA_CASES = {
 }
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("case", sorted(DATA_CASES))
 def test_data_errors(tmp_path, case):
     files, needles = DATA_CASES[case]
@@ -92,6 +104,7 @@ def test_data_errors(tmp_path, case):
     assert not (tmp_path / "run" / "record.json").exists()
 
 
+@pytest.mark.integration
 def test_unwritable_run_dir(tmp_path):
     (tmp_path / "file").write_text("x")
     assert_one_line_error(s2s("train", "--run-dir", tmp_path / "file" / "run", *ARGS), "not writable")
@@ -112,6 +125,7 @@ def _copy_run(src: Path, dst: Path) -> Path:
     return dst
 
 
+@pytest.mark.integration
 def test_resume_with_another_config(trained_run, tmp_path):
     run = _copy_run(trained_run, tmp_path / "run")
     before = (run / "record.json").read_text()
@@ -120,6 +134,7 @@ def test_resume_with_another_config(trained_run, tmp_path):
     assert (run / "record.json").read_text() == before  # the recorded run is untouched
 
 
+@pytest.mark.integration
 def test_corrupted_checkpoint_on_resume(trained_run, tmp_path):
     run = _copy_run(trained_run, tmp_path / "run")
     (run / "checkpoints" / "last.ckpt").write_bytes(b"\x00garbage")
@@ -129,6 +144,7 @@ def test_corrupted_checkpoint_on_resume(trained_run, tmp_path):
     assert (run / "record.json").read_text() == before
 
 
+@pytest.mark.integration
 def test_resume_when_the_data_give_another_vocabulary(trained_run, tmp_path):
     # What a run written before data.addition.seed existed looks like after an upgrade: same config,
     # other questions, so other word frequencies and ids. Training on would scramble the weights.
@@ -142,12 +158,14 @@ def test_resume_when_the_data_give_another_vocabulary(trained_run, tmp_path):
     assert {f: (run / f).read_text() for f in before} == before
 
 
+@pytest.mark.integration
 def test_existing_run_without_resume(trained_run):
     before = json.loads((trained_run / "record.json").read_text())
     assert_one_line_error(s2s("train", "--run-dir", trained_run, *ARGS), "already holds a run")
     assert json.loads((trained_run / "record.json").read_text()) == before
 
 
+@pytest.mark.integration
 def test_evaluate_with_a_checkpoint_from_another_config(trained_run, tmp_path):
     run = _copy_run(trained_run, tmp_path / "run")
     cfg = (run / "config.yaml").read_text().replace("hidden_dim: 7", "hidden_dim: 9")
@@ -155,6 +173,7 @@ def test_evaluate_with_a_checkpoint_from_another_config(trained_run, tmp_path):
     assert_one_line_error(s2s("evaluate", run), "does not match", "shape")
 
 
+@pytest.mark.integration
 def test_evaluate_with_a_corrupted_checkpoint(trained_run, tmp_path):
     run = _copy_run(trained_run, tmp_path / "run")
     data = (run / "checkpoints" / "best.ckpt").read_bytes()
@@ -162,10 +181,12 @@ def test_evaluate_with_a_corrupted_checkpoint(trained_run, tmp_path):
     assert_one_line_error(s2s("evaluate", run), "best.ckpt", "corrupted")
 
 
+@pytest.mark.integration
 def test_objective_metric_never_logged(tmp_path):
     path = tmp_path / "abl.yaml"
     path.write_text(
-        "base: {data: {name: addition}}\nscientific: {model.peeky: [false, true]}\nobjective: {metric: test/bleu}\n"
+        "base: {data: {name: addition}}\nscientific: {model.peeky: [false, true]}\nobjective: "
+        "{metric: test/bleu}\n"
     )
     assert_one_line_error(s2s("sweep", "run", path, "--runs-dir", tmp_path / "runs"), "test/bleu")
     assert not (tmp_path / "runs").exists()
@@ -198,6 +219,7 @@ def test_a_checkpoint_that_would_run_code_is_refused_without_running_it(tmp_path
     assert not marker.exists() and "weights_only" not in str(err.value)  # no advice to load it unsafely
 
 
+@pytest.mark.integration
 def test_error_messages_are_never_cut_off(trained_run, tmp_path):
     """The reason a checkpoint is refused, and a failed trial's error, reach the user whole: they used
     to be cut at 160, 120, 200 or 500 characters, mid-word ("...If yo)")."""
@@ -205,7 +227,7 @@ def test_error_messages_are_never_cut_off(trained_run, tmp_path):
 
     import torch
 
-    from s2s_lightning.sweep_worker import ATTR_LIMIT, bounded
+    from s2s_lightning.sweep.trial import ATTR_LIMIT, bounded
 
     run = _copy_run(trained_run, tmp_path / "run")
     state = torch.load(run / "checkpoints" / "best.ckpt", weights_only=True)
@@ -256,6 +278,7 @@ def test_bucket_edges_that_do_not_increase_are_refused(override, message):
         load_config(None, [override])
 
 
+@pytest.mark.integration
 def test_dashboard_refuses_a_runs_dir_without_a_study_and_a_busy_or_impossible_port(tmp_path):
     """It used to create an empty journal in a mistyped --runs-dir and serve it, and to announce its
     address before failing on a busy port with a generic OSError."""
@@ -287,6 +310,10 @@ def test_no_message_interpolates_a_cut_value():
             value = node.value if isinstance(node, ast.FormattedValue) else None
             if isinstance(value, ast.Subscript) and isinstance(value.slice, ast.Slice):
                 upper = value.slice.upper
-                if value.slice.lower is None and isinstance(upper, ast.Constant) and isinstance(upper.value, int):
+                if (
+                    value.slice.lower is None
+                    and isinstance(upper, ast.Constant)
+                    and isinstance(upper.value, int)
+                ):
                     cut.append(f"{path.name} {ast.unparse(value)}")
     assert cut == ["bench.py r['op'][:44]"]

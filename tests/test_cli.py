@@ -27,12 +27,16 @@ def modules_after(argv: list[str], cwd) -> set[str]:
     return set(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["report", "--help"], ["sweep", "run", "--help"]])
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    "argv", [["--help"], ["train", "--help"], ["report", "--help"], ["sweep", "run", "--help"]]
+)
 def test_help_loads_no_heavy_library(argv, tmp_path):
     loaded = {m.split(".")[0] for m in modules_after(argv, tmp_path)}
     assert not loaded & (HEAVY | {"torch", "pytorch_lightning", "wandb"})
 
 
+@pytest.mark.integration
 def test_training_loads_neither_reports_nor_sweeps(tmp_path):
     overrides = [f"{k}={v}" for k, v in TINY.items()]
     loaded = modules_after(["train", "--run-dir", str(tmp_path / "run"), *overrides], tmp_path)
@@ -55,7 +59,9 @@ def test_config_prints_every_key_with_a_description_and_reads_back(tmp_path, cap
     assert s2s(["config", "model.num_layers=4", "tracking.tags=[a, b]"]) == 0
     text = capsys.readouterr().out
     (tmp_path / "c.yaml").write_text(text)
-    assert load_config(tmp_path / "c.yaml") == build_config({}, ["model.num_layers=4", "tracking.tags=[a, b]"])
+    assert load_config(tmp_path / "c.yaml") == build_config(
+        {}, ["model.num_layers=4", "tracking.tags=[a, b]"]
+    )
     leaves = [line for line in text.splitlines() if not line.split("#")[0].rstrip().endswith(":")]
     assert len(leaves) == len(flatten(Config().to_dict()))  # every key, once
     assert all(" # " in line for line in text.splitlines())  # each with its description
@@ -63,10 +69,15 @@ def test_config_prints_every_key_with_a_description_and_reads_back(tmp_path, cap
 
 def test_sweep_dry_run_lists_every_run_and_starts_nothing(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert s2s(["sweep", "run", str(REPO / "ablations" / "addition.yaml"), "--budget", "quick", "--dry-run"]) == 0
+    assert (
+        s2s(["sweep", "run", str(REPO / "ablations" / "addition.yaml"), "--budget", "quick", "--dry-run"])
+        == 0
+    )
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "study addition-quick: 8 arms x 2 seeds = 16 runs (nothing started)"
-    assert len(lines) == 17 and all(line.startswith("s2s train --run-dir runs/addition-quick/") for line in lines[1:])
+    assert len(lines) == 17 and all(
+        line.startswith("s2s train --run-dir runs/addition-quick/") for line in lines[1:]
+    )
     assert "runs/addition-quick/L1-rev-peeky-tf0.5/seed1" in lines[-1] and list(tmp_path.iterdir()) == []
 
 

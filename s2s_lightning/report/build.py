@@ -1,0 +1,89 @@
+"""`s2s report`: run records -> Markdown/LaTeX/CSV tables, PNG/PDF figures and a README.md.
+
+The records are loaded by load.py, tables built by tables.py (with significance.py and health.py) and
+figures drawn by figures.py; this module puts them together into a report folder, its README.md
+written by readme.py, and holds what `s2s report` runs (its parser lives in cli.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..errors import S2SError
+from ..records import atomic_write_text
+from ..sweep.storage import default_storage, redact
+from .figures import build_figures
+from .load import RunsSource, Source, StudySource, WandbSource, load
+from .readme import render_readme
+from .table import write_tables
+from .tables import build_tables
+
+
+# ---------------------------------------------------------------------------------------- README
+def build_report(
+    source: Source | Path | str | Sequence[Path | str],
+    out_dir: Path | str,
+    *,
+    title: str | None = None,
+    command: str | None = None,
+    note: str | None = None,
+) -> Path:
+    """Load `source`, write tables/, figures/ and README.md into `out_dir`; return the README path.
+    `note`: Markdown put under the header (how the runs were made, their wall time)."""
+    if isinstance(source, (str, Path)):
+        source = RunsSource((Path(source),))
+    elif not isinstance(source, (RunsSource, StudySource, WandbSource)):
+        source = RunsSource(tuple(Path(s) for s in source))
+    data = load(source)
+    out_dir = Path(out_dir)
+    tables = build_tables(data)
+    write_tables(tables, out_dir / "tables")
+    figures = build_figures(data, out_dir / "figures")
+    readme = out_dir / "README.md"
+    text = render_readme(data, tables, figures, out_dir, title=title, command=command)
+    if note:
+        head, sep, rest = text.partition("\n## ")
+        text = f"{head.rstrip()}\n\n## How the runs were made\n\n{note.strip()}\n\n## {rest}" if sep else text
+    atomic_write_text(readme, text)
+    return readme
+
+
+# ------------------------------------------------------------------------------------------- CLI
+def source_from_args(args: argparse.Namespace) -> Source:
+    if args.storage and not args.study:
+        raise S2SError("--storage goes with --study")
+    if args.study:
+        return StudySource(args.study, args.storage or default_storage())
+    if args.wandb:
+        return WandbSource(args.wandb)
+    return RunsSource(tuple(args.runs))
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The report command, spelled canonically, for the README."""
+    if args.study:  # a report is committed: never a storage password in it
+        words = ["--study", args.study, "--storage", redact(args.storage or default_storage())]
+    elif args.wandb:
+        words = ["--wandb", args.wandb]
+    else:
+        words = ["--runs", *map(str, args.runs)]
+    words += ["-o", str(args.out)] + (["--title", args.title] if args.title else [])
+    words += ["--note", str(args.note)] if args.note else []
+    return "s2s report " + shlex.join(words)
+
+
+def run_report(args: argparse.Namespace) -> int:
+    note = None
+    if args.note:
+        try:
+            note = Path(args.note).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise S2SError(f"cannot read --note {args.note}: {exc}") from None
+    readme = build_report(
+        source_from_args(args), args.out, title=args.title, command=command_line(args), note=note
+    )
+    print(f"wrote {readme}")
+    return 0
