@@ -235,6 +235,10 @@ def _report_parser(sub) -> None:
     )
     p.add_argument("--title", help="README title (default: 'Report: NAME')")
     p.add_argument(
+        "--metric",
+        help="metric of the effects table and the Findings, e.g. test/bleu_tok (default: the primary)",
+    )
+    p.add_argument(
         "--note",
         type=Path,
         metavar="FILE",

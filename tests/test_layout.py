@@ -32,8 +32,8 @@ SWEEP = [
 ]
 REPORT = [
     "report", "report.labels", "report.arms", "report.load", "report.table", "report.significance",
-    "report.health", "report.design",
-    "report.tables", "report.figures", "report.readme", "report.build",
+    "report.health", "report.tables", "report.effects", "report.findings", "report.design",
+    "report.effect_figures", "report.figures", "report.readme", "report.build",
 ]
 # fmt: on
 TOP = ["cli", "__main__"]

@@ -12,10 +12,12 @@ import shlex
 from collections.abc import Sequence
 from pathlib import Path
 
+from .. import metrics as M
 from ..errors import S2SError
 from ..records import atomic_write_text
 from ..sweep.storage import default_storage, redact
 from .figures import build_figures
+from .findings import effects_of, effects_table, findings
 from .load import RunsSource, Source, StudySource, WandbSource, load
 from .readme import render_readme
 from .table import write_tables
@@ -30,25 +32,39 @@ def build_report(
     title: str | None = None,
     command: str | None = None,
     note: str | None = None,
+    metric: str | None = None,
 ) -> Path:
     """Load `source`, write tables/, figures/ and README.md into `out_dir`; return the README path.
-    `note`: Markdown put under the header (how the runs were made, their wall time)."""
+    `note`: Markdown put under the Findings (how the runs were made, their wall time); `metric`: the
+    metric of the effects table and the Findings (default: the task's primary metric)."""
     if isinstance(source, (str, Path)):
         source = RunsSource((Path(source),))
     elif not isinstance(source, (RunsSource, StudySource, WandbSource)):
         source = RunsSource(tuple(Path(s) for s in source))
     data = load(source)
     out_dir = Path(out_dir)
-    tables = build_tables(data)
+    effects = _effects(data, metric or data.spec.primary)
+    tables = build_tables(data) | ({"effects": effects_table(effects[0])} if effects else {})
     write_tables(tables, out_dir / "tables")
-    figures = build_figures(data, out_dir / "figures")
+    figures = build_figures(data, out_dir / "figures", effects)
     readme = out_dir / "README.md"
-    text = render_readme(data, tables, figures, out_dir, title=title, command=command)
-    if note:
-        head, sep, rest = text.partition("\n## ")
-        text = f"{head.rstrip()}\n\n## How the runs were made\n\n{note.strip()}\n\n## {rest}" if sep else text
+    found = findings(effects[0], data) if effects else None
+    text = render_readme(data, tables, figures, out_dir, title=title, command=command, findings=found)
+    cut = text.find("\n## ", text.find("## Findings") + 1 if found else 0)
+    if note and cut >= 0:  # after the Findings, before everything else
+        text = f"{text[:cut].rstrip()}\n\n## How the runs were made\n\n{note.strip()}\n\n{text[cut + 1 :]}"
     atomic_write_text(readme, text)
     return readme
+
+
+def _effects(data, metric: str) -> list:
+    """The effects on `metric` (an error when no run records it), then on test perplexity for the forest
+    plot's second panel; [] when no axis varies."""
+    first = effects_of(data, metric)
+    if first is None:
+        return []
+    ppl = M.TEST_PPL != metric and M.TEST_PPL in data.runs and data.completed[M.TEST_PPL].notna().any()
+    return [first, *([effects_of(data, M.TEST_PPL)] if ppl else [])]
 
 
 # ------------------------------------------------------------------------------------------- CLI
@@ -72,6 +88,7 @@ def command_line(args: argparse.Namespace) -> str:
         words = ["--runs", *map(str, args.runs)]
     words += ["-o", str(args.out)] + (["--title", args.title] if args.title else [])
     words += ["--note", str(args.note)] if args.note else []
+    words += ["--metric", args.metric] if args.metric else []
     return "s2s report " + shlex.join(words)
 
 
@@ -83,7 +100,12 @@ def run_report(args: argparse.Namespace) -> int:
         except (OSError, UnicodeDecodeError) as exc:
             raise S2SError(f"cannot read --note {args.note}: {exc}") from None
     readme = build_report(
-        source_from_args(args), args.out, title=args.title, command=command_line(args), note=note
+        source_from_args(args),
+        args.out,
+        title=args.title,
+        command=command_line(args),
+        note=note,
+        metric=args.metric,
     )
     print(f"wrote {readme}")
     return 0

@@ -32,6 +32,8 @@ from .design import (
     save,
     share_y,
 )
+from .effect_figures import forest, interactions
+from .effects import Effects
 from .labels import metric_label, metric_phrase
 from .load import ReportData, word_f_rows
 
@@ -417,12 +419,16 @@ def word_f(data: ReportData, folder: Path) -> Plot | None:
     return Plot("word_f", "Word F-measure by training frequency", f"{why}; {design.caption()}.")
 
 
-def build_figures(data: ReportData, folder: Path) -> dict[str, Plot]:
+def build_figures(data: ReportData, folder: Path, effects: list[Effects] = ()) -> dict[str, Plot]:
+    """Every figure of a report; `effects`: the effects of each metric the forest plot shows (the first
+    is the report's metric, whose resolved interactions are drawn too)."""
     folder.mkdir(parents=True, exist_ok=True)
     for old in [*folder.glob("*.png"), *folder.glob("*.pdf")]:
         old.unlink()  # a figure that no longer applies must not survive from an earlier report
     with matplotlib.rc_context(sns.axes_style("whitegrid")):
         plots = [
+            forest(list(effects), folder),
+            interactions(effects[0], folder) if effects else None,
             test_scores(data, folder),
             val_curves(data, folder),
             bucket_plot(data, folder, "by_length"),

@@ -21,6 +21,7 @@ def report_name(data: ReportData, out_dir: Path) -> str:
 
 SECTIONS = [  # heading, tables, figures: in this order, each only when it has something
     ("Results", ["summary"], ["test_{primary}"]),
+    ("Effects of the scientific axes", ["effects"], ["effects", "interactions"]),
     ("Table 1: single models and ensembles", ["table1"], []),
     ("Test sets", ["test_sets"], []),
     ("Beam size", ["beam"], []),
@@ -34,9 +35,18 @@ SECTIONS = [  # heading, tables, figures: in this order, each only when it has s
 
 
 def render_readme(
-    data: ReportData, tables: dict, figures: dict, out_dir: Path, *, title: str | None, command: str | None
+    data: ReportData,
+    tables: dict,
+    figures: dict,
+    out_dir: Path,
+    *,
+    title: str | None,
+    command: str | None,
+    findings: list[str] | None = None,
 ) -> str:
     out = _header(data, out_dir, title)
+    if findings:
+        out += ["## Findings", "", *findings, ""]
     if command:
         out += ["This report was produced by:", "", "```sh", command, "```", ""]
     primary = data.spec.primary.split("/")[1]

@@ -32,7 +32,7 @@ ALPHA = 0.05
 
 
 # ---------------------------------------------------------------------------------- significance
-def _test_files(run_dir: str) -> tuple[list[str], list[str]] | None:
+def test_files(run_dir: str) -> tuple[list[str], list[str]] | None:
     hyp, ref = Path(run_dir) / split_file("test", "hyp"), Path(run_dir) / split_file("test", "ref")
     return (read_lines(hyp), read_lines(ref)) if hyp.is_file() and ref.is_file() else None
 
@@ -109,7 +109,7 @@ def _seed_pairs(data: ReportData, a: str, b: str) -> list[tuple[str, str, list[s
     runs_a = dict(zip(done.loc[done["arm"] == a, "seed"], done.loc[done["arm"] == a, "run_dir"]))
     runs_b = dict(zip(done.loc[done["arm"] == b, "seed"], done.loc[done["arm"] == b, "run_dir"]))
     for seed in sorted(set(runs_a) & set(runs_b), key=str):
-        fa, fb = _test_files(runs_a[seed]), _test_files(runs_b[seed])
+        fa, fb = test_files(runs_a[seed]), test_files(runs_b[seed])
         if fa is None or fb is None or fa[1] != fb[1] or len(fa[0]) != len(fa[1]) or len(fb[0]) != len(fb[1]):
             continue  # no files, or not the same test set: nothing to pair
         out.append((runs_a[seed], runs_b[seed], fa[0], fb[0], fa[1]))

@@ -270,8 +270,8 @@ def test_latex_and_markdown_escaping():
 
 # ----------------------------------------------------------------------------------- figures
 EXPECTED_FIGURES = {
-    "addition": {"test_exact_match", "val_curves", "by_length", "teacher_forcing"},
-    "translation": {"test_bleu", "val_curves", "by_length", "by_frequency", "representations"},
+    "addition": {"test_exact_match", "val_curves", "by_length", "teacher_forcing", "effects"},
+    "translation": {"test_bleu", "val_curves", "by_length", "by_frequency", "representations", "effects"},
 }
 
 

@@ -1,0 +1,152 @@
+"""The effects table and the Findings: synthetic studies with known effects, fractional designs, a
+three-level axis, one seed per arm, and the report that opens with what the ablation found."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+from statistics import NormalDist
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from s2s_lightning.analysis import SentenceScores
+from s2s_lightning.errors import S2SError
+from s2s_lightning.report.build import build_report
+from s2s_lightning.report.effects import ALPHA, POWER, estimate
+
+RECORDS = Path(__file__).parents[1] / "fixtures" / "records"
+N_SENTENCES = 3000
+
+
+def study(mean, levels: dict, seeds: int = 3, noise: float = 0.02, skip=(), sentences: bool = True, seed=0):
+    """Runs of a synthetic study: each run's metric is the share of its sentences answered right, each
+    sentence right with probability mean(cell) + seed noise."""
+    rng = np.random.default_rng(seed)
+    rows, scores = [], {}
+    for cell in itertools.product(*levels.values()):
+        values = dict(zip(levels, cell))
+        if any(all(values[k] == v for k, v in s.items()) for s in skip):
+            continue
+        for s in range(seeds):
+            p = mean(**values) + rng.normal(0, noise)
+            right = (rng.random(N_SENTENCES) < p).astype(float)
+            run_dir = "run-" + "-".join(map(str, cell)) + f"-s{s}"
+            scores[run_dir] = SentenceScores("exact_match", right, None)
+            rows.append({**values, "seed": s, "run_dir": run_dir, "m": right.mean()})
+    return pd.DataFrame(rows), (scores if sentences else None)
+
+
+def rows_by(effects):
+    return {(r.kind, r.axes, r.levels): r for r in effects.rows}
+
+
+def known(A, B, C=0):
+    return 0.1 + 0.3 * A + 0.1 * B + 0.2 * A * B
+
+
+def test_a_synthetic_study_recovers_its_effects_and_marks_the_null_axis_unresolved():
+    runs, sentences = study(known, {"A": [0, 1], "B": [0, 1], "C": [0, 1]})
+    effects = estimate(runs, ["A", "B", "C"], "m", sentences)
+    rows = rows_by(effects)
+    # Main effects are averaged over the other axes' levels: A = 0.3 + 0.2 * mean(B) = 0.4.
+    truth = {
+        ("main", ("A",), (1,)): 0.4,
+        ("main", ("B",), (1,)): 0.2,
+        ("interaction", ("A", "B"), (1, 1)): 0.2,
+    }
+    for key, value in truth.items():
+        row = rows[key]
+        assert row.low <= value <= row.high and row.resolved, (key, row)
+    null = rows[("main", ("C",), (1,))]
+    assert null.low <= 0 <= null.high and not null.resolved
+    assert not rows[("interaction", ("A", "C"), (1, 1))].resolved
+    assert effects.sentences and not effects.one_seed and effects.seed_sd > 0
+    assert all(r.p_holm >= r.p for r in effects.rows)
+
+
+def test_a_fractional_design_says_which_effects_it_cannot_estimate():
+    """The Multi30k study's shape: Peeky only on the reversed arms. The reversal x Peeky interaction
+    needs the forward Peeky corner, so it is not estimable; both main effects still are."""
+    runs, sentences = study(known, {"A": [0, 1], "B": [0, 1], "C": [0]}, skip=[{"A": 0, "B": 1}])
+    effects = estimate(runs, ["A", "B"], "m", sentences)
+    rows = rows_by(effects)
+    inter = rows[("interaction", ("A", "B"), (1, 1))]
+    assert inter.estimate is None and "skips a corner" in inter.why and inter.p_holm is None
+    a, b = rows[("main", ("A",), (1,))], rows[("main", ("B",), (1,))]
+    assert a.matched == 1 and a.low <= 0.3 <= a.high  # only where B is at its base
+    assert b.matched == 1 and b.low <= 0.3 <= b.high  # only where A = 1: 0.1 + 0.2
+
+
+def test_a_three_level_axis_gets_a_contrast_per_level_and_an_omnibus_test():
+    """Each study here is one fixed random draw. Over 30 draws of this one, the 95% intervals held the
+    true effects 90-93% of the time (3 seeds: a percentile bootstrap runs a little narrow), and over 40
+    draws of the flat one, the omnibus test rejected at p < 0.05 7.5% of the time, its contrasts 4.2%."""
+
+    def mean(A, T):
+        return 0.2 + 0.1 * A + {0.0: 0.0, 0.5: 0.15, 1.0: 0.3}[T]
+
+    runs, sentences = study(mean, {"A": [0, 1], "T": [0.0, 0.5, 1.0]}, seed=2)
+    effects = estimate(runs, ["A", "T"], "m", sentences)
+    rows = rows_by(effects)
+    for level, value in ((0.5, 0.15), (1.0, 0.3)):
+        row = rows[("main", ("T",), (level,))]
+        assert row.bases == (0.0,) and row.low <= value <= row.high and row.resolved
+    omnibus = next(r for r in effects.rows if r.kind == "omnibus")
+    assert omnibus.axes == ("T",) and omnibus.resolved
+    assert {r.levels for r in effects.rows if r.kind == "interaction"} == {(1, 0.5), (1, 1.0)}
+
+    flat, flat_sentences = study(lambda A, T: 0.3, {"A": [0, 1], "T": [0.0, 0.5, 1.0]}, seed=3)
+    omnibus = next(r for r in estimate(flat, ["A", "T"], "m", flat_sentences).rows if r.kind == "omnibus")
+    assert not omnibus.resolved
+
+
+def test_one_seed_per_arm_resamples_sentences_only_and_says_so(tmp_path):
+    runs, sentences = study(known, {"A": [0, 1], "B": [0, 1]}, seeds=1)
+    effects = estimate(runs, ["A", "B"], "m", sentences)
+    assert effects.one_seed and effects.seed_sd is None
+    assert all(r.seeds_needed is None for r in effects.rows)
+    row = rows_by(effects)[("main", ("A",), (1,))]
+    assert row.high - row.low > 0 and row.resolved  # the test set still has sampling variance
+
+
+def test_seeds_needed_follows_from_the_seed_sd_when_sentences_are_not_resampled():
+    """A small effect (+0.01) under seed noise (sd 0.02, 3 seeds): unresolved, and the seeds per arm
+    that 80% power needs follow from the pooled seed sd by the normal approximation."""
+    spread = [-0.02, 0.0, 0.02]
+    rows = [
+        {"A": a, "B": b, "seed": s, "run_dir": f"r{a}{b}{s}", "m": 0.5 + 0.01 * a + 0.005 * b + spread[s]}
+        for a, b, s in itertools.product([0, 1], [0, 1], range(3))
+    ]
+    effects = estimate(pd.DataFrame(rows), ["A", "B"], "m", None)
+    row = rows_by(effects)[("main", ("A",), (1,))]
+    assert not effects.sentences and not row.resolved and row.low <= 0 <= row.high
+    assert effects.seed_sd == pytest.approx(0.02)
+    z = NormalDist().inv_cdf(1 - ALPHA / 2) + NormalDist().inv_cdf(POWER)
+    # A main effect averaged over 2 pairs of cells: sum of squared coefficients 4 * (1/2)^2 = 1.
+    assert row.seeds_needed == math.ceil(0.02**2 * 1.0 / (0.01 / z) ** 2)  # 32
+
+
+def test_the_report_opens_with_findings_and_writes_the_effects_table_and_figures(tmp_path):
+    readme = build_report(RECORDS / "addition", tmp_path / "r", command="s2s report").read_text()
+    sections = [line for line in readme.splitlines() if line.startswith("## ")]
+    assert sections[0] == "## Findings"
+    findings = readme.split("## Findings\n\n")[1].split("\n\n")[0].splitlines()
+    assert findings[0].startswith("- Source order (reversed vs forward): exact match rises by ")
+    assert "95% interval" in findings[0] and "p (Holm)" in findings[0]
+    assert any("not estimable" in line for line in findings)
+    assert findings[-1].startswith("- Caveat: every arm has 1 layer, plain decoder")
+    table = pd.read_csv(tmp_path / "r" / "tables" / "effects.csv")
+    assert set(table["kind"]) == {"main", "interaction"} and table["resolved"].dtype == bool
+    assert (tmp_path / "r" / "figures" / "effects.png").is_file()
+    assert "## Effects of the scientific axes" in readme
+
+
+def test_any_recorded_metric_can_be_the_effects_metric_and_an_unknown_one_is_refused(tmp_path):
+    readme = build_report(RECORDS / "addition", tmp_path / "r", metric="test/ppl").read_text()
+    assert "perplexity" in readme.split("## Findings")[1].split("##")[0].lower()
+    assert "seed variance only" in readme
+    with pytest.raises(S2SError, match=r"--metric test/bleu: no completed run records it \(recorded: "):
+        build_report(RECORDS / "addition", tmp_path / "r2", metric="test/bleu")
