@@ -150,3 +150,14 @@ def test_any_recorded_metric_can_be_the_effects_metric_and_an_unknown_one_is_ref
     assert "seed variance only" in readme
     with pytest.raises(S2SError, match=r"--metric test/bleu: no completed run records it \(recorded: "):
         build_report(RECORDS / "addition", tmp_path / "r2", metric="test/bleu")
+
+
+def test_a_one_seed_study_report_says_its_intervals_are_test_set_sampling_only(tmp_path):
+    """The Multi30k CPU study's shape: one seed per arm. Its Findings must not read as if training
+    variance were known: the caveat says so, and no effect gets a seed count."""
+    runs = [RECORDS / "addition" / name for name in ("fwd-tf1-s0", "rev-tf1-s0", "rev-tf0.5-s0")]
+    readme = build_report(runs, tmp_path / "r").read_text()
+    findings = readme.split("## Findings\n\n")[1].split("\n\n")[0]
+    assert "one seed per arm, so the intervals reflect test-set sampling only" in findings
+    assert "seeds per arm would resolve" not in findings
+    assert "One seed per arm: the intervals reflect test-set sampling only" in readme  # the table's caption
