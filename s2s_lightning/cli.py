@@ -1,4 +1,4 @@
-"""The `s2s` command: train, evaluate, translate, sweep, report, dashboard.
+"""The `s2s` command: train, evaluate, translate, sweep, report, dashboard, reproduce.
 
 Every parser lives here; each command's work lives in its module and is imported only when that
 command runs (the handlers below), so `s2s --help` loads no library and `s2s train` never loads
@@ -63,6 +63,12 @@ def _sweep(args: argparse.Namespace) -> int:
     from .sweep.commands import COMMANDS
 
     return COMMANDS[args.sweep_command](args)
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    from .reproduce import run_reproduce
+
+    return run_reproduce(args)
 
 
 def _dashboard(args: argparse.Namespace) -> int:
@@ -255,6 +261,19 @@ def _sweep_common(p: argparse.ArgumentParser, storage: bool = True) -> None:
         p.add_argument("--runs-dir", default="runs", help="where run directories go (default: runs)")
 
 
+def _reproduce_parser(sub) -> None:
+    p = sub.add_parser(
+        "reproduce",
+        help="the commands that train a run again from its record (commit, diff, config, seed)",
+        description="Print the commands that reproduce RUN in a fresh clone: checkout of its commit, "
+        "git apply of its git.diff (a run from an edited tree), the install, and s2s train with its "
+        "config.yaml; with --run-dir NEW, run them (a temporary checkout, this Python).",
+    )
+    p.add_argument("run", type=Path, metavar="RUN", help="a run directory written by s2s train")
+    p.add_argument("--run-dir", type=Path, metavar="NEW", help="train the reproduction into NEW")
+    p.set_defaults(func=_reproduce)
+
+
 def _sweep_parsers(sub) -> None:
     p = sub.add_parser("sweep", help="run an ablation file as an Optuna study, or export it as a W&B sweep")
     actions = p.add_subparsers(dest="sweep_command", required=True, metavar="ACTION")
@@ -316,6 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
         _bench_parser,
         _report_parser,
         _sweep_parsers,
+        _reproduce_parser,
     ):
         add(sub)
     return parser

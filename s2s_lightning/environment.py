@@ -1,11 +1,12 @@
-"""Facts about the environment a run ran in, for its record: the code's git commit and whether the tree
-was edited, library versions, and peak memory."""
+"""Facts about the environment a run ran in, for its record: the code's git commit, whether the tree
+was edited and how (the diff, staged and unstaged, and the package's untracked files), the installed
+distributions, library versions, and peak memory."""
 
 from __future__ import annotations
 
 import resource
 import subprocess
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import PackageNotFoundError, distributions, version
 from pathlib import Path
 from typing import Any
 
@@ -19,26 +20,58 @@ def peak_memory_mb(device: Any) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def _git(*args: str) -> str | None:
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def _git(*args: str, cwd: Path = PACKAGE_DIR, ok: tuple[int, ...] = (0,)) -> str | None:
     """stdout of a git command run in the package's checkout; None outside one or without git."""
     try:
-        out = subprocess.run(
-            ["git", *args], capture_output=True, text=True, timeout=5, cwd=Path(__file__).resolve().parent
-        )
+        out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=30, cwd=cwd)
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout if out.returncode == 0 else None
+    return out.stdout if out.returncode in ok else None
+
+
+def git_toplevel() -> Path | None:
+    """The root of the git checkout the package runs from; None when it is not in one."""
+    top = (_git("rev-parse", "--show-toplevel") or "").strip()
+    return Path(top) if top else None
 
 
 def git_commit() -> str | None:
     return (_git("rev-parse", "HEAD") or "").strip() or None
 
 
+def untracked_files() -> list[str]:
+    """Files in the package that git does not track and does not ignore (a new module), from the root."""
+    out = _git("ls-files", "--others", "--exclude-standard", "--full-name", "--", ".")
+    return sorted(line for line in (out or "").splitlines() if line)
+
+
 def git_dirty() -> bool | None:
-    """Whether tracked files differ from the commit (None outside a git checkout): a run from an edited
-    tree is not reproducible from its commit alone."""
+    """Whether tracked files differ from the commit or the package has untracked files (None outside a
+    git checkout): a run from an edited tree is not reproducible from its commit alone."""
     status = _git("status", "--porcelain", "--untracked-files=no")
-    return None if status is None else bool(status.strip())
+    return None if status is None else bool(status.strip() or untracked_files())
+
+
+def git_diff() -> str | None:
+    """What makes the tree differ from its commit, as one patch `git apply` takes at the checkout's root:
+    staged and unstaged changes, and the package's untracked files as new files. None when clean."""
+    top = git_toplevel()
+    if top is None:
+        return None
+    parts = [_git("diff", "HEAD", "--binary", cwd=top) or ""]
+    for name in untracked_files():  # exit code 1: the files differ, as they must
+        parts.append(_git("diff", "--no-index", "--binary", "/dev/null", name, cwd=top, ok=(0, 1)) or "")
+    text = "".join(parts)
+    return text or None
+
+
+def installed_distributions() -> str:
+    """Every installed distribution as `name==version`, one per line, sorted: a pip constraints file."""
+    found = {(d.metadata["Name"] or "").lower(): d.version for d in distributions() if d.metadata["Name"]}
+    return "".join(f"{name}=={found[name]}\n" for name in sorted(found))
 
 
 def library_versions() -> dict[str, str]:

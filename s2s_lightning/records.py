@@ -7,6 +7,8 @@ here, never string literals. A run directory written by `s2s train --run-dir DIR
   history.csv       one row per validation epoch (metric names from metrics.py)
   record.json       status, final metrics, cost, environment (train.base_record)
   train.log         the trial's output when a sweep ran it
+  git.diff          a run from an edited tree: staged, unstaged and untracked package changes (s2s reproduce)
+  environment.txt   installed distributions, name==version
   test.src.txt / test.ref.txt / test.hyp.txt   line-aligned, detokenized
   test.ref.tok.txt / test.hyp.tok.txt          Moses-tokenized, cased (the paper's tokenized BLEU)
   test.scores.tsv   sentence-level scores (index, src_len, avg_freq_rank, score)
@@ -47,6 +49,8 @@ ANALYSIS_FILE = "analysis.json"
 REPRESENTATIONS_FILE = "representations.json"
 EVAL_FILE = "metrics.json"  # an evaluation record: RUN/eval/{split}_beam{K}/ or `s2s evaluate --out DIR`
 LOG_FILE = "train.log"
+GIT_DIFF_FILE = "git.diff"  # a run from an edited tree: its changes against git_commit (git apply)
+ENVIRONMENT_FILE = "environment.txt"  # the installed distributions, name==version (pip -c)
 LOCK_FILE = ".lock"  # held (flock) by the one process writing the run; the kernel drops it when that dies
 CHECKPOINT_DIR = "checkpoints"
 CHECKPOINTS = ("best", "last")
@@ -77,6 +81,8 @@ class RunRecord(TypedDict, total=False):
     versions: dict[str, str]
     git_commit: str | None
     git_dirty: bool | None
+    git_diff: str | None  # GIT_DIFF_FILE when the tree was edited (git_dirty), else None
+    untracked: list[str]  # untracked package files, in that diff as new files
     study: str | None  # the sweep's study, from S2S_STUDY
     trial_number: int | None
     wandb: dict[str, Any] | None  # the W&B run's id, project, group, mode

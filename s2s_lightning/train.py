@@ -41,7 +41,15 @@ from .config import (
     load_config,
 )
 from .data import DataBundle
-from .environment import git_commit, git_dirty, library_versions, peak_memory_mb
+from .environment import (
+    git_commit,
+    git_diff,
+    git_dirty,
+    installed_distributions,
+    library_versions,
+    peak_memory_mb,
+    untracked_files,
+)
 from .errors import S2SError
 from .evaluation import HypothesisScorer, evaluate_split
 from .model import Seq2Seq, check_precision, count_parameters, use_tf32
@@ -49,12 +57,15 @@ from .records import (
     CHECKPOINT_DIR,
     COMPLETED,
     CONFIG_FILE,
+    ENVIRONMENT_FILE,
     FAILED,
+    GIT_DIFF_FILE,
     HISTORY_FILE,
     INTERRUPTED,
     RECORD_FILE,
     RUNNING,
     RunRecord,
+    atomic_write_text,
     check_writable,
     read_history,
     read_record,
@@ -95,6 +106,8 @@ def base_record(cfg: Config, run_dir: Path, axes: Sequence[str] = ()) -> RunReco
         "versions": library_versions(),
         "git_commit": git_commit(),
         "git_dirty": git_dirty(),
+        "git_diff": None,
+        "untracked": [],
         "study": os.environ.get("S2S_STUDY"),
         "trial_number": _int_env("S2S_TRIAL_NUMBER"),
     }
@@ -353,11 +366,21 @@ def _start(run: RunContext, resume: bool) -> tuple[DataBundle, Path | None]:
         write_yaml(run_dir / CONFIG_FILE, cfg.to_dict())
         write_vocabs(run_dir, bundle.src_vocab, bundle.tgt_vocab)
         write_counts(run_dir, bundle.src_freq, bundle.tgt_freq)
+        _write_provenance(run)
         if resume and (run_dir / RECORD_FILE).is_file():
             run.record["wandb"] = read_record(run_dir).get("wandb")
             run.record["resumed_from"] = str(ckpt_path) if ckpt_path else None
         write_json(run_dir / RECORD_FILE, run.record)
     return bundle, ckpt_path
+
+
+def _write_provenance(run: RunContext) -> None:
+    """RUN/environment.txt always; RUN/git.diff (named in the record) when the tree was edited."""
+    atomic_write_text(run.run_dir / ENVIRONMENT_FILE, installed_distributions())
+    diff = git_diff() if run.record.get("git_dirty") else None
+    if diff:
+        atomic_write_text(run.run_dir / GIT_DIFF_FILE, diff)
+        run.record.update(git_diff=GIT_DIFF_FILE, untracked=untracked_files())
 
 
 def _fit_and_test(run: RunContext, bundle: DataBundle, ckpt_path: Path | None) -> tuple[list, dict]:
