@@ -24,7 +24,7 @@ PACKAGE = ROOT / "s2s_lightning"
 CORE = [
     "__init__", "errors", "metrics", "config", "records", "environment", "text", "corpus", "data",
     "model", "search", "analysis", "evaluation", "checkpoint", "resume", "system", "wandb_logging", "train",
-    "inference", "bench", "acceptance",
+    "inference", "reproduce", "bench", "acceptance",
 ]
 SWEEP = [
     "sweep", "sweep.plan", "sweep.storage", "sweep.wandb_grid", "sweep.launch", "sweep.rundir",
