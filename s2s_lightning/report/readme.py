@@ -3,6 +3,7 @@ figures, the provenance and the runs."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from .labels import axis_name, axis_value_label, metric_label, short_path
@@ -65,7 +66,7 @@ def render_readme(
             out += [f"## {heading}", "", *parts]
     if "representations" not in figures:  # the paper's Fig. 2 needs one manual step: say which
         out += _representations_hint(data)
-    out += ["## Provenance", "", *_provenance(data), ""]
+    out += ["## Provenance", "", *_provenance(data, out_dir), ""]
     if "runs" in tables:
         t = tables["runs"]
         out += ["## Runs", "", t.caption, "", t.markdown(), ""]
@@ -147,7 +148,31 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
-def _provenance(data: ReportData) -> list[str]:
+def _code_versions(done, out_dir: Path) -> list[str]:
+    """Per commit: its runs, how many came from an edited tree, and links to their diffs (`s2s reproduce`
+    rebuilds such a run's code from its commit and diff)."""
+    commits = done["git_commit"].fillna("unknown").str[:10]
+    parts, links = [], []
+    for commit in commits.drop_duplicates():
+        runs = done[commits == commit]
+        dirty = runs[runs["git_dirty"].map(lambda d: d is True)]
+        parts.append(
+            f"`{commit}` ({_runs(len(runs))}"
+            + (f", {len(dirty)} with uncommitted changes" if len(dirty) else "")
+            + ")"
+        )
+        for run in dirty.itertuples():
+            diff = Path(run.run_dir) / "git.diff"
+            if diff.is_file():
+                target = os.path.relpath(diff.resolve(), Path(out_dir).resolve())
+                links.append(f"[{short_path(str(run.run_dir))}]({target})")
+    lines = ["- Code: " + ", ".join(parts)]
+    if links:
+        lines.append("- Diffs of the runs from an edited tree (`s2s reproduce RUN`): " + ", ".join(links))
+    return lines
+
+
+def _provenance(data: ReportData, out_dir: Path) -> list[str]:
     done = data.completed if len(data.completed) else data.runs
     lines = []
     sigs = done["bleu_signature"].dropna().value_counts()
@@ -157,10 +182,7 @@ def _provenance(data: ReportData) -> list[str]:
         lines.append("- sacreBLEU signature: not recorded")
     if data.spec.exact_match:
         lines.append("- Exact match: a hypothesis scores 1 only if it equals the reference string")
-    code = done["git_commit"].fillna("unknown").str[:10].map(lambda c: f"`{c}`") + done["git_dirty"].map(
-        lambda d: " with uncommitted changes" if d is True else ""
-    )
-    lines.append("- Code: " + ", ".join(f"{c} ({_runs(n)})" for c, n in code.value_counts().items()))
+    lines += _code_versions(done, out_dir)
     versions = done["versions"].map(
         lambda v: ", ".join(f"{k} {x}" for k, x in sorted(v.items())) or "unknown"
     )

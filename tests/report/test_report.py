@@ -526,7 +526,12 @@ def test_provenance_flags_runs_from_an_edited_tree(tmp_path):
         (tmp_path / "runs" / name / "record.json").write_text(json.dumps({**record, "git_dirty": dirty}))
     text = build_report(tmp_path / "runs", tmp_path / "report", command="s2s report").read_text()
     code = next(line for line in text.splitlines() if line.startswith("- Code: "))
-    assert code.count("with uncommitted changes (1 run)") == 1 and code.count("(1 run)") == 2, code
+    assert code.count("(2 runs, 1 with uncommitted changes)") == 1, code
+    assert "Diffs of the runs from an edited tree" not in text  # these records keep no git.diff
+    (tmp_path / "runs" / "fwd-s0" / "git.diff").write_text("diff --git a/x b/x\n")
+    text = build_report(tmp_path / "runs", tmp_path / "report", command="s2s report").read_text()
+    diffs = next(line for line in text.splitlines() if line.startswith("- Diffs of the runs"))
+    assert diffs.endswith("(../runs/fwd-s0/git.diff)"), diffs
 
 
 def test_ensemble_dir_given_directly_finds_its_members():
