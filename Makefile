@@ -40,8 +40,8 @@ test-fast: setup
 # On the node: pip install --no-index --no-deps WHEELHOUSE/*.whl (tests/test_bench.py checks the list).
 NODE_PYTHON ?= 3.12
 NODE_PLATFORMS ?= manylinux_2_28_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64
-NODE_NEEDS := alembic annotated-types click cloudpickle colorlog joblib mako optuna pydantic pydantic-core \
-	sacremoses sqlalchemy typing-inspection
+NODE_NEEDS := alembic annotated-types click cloudpickle colorlog joblib mako markdown optuna pydantic \
+	pydantic-core sacremoses sqlalchemy typing-inspection
 WHEELHOUSE ?= wheelhouse
 wheelhouse:
 	python3 -m pip download -q --no-deps --only-binary=:all: --implementation cp --python-version $(NODE_PYTHON) \
