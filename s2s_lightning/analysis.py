@@ -32,7 +32,7 @@ from sacrebleu.metrics import BLEU
 from sacrebleu.significance import PairedTest
 
 from . import metrics as M
-from .records import atomic_write_text
+from .records import atomic_write_text, read_counts, read_lines, split_file
 
 SCORES_COLUMNS = ("index", "src_len", "avg_freq_rank", "score")
 BOOTSTRAP_SEED = 12345
@@ -298,3 +298,16 @@ def holm(p_values: Sequence[float]) -> list[float]:
         running = max(running, min(1.0, (m - rank) * p_values[i]))
         adjusted[i] = running
     return adjusted
+
+
+def run_word_f(run_dir: Path) -> list[dict] | None:
+    """Word F-measure by training frequency from a run's tokenized test files and training counts
+    (translation runs that recorded them); None otherwise."""
+    hyp, ref = run_dir / split_file("test", "hyp.tok"), run_dir / split_file("test", "ref.tok")
+    counts = read_counts(run_dir)
+    if counts is None or not hyp.is_file() or not ref.is_file():
+        return None
+    hyps, refs = read_lines(hyp), read_lines(ref)
+    if len(hyps) != len(refs):
+        return None
+    return word_f_by_frequency([h.split() for h in hyps], [r.split() for r in refs], counts[1])

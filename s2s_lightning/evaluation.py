@@ -93,6 +93,15 @@ class HypothesisScorer:
         refs = [self.bundle.splits[stage].tgt_text[i] for i in order]
         return score(self.bundle.task, texts, refs, prefix=stage)[0]
 
+    def samples(self, stage: str, hyps: dict[int, list[int]], n: int) -> list[list[str]]:
+        """[source, reference, hypothesis] of the first `n` sentences of split `stage` among `hyps`: the
+        same sentences at every validation, so their hypotheses show the model learning."""
+        split = self.bundle.splits[stage]
+        return [
+            [split.src_text[i], split.tgt_text[i], self.bundle.codec.detokenize(hyps[i])]
+            for i in sorted(hyps)[:n]
+        ]
+
 
 def translation_metrics(
     hyps: Sequence[str],

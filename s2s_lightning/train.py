@@ -78,7 +78,7 @@ from .records import (
 from .resume import check_resume, check_same_vocabularies, nothing_to_resume, resume_config
 from .system import DIVERGENCE_CHECK_EVERY, DivergenceError, Seq2SeqSystem
 from .text import write_vocabs
-from .wandb_logging import finish_wandb, make_wandb_logger
+from .wandb_logging import SampleTranslations, finish_wandb, make_wandb_logger
 
 
 def _now() -> str:
@@ -391,11 +391,13 @@ def _fit_and_test(run: RunContext, bundle: DataBundle, ckpt_path: Path | None) -
     eval_batch = decode_batch_size(cfg.eval, device_type)
     train_loader = bundle.loader("train", shuffle=True, device_type=device_type)
     # steps per epoch: from the trainer
-    run.system = system = Seq2SeqSystem(cfg, model, HypothesisScorer(bundle))
+    scorer = HypothesisScorer(bundle)
+    run.system = system = Seq2SeqSystem(cfg, model, scorer)
     if run.writer:  # one W&B run per training run, not per rank
         run.logger, record["wandb"] = make_wandb_logger(cfg, run.run_dir, record, record.get("wandb"))
         if run.logger is not None:
             trainer.loggers = [run.logger]
+            trainer.callbacks.append(SampleTranslations(run.logger, scorer))
         record["num_parameters"] = count_parameters(model)
         write_json(run.run_dir / RECORD_FILE, record)
     with warnings.catch_warnings():

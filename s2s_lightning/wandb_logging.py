@@ -10,10 +10,14 @@ import netrc
 import os
 from pathlib import Path
 
+import pytorch_lightning as pl
 from pytorch_lightning.loggers import WandbLogger
 
+from .analysis import run_word_f
 from .config import Config
-from .records import COMPLETED, RunRecord
+from .records import ANALYSIS_FILE, COMPLETED, RunRecord, read_json
+
+SAMPLES = 10  # validation sentences whose translations every validation logs
 
 
 def _api_key_configured() -> bool:
@@ -119,9 +123,42 @@ def _logger(mode: str, kwargs: dict) -> WandbLogger:
     return logger
 
 
+class SampleTranslations(pl.Callback):
+    """After each validation that decoded, a W&B table `val/samples` of the same few validation sentences
+    (epoch, source, reference, hypothesis): the dashboard shows the model learning."""
+
+    def __init__(self, logger: WandbLogger, scorer, n: int = SAMPLES):
+        self.logger, self.scorer, self.n = logger, scorer, n
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        hyps = pl_module.hyps.get("val") or {}
+        if trainer.sanity_checking or not trainer.is_global_zero or not hyps:
+            return
+        rows = [[pl_module.current_epoch + 1, *row] for row in self.scorer.samples("val", hyps, self.n)]
+        columns = ["epoch", "source", "reference", "hypothesis"]
+        self.logger.log_table("val/samples", columns=columns, data=rows, step=trainer.global_step)
+
+
+def log_final_tables(logger: WandbLogger, run_dir: Path) -> None:
+    """The test set's score by source length and (translation) word F-measure by training frequency, as
+    W&B tables a user can plot from (`test/by_length`, `test/word_f`)."""
+    analysis = Path(run_dir) / ANALYSIS_FILE
+    if analysis.is_file():
+        rows = read_json(analysis).get("by_length") or []
+        columns = ["min_len", "max_len", "n", "score"]
+        logger.log_table("test/by_length", columns=columns, data=[[r.get(c) for c in columns] for r in rows])
+    word_f = run_word_f(Path(run_dir))
+    if word_f:
+        columns = list(word_f[0])
+        logger.log_table("test/word_f", columns=columns, data=[[r[c] for c in columns] for r in word_f])
+
+
 def finish_wandb(logger, record: RunRecord) -> None:
-    """Write the final record into the run's summary and close it."""
+    """Write the final record and tables into the run's summary and close it."""
     import wandb  # loaded already by _start; local for the same reason
+
+    if record.get("status") == COMPLETED:
+        log_final_tables(logger, Path(record["run_dir"]))
 
     summary = dict(record.get("metrics", {}))
     for key in (

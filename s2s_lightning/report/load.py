@@ -19,7 +19,7 @@ import optuna
 import pandas as pd
 
 from .. import metrics as M
-from ..analysis import word_f_by_frequency
+from ..analysis import run_word_f
 from ..config import AXES, read_yaml
 from ..errors import S2SError
 from ..records import (
@@ -35,12 +35,9 @@ from ..records import (
     REPRESENTATIONS_FILE,
     RUNNING,
     RunRecord,
-    read_counts,
     read_history,
     read_json,
-    read_lines,
     read_record,
-    split_file,
 )
 from ..sweep.storage import open_storage
 from .arms import name_arms, undeclared_differences
@@ -195,21 +192,8 @@ def load_run_dir(run_dir: Path) -> dict:
         optional[ANALYSIS_FILE],
         optional[REPRESENTATIONS_FILE],
     )
-    row["word_f"] = _word_f(run_dir)
+    row["word_f"] = run_word_f(run_dir)
     return row
-
-
-def _word_f(run_dir: Path) -> list[dict] | None:
-    """Word F-measure by training frequency from the run's tokenized test files and training counts
-    (translation runs that recorded them)."""
-    hyp, ref = run_dir / split_file("test", "hyp.tok"), run_dir / split_file("test", "ref.tok")
-    counts = read_counts(run_dir)
-    if counts is None or not hyp.is_file() or not ref.is_file():
-        return None
-    hyps, refs = read_lines(hyp), read_lines(ref)
-    if len(hyps) != len(refs):
-        return None
-    return word_f_by_frequency([h.split() for h in hyps], [r.split() for r in refs], counts[1])
 
 
 def _is_evaluation(data: Any) -> bool:

@@ -15,7 +15,7 @@ from s2s_lightning import metrics as M
 from s2s_lightning.config import build_config
 from s2s_lightning.errors import S2SError
 from s2s_lightning.train import train
-from tests.conftest import TINY
+from tests.conftest import REPO, TINY
 
 RECORD_KEYS = {
     "status",
@@ -127,6 +127,49 @@ def test_wandb_offline_run_is_readable(tmp_path):
     summary = data.get("summary") or {}
     assert summary.get("axes") == record["axes"]  # what `s2s report --wandb` names arms by
     assert summary[M.TEST_EXACT_MATCH] == record["metrics"][M.TEST_EXACT_MATCH]
+    # Tables, offline too (synced later): the sample translations of the validation, the final by-length.
+    assert summary["val/samples"]["_type"] == "table-file" and summary["test/by_length"]["nrows"] >= 1
+    found = files[0].parent.glob("files/media/table/*/*.table.json")  # e.g. val/samples_0_<hash>.table.json
+    tables = {p.parent.name + "/" + p.name.rsplit("_", 2)[0]: p for p in found}
+    samples = json.loads(tables["val/samples"].read_text())
+    assert samples["columns"] == ["epoch", "source", "reference", "hypothesis"] and len(samples["data"]) == 10
+    assert all(row[0] == 1 and "+" in row[1] for row in samples["data"])  # epoch 1: addition questions
+    by_length = json.loads(tables["test/by_length"].read_text())
+    analysis = json.loads((tmp_path / "analysis.json").read_text())
+    assert by_length["data"] == [
+        [b["min_len"], b["max_len"], b["n"], b["score"]] for b in analysis["by_length"]
+    ]
+
+
+def test_final_wandb_tables_hold_a_translation_runs_scores_by_length_and_word_f(tmp_path):
+    import shutil
+    from collections import Counter
+
+    from s2s_lightning.analysis import run_word_f
+    from s2s_lightning.records import read_lines, write_counts
+    from s2s_lightning.wandb_logging import log_final_tables
+
+    run = tmp_path / "run"
+    shutil.copytree(REPO / "tests" / "fixtures" / "records" / "translation" / "fwd-s0", run)
+    for kind in ("hyp", "ref"):  # the tokenized files and training counts a real run writes
+        (run / f"test.{kind}.tok.txt").write_text((run / f"test.{kind}.txt").read_text())
+    words = Counter(w for line in read_lines(run / "test.ref.txt") for w in line.split())
+    write_counts(run, words, words)
+
+    class Logger:
+        tables: dict = {}
+
+        def log_table(self, key, columns, data, step=None):
+            self.tables[key] = (columns, data)
+
+    logger = Logger()
+    log_final_tables(logger, run)
+    columns, rows = logger.tables["test/by_length"]
+    analysis = json.loads((run / "analysis.json").read_text())
+    assert columns == ["min_len", "max_len", "n", "score"] and len(rows) == len(analysis["by_length"])
+    columns, rows = logger.tables["test/word_f"]
+    expected = run_word_f(run)
+    assert rows == [[r[c] for c in columns] for r in expected] and "f" in columns and len(rows) > 1
 
 
 @pytest.mark.integration
