@@ -18,7 +18,7 @@ from ..records import atomic_write_text
 from ..sweep.storage import default_storage, redact
 from .figures import build_figures
 from .findings import effects_of, effects_table, findings
-from .html import render_html
+from .html import write_page
 from .load import RunsSource, Source, StudySource, WandbSource, load
 from .readme import render_readme
 from .table import write_tables
@@ -55,7 +55,7 @@ def build_report(
     if note and cut >= 0:  # after the Findings, before everything else
         text = f"{text[:cut].rstrip()}\n\n## How the runs were made\n\n{note.strip()}\n\n{text[cut + 1 :]}"
     atomic_write_text(readme, text)
-    atomic_write_text(out_dir / "report.html", render_html(text, out_dir))
+    write_page(out_dir)
     return readme
 
 

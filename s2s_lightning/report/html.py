@@ -11,9 +11,13 @@ from __future__ import annotations
 import base64
 import html
 import re
+import sys
 from pathlib import Path
 
 import markdown
+
+from ..errors import S2SError
+from ..records import atomic_write_text
 
 MIME = {".png": "image/png", ".pdf": "application/pdf", ".csv": "text/csv", ".tex": "application/x-tex"}
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
@@ -33,6 +37,7 @@ code { font-size: .92em; } sub a { color: #57606a; }
 @media print {
   body { max-width: none; margin: 0; font-size: 10.5pt; } nav.toc { display: none; } a { color: inherit; }
   h2 { break-after: avoid; } table, img, figure { break-inside: avoid; } table { display: table; }
+  pre { white-space: pre-wrap; word-break: break-all; }
 }
 """
 
@@ -95,3 +100,20 @@ def render_html(readme: str, out_dir: Path) -> str:
         f"<title>{page_title}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n{body}\n"
         f"<script>{SCRIPT}</script>\n</body>\n</html>\n"
     )
+
+
+def write_page(out_dir: Path) -> Path:
+    """OUT/report.html from OUT/README.md and the files beside it (a report written before report.html
+    existed gets its page this way: `python -m s2s_lightning.report.html OUT`)."""
+    out_dir = Path(out_dir)
+    readme = out_dir / "README.md"
+    if not readme.is_file():
+        raise S2SError(f"{readme} not found: is {out_dir} a report folder written by s2s report?")
+    page = out_dir / "report.html"
+    atomic_write_text(page, render_html(readme.read_text(encoding="utf-8"), out_dir))
+    return page
+
+
+if __name__ == "__main__":
+    for folder in sys.argv[1:]:
+        print(f"wrote {write_page(Path(folder))}")

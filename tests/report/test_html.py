@@ -102,3 +102,17 @@ def test_the_page_renders_offline_in_chromium_to_png_and_pdf(report, tmp_path):
     assert (tmp_path / "page.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     pdf = (tmp_path / "page.pdf").read_bytes()
     assert pdf.startswith(b"%PDF") and len(pdf) > 50_000
+
+
+def test_a_report_written_before_the_page_existed_gets_one_from_its_folder(report, tmp_path):
+    """`python -m s2s_lightning.report.html OUT` (how the committed Multi30k report got its page, its runs
+    being gone): the same page from README.md and the files beside it."""
+    from s2s_lightning.errors import S2SError
+    from s2s_lightning.report.html import write_page
+
+    old = tmp_path / "old"
+    shutil.copytree(report, old)
+    (old / "report.html").unlink()
+    assert write_page(old).read_text() == (report / "report.html").read_text()
+    with pytest.raises(S2SError, match="README.md not found: is .* a report folder"):
+        write_page(tmp_path / "nothing")
