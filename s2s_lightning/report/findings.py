@@ -50,10 +50,17 @@ def label(row: Effect) -> str:
     return f"{names} ({', '.join(axis_value_label(a, v) for a, v in zip(row.axes, row.levels))})"
 
 
-def _p(p: float | None, samples: int) -> str:
+def _p(p: float | None, samples: int, floor: bool | None = None) -> str:
+    """A p-value; `≤` where the bootstrap's resolution bounds it (no resample as extreme: 1 / (R + 1),
+    and a Holm-adjusted p of such a one)."""
     if p is None:
         return DASH
-    return f"≤ {1 / (samples + 1):.4f}" if p <= 1 / (samples + 1) + 1e-12 else f"{p:.4f}"
+    at_floor = p <= 1 / (samples + 1) + 1e-12 if floor is None else floor
+    return f"≤ {p:.4f}" if at_floor else f"{p:.4f}"
+
+
+def _holm_p(row: Effect, samples: int) -> str:
+    return _p(row.p_holm, samples, floor=row.p is not None and row.p <= 1 / (samples + 1) + 1e-12)
 
 
 def effects_table(effects: Effects) -> Table:
@@ -79,7 +86,7 @@ def effects_table(effects: Effects) -> Table:
             size, interval = f"{row.estimate:+.{d}f}", f"{row.low:+.{d}f} to {row.high:+.{d}f}"
         disp.append(
             {"Effect": label(row), "Kind": row.kind, "Δ": size, "95% interval": interval}
-            | {"p": _p(row.p, effects.samples), "p (Holm)": _p(row.p_holm, effects.samples)}
+            | {"p": _p(row.p, effects.samples), "p (Holm)": _holm_p(row, effects.samples)}
             | {"Resolved": "yes" if row.resolved else "no" if row.estimate is not None else DASH}
             | {"Seeds per arm to resolve": _needed(row)}
         )
@@ -134,7 +141,7 @@ def findings(effects: Effects, data: ReportData) -> list[str]:
             verdict = "its levels differ" if row.resolved else "no difference among its levels is resolved"
             lines.append(
                 f"- {_cap(axis_name(row.axes[0]))}: {verdict} (omnibus Wald test, p (Holm) "
-                f"{_p(row.p_holm, effects.samples)})."
+                f"{_holm_p(row, effects.samples)})."
             )
         elif row.resolved:
             lines.append(f"- {_cap(label(row))}: {name} {_change(row, d)} ({_interval(row, d, effects)}).")
@@ -152,12 +159,13 @@ def _change(row: Effect, d: int) -> str:
     if row.kind == "interaction":
         a, b = (axis_value_label(x, v) for x, v in zip(row.axes, row.levels))
         b0 = axis_value_label(row.axes[1], row.bases[1])
-        return f"gains {row.estimate:+.{d}f} more from {a} with {b} than with {b0}"
+        more = "more" if row.estimate >= 0 else "less"
+        return f"gains {abs(row.estimate):.{d}f} {more} from {a} with {b} than with {b0}"
     return f"{'rises' if row.estimate > 0 else 'falls'} by {abs(row.estimate):.{d}f}"
 
 
 def _interval(row: Effect, d: int, effects: Effects) -> str:
-    return f"95% interval {row.low:+.{d}f} to {row.high:+.{d}f}, p (Holm) {_p(row.p_holm, effects.samples)}"
+    return f"95% interval {row.low:+.{d}f} to {row.high:+.{d}f}, p (Holm) {_holm_p(row, effects.samples)}"
 
 
 def _advice(row: Effect) -> str:
