@@ -182,7 +182,7 @@ def _signs(n_axes: int) -> list[int]:
     ]
 
 
-def _contrast(effects: Effects, squares: list[list[tuple]], n_axes: int, data: dict) -> Any:
+def _contrast(squares: list[list[tuple]], n_axes: int, data: dict) -> Any:
     signs = _signs(n_axes)
     per = [sum(s * data[c] for s, c in zip(signs, cells)) for cells in squares]
     return sum(per) / len(per)
@@ -214,8 +214,8 @@ def _one(effects: Effects, axes: tuple, levels: tuple, bases: tuple, sentence_on
             else "no 2x2 square of arms at these levels: the design skips a corner"
         )
         return row
-    d = float(_contrast(effects, squares, len(axes), effects.cells))
-    reps = np.asarray(_contrast(effects, squares, len(axes), effects.replicates), dtype=float)
+    d = float(_contrast(squares, len(axes), effects.cells))
+    reps = np.asarray(_contrast(squares, len(axes), effects.replicates), dtype=float)
     row.estimate, row.low, row.high = d, float(np.percentile(reps, 2.5)), float(np.percentile(reps, 97.5))
     row.p = float((np.sum(np.abs(reps - d) >= abs(d) - 1e-12) + 1) / (len(reps) + 1))
     row.replicates = reps
@@ -251,7 +251,7 @@ def _seeds_needed(effects: Effects, row: Effect, squares: list, sentence_only: d
     coef = corners / len(squares)  # sum of squared contrast coefficients: (2 or 4 cells / m) each 1/m
     v_sent = 0.0
     if sentence_only is not None:
-        v_sent = float(np.var(_contrast(effects, squares, len(row.axes), sentence_only), ddof=1))
+        v_sent = float(np.var(_contrast(squares, len(row.axes), sentence_only), ddof=1))
     z = NormalDist().inv_cdf(1 - ALPHA / 2) + NormalDist().inv_cdf(POWER)
     room = (row.estimate / z) ** 2 - v_sent
     if row.estimate == 0 or room <= 0:
