@@ -1067,10 +1067,12 @@ def test_a_refusal_every_trial_shares_stops_the_sweep(tmp_path, fake, monkeypatc
     train, executions = fake
     monkeypatch.setenv("FAKE_REFUSE", "train.accelerator=gpu: no CUDA device is visible")
     monkeypatch.setattr(coordinator, "PROGRESS_S", 0.0)
-    path, runs = ablation_file(tmp_path, seeds=[0, 1, 2]), tmp_path / "runs"
+    # Six seeds: the second arm's refusals leave the coordinator five trials' time to notice (with three,
+    # a loaded machine let the one worker finish them all first, once in four full runs).
+    path, runs = ablation_file(tmp_path, seeds=[0, 1, 2, 3, 4, 5]), tmp_path / "runs"
     with pytest.raises(S2SError, match=r"every trial is refused the same way.*no CUDA device is visible$"):
         run_sweep(SweepLaunch(path, runs_dir=runs, train_command=train, poll_s=0.05))
-    assert 2 <= len(executions()) < 6  # stopped once two arms were refused, not after all six trials
+    assert 7 <= len(executions()) < 12  # stopped once two arms were refused, not after all twelve trials
 
 
 def test_dry_run_checks_the_runs_folder_can_be_written(tmp_path):
