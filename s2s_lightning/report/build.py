@@ -50,10 +50,9 @@ def build_report(
     figures = build_figures(data, out_dir / "figures", effects)
     readme = out_dir / "README.md"
     found = findings(effects[0], data) if effects else None
-    text = render_readme(data, tables, figures, out_dir, title=title, command=command, findings=found)
-    cut = text.find("\n## ", text.find("## Findings") + 1 if found else 0)
-    if note and cut >= 0:  # after the Findings, before everything else
-        text = f"{text[:cut].rstrip()}\n\n## How the runs were made\n\n{note.strip()}\n\n{text[cut + 1 :]}"
+    text = render_readme(
+        data, tables, figures, out_dir, title=title, command=command, findings=found, note=note
+    )
     atomic_write_text(readme, text)
     write_page(out_dir)
     return readme

@@ -44,12 +44,17 @@ def render_readme(
     title: str | None,
     command: str | None,
     findings: list[str] | None = None,
+    note: str | None = None,
 ) -> str:
+    """README.md: the header, the Findings, the command, `note` (how the runs were made), then each
+    section's tables and figures, the provenance and the runs."""
     out = _header(data, out_dir, title)
     if findings:
         out += ["## Findings", "", *findings, ""]
     if command:
         out += ["This report was produced by:", "", "```sh", command, "```", ""]
+    if note:
+        out += ["## How the runs were made", "", note.strip(), ""]
     primary = data.spec.primary.split("/")[1]
     for heading, table_names, figure_names in SECTIONS:
         parts = [line for name in table_names if name in tables for line in _table_lines(name, tables[name])]
