@@ -25,7 +25,7 @@ from optuna.trial import TrialState
 
 from ..errors import S2SError
 from ..records import check_writable, pid_lock
-from .launch import SweepLaunch, parse_gpus
+from .launch import SweepLaunch, WorkerSlot
 from .plan import FULL, Plan, expand, grid_text, load_ablation
 from .rundir import ADOPTED, adoptable
 from .status import format_status, preflight, status_rows
@@ -65,9 +65,8 @@ def _waiting(main, tuning) -> bool:
     return any(s.get_trials(deepcopy=False, states=(TrialState.WAITING,)) for s in [main, *tuning.values()])
 
 
-def _spawner(launch: SweepLaunch, run_id: str):
-    """spawn(i): start worker process i (its own GPU group, an even share of the CPU threads)."""
-    slots = launch.worker_slots(run_id)
+def _spawner(launch: SweepLaunch, slots: list[WorkerSlot]):
+    """spawn(i): start worker process i in its slot (its own GPU group, an even share of the CPU threads)."""
     ctx = multiprocessing.get_context("spawn")  # no inherited storage connections or locks
 
     def spawn(i: int):
@@ -214,14 +213,15 @@ def run_sweep(launch: SweepLaunch) -> dict:
     """Run every missing trial of the ablation at its budget; returns {"started": n, "status": rows}
     where `started` counts the trials this invocation ran (0 when the study was already complete)."""
     plan = expand(load_ablation(launch.ablation), launch.budget)
-    n, _ = parse_gpus(launch.gpus, launch.workers, launch.trials_per_gpu, launch.gpus_per_trial)
+    run_id = uuid.uuid4().hex[:12]
+    slots = launch.worker_slots(run_id)  # a bad --gpus/--workers fails here, first
+    n = len(slots)
     runs_dir = Path(launch.runs_dir)
     for line in preflight(plan, fetch=True):  # missing data fail here, once, not in every trial
         print(line, flush=True)
     check_writable(runs_dir)  # like an unreachable storage, fails here, before any work
     store, label = open_storage(launch.storage, runs_dir), storage_label(launch.storage, runs_dir)
-    run_id = uuid.uuid4().hex[:12]
-    spawn = _spawner(launch, run_id)
+    spawn = _spawner(launch, slots)
 
     with coordinator_lock(runs_dir, plan.study):
         main, tuning = open_studies(store, plan, create=True, label=label, runs=runs_dir)
@@ -262,7 +262,8 @@ def join_sweep(launch: SweepLaunch) -> int:
     e.g. from another node sharing its RDB storage. They claim waiting trials until none is left; only
     the coordinator enqueues and retries. Returns how many trials they ran."""
     plan = expand(load_ablation(launch.ablation), launch.budget)
-    n, _ = parse_gpus(launch.gpus, launch.workers, launch.trials_per_gpu, launch.gpus_per_trial)
+    run_id = uuid.uuid4().hex[:12]
+    slots = launch.worker_slots(run_id)
     runs_dir = Path(launch.runs_dir)
     check_writable(runs_dir)
     store, label = open_storage(launch.storage, runs_dir), storage_label(launch.storage, runs_dir)
@@ -273,7 +274,6 @@ def join_sweep(launch: SweepLaunch) -> int:
             f"study '{plan.study}' does not exist in {label}; create it with `s2s sweep run "
             f"{launch.ablation}{budget} --storage {label}`"
         )
-    run_id = uuid.uuid4().hex[:12]
-    print(f"joining study {plan.study}; storage {label}; {n} worker(s)", flush=True)
-    _supervise(n, _spawner(launch, run_id), launch.poll_s)
+    print(f"joining study {plan.study}; storage {label}; {len(slots)} worker(s)", flush=True)
+    _supervise(len(slots), _spawner(launch, slots), launch.poll_s)
     return _ran(run_id, main, tuning)
