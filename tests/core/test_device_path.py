@@ -24,7 +24,7 @@ from s2s_lightning.data import (
 from s2s_lightning.errors import S2SError
 from s2s_lightning.model import Seq2Seq, check_precision, lstm_dtype, run_lstm, use_tf32
 from s2s_lightning.search import beam_search, greedy
-from s2s_lightning.sweep.coordinator import parse_gpus
+from s2s_lightning.sweep.launch import parse_gpus
 from s2s_lightning.system import Seq2SeqSystem, batch_nll, masked_nll
 from s2s_lightning.text import EOS_ID, PAD_ID, SOS_ID
 
