@@ -14,9 +14,10 @@ from .labels import axis_name, axis_value_label, metric_label
 
 
 def forest(all_effects: list[Effects], folder: Path) -> Plot | None:
-    """Each estimable main effect and interaction as a point with its interval; resolved ones filled."""
+    """Each estimable main effect and interaction as a point with its interval; resolved ones filled. A
+    metric whose effects have no intervals (one run per arm, no sentences to resample) gets no panel."""
     panels = [(e, [r for r in e.rows if r.estimate is not None and r.kind != "omnibus"]) for e in all_effects]
-    panels = [(e, rows) for e, rows in panels if rows]
+    panels = [(e, rows) for e, rows in panels if rows and all(r.low is not None for r in rows)]
     if not panels:
         return None
     height = max(2.6, 1.4 + 0.4 * max(len(rows) for _, rows in panels))

@@ -36,6 +36,8 @@ from ..analysis import BOOTSTRAP_SEED, SentenceScores, holm
 ALPHA = 0.05
 POWER = 0.8
 SAMPLES = 1000
+# Why an estimable effect has no interval and no p: no source of variance to measure it against.
+UNTESTABLE = "one run per arm and no per-sentence scores of this metric to resample: no interval or test"
 
 
 @dataclass
@@ -216,6 +218,9 @@ def _one(effects: Effects, axes: tuple, levels: tuple, bases: tuple, sentence_on
         return row
     d = float(_contrast(squares, len(axes), effects.cells))
     reps = np.asarray(_contrast(squares, len(axes), effects.replicates), dtype=float)
+    if np.ptp(reps) == 0:  # one run per arm, no sentences to resample: nothing to test the size against
+        row.estimate, row.why = d, UNTESTABLE
+        return row
     row.estimate, row.low, row.high = d, float(np.percentile(reps, 2.5)), float(np.percentile(reps, 97.5))
     row.p = float((np.sum(np.abs(reps - d) >= abs(d) - 1e-12) + 1) / (len(reps) + 1))
     row.replicates = reps
@@ -230,6 +235,9 @@ def _omnibus(effects: Effects, axis: str, contrasts: list[Effect]) -> Effect:
     usable = [c for c in contrasts if c.estimate is not None]
     if not usable:
         row.why = "none of its contrasts is estimable"
+        return row
+    if any(c.replicates is None for c in usable):
+        row.why = UNTESTABLE
         return row
     d = np.array([c.estimate for c in usable])
     reps = np.stack([c.replicates for c in usable], axis=1)  # [R, k]

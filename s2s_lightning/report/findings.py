@@ -2,20 +2,25 @@
 
 One sentence per resolved effect (its size, interval and Holm-adjusted p), one per unresolved effect
 with the seeds per arm that would resolve it, one per effect the design cannot estimate, and the
-caveats (axes held fixed, one seed per arm, intervals without test-set resampling).
+caveats (axes held fixed, one seed per arm, intervals without test-set resampling, runs whose validation
+perplexity was still falling when training stopped).
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
+from .. import metrics as M
 from ..analysis import sentence_scores
 from ..errors import S2SError
-from .effects import ALPHA, POWER, Effect, Effects, estimate
+from .effects import ALPHA, POWER, UNTESTABLE, Effect, Effects, estimate
 from .labels import DASH, axis_name, axis_value_label, decimals, metric_label, metric_phrase
 from .load import ReportData
 from .significance import test_files
 from .table import Table
+
+# A last epoch that lowers validation perplexity by more than this share: the run was still learning.
+STILL_FALLING = 0.01
 
 
 def effects_of(data: ReportData, metric: str) -> Effects | None:
@@ -79,7 +84,9 @@ def effects_table(effects: Effects) -> Table:
             | {"seeds_needed": row.seeds_needed, "note": row.why}
         )
         if row.estimate is None:
-            size = interval = "not estimable"
+            size = interval = "not tested" if row.why == UNTESTABLE else "not estimable"
+        elif row.p is None:
+            size, interval = f"{row.estimate:+.{d}f}", "none"
         elif row.kind == "omnibus":
             size, interval = f"Wald {row.estimate:.1f}", DASH
         else:
@@ -87,7 +94,7 @@ def effects_table(effects: Effects) -> Table:
         disp.append(
             {"Effect": label(row), "Kind": row.kind, "Δ": size, "95% interval": interval}
             | {"p": _p(row.p, effects.samples), "p (Holm)": _holm_p(row, effects.samples)}
-            | {"Resolved": "yes" if row.resolved else "no" if row.estimate is not None else DASH}
+            | {"Resolved": _resolved(row, effects)}
             | {"Seeds per arm to resolve": _needed(row)}
         )
     bold = {(i, "p (Holm)") for i, row in enumerate(effects.rows) if row.resolved}
@@ -102,8 +109,18 @@ def effects_table(effects: Effects) -> Table:
     )
 
 
+def _resolved(row: Effect, effects: Effects) -> str:
+    if row.estimate is None:
+        return DASH
+    if row.p is None:
+        return "untested"
+    if not row.resolved:
+        return "no"
+    return "yes (test set only)" if effects.one_seed else "yes"
+
+
 def _needed(row: Effect) -> str:
-    if row.resolved or row.estimate is None or row.kind == "omnibus":
+    if row.resolved or row.estimate is None or row.p is None or row.kind == "omnibus":
         return DASH
     if row.seeds_needed is not None:
         return str(row.seeds_needed)
@@ -120,7 +137,11 @@ def _method(effects: Effects) -> str:
         f"Seeds per arm to resolve: for {POWER:.0%} power at p < {ALPHA}, at the pooled seed-to-seed sd"
     )
     text += f" ({effects.seed_sd:.{decimals(effects.metric) + 1}f})." if effects.seed_sd is not None else "."
-    if effects.one_seed:
+    if effects.one_seed and not effects.sentences:
+        text += (
+            " One seed per arm and no per-sentence scores for this metric: sizes only, no intervals or tests."
+        )
+    elif effects.one_seed:
         text += " One seed per arm: the intervals reflect test-set sampling only, not training variance."
     elif not effects.sentences:
         text += (
@@ -136,7 +157,10 @@ def findings(effects: Effects, data: ReportData) -> list[str]:
     lines = []
     for row in effects.rows:
         if row.estimate is None:
-            lines.append(f"- {_cap(label(row))}: not estimable ({row.why}).")
+            what = "not tested" if row.why == UNTESTABLE else "not estimable"
+            lines.append(f"- {_cap(label(row))}: {what} ({row.why}).")
+        elif row.p is None:
+            lines.append(f"- {_cap(label(row))}: {row.estimate:+.{d}f}, untested ({row.why}).")
         elif row.kind == "omnibus":
             verdict = "its levels differ" if row.resolved else "no difference among its levels is resolved"
             lines.append(
@@ -144,7 +168,11 @@ def findings(effects: Effects, data: ReportData) -> list[str]:
                 f"{_holm_p(row, effects.samples)})."
             )
         elif row.resolved:
-            lines.append(f"- {_cap(label(row))}: {name} {_change(row, d)} ({_interval(row, d, effects)}).")
+            lines.append(
+                f"- {_cap(label(row))}: {name} {_change(row, d)} ({_interval(row, d, effects)})"
+                + ("; resolved against test-set sampling only (one run per arm)" if effects.one_seed else "")
+                + "."
+            )
         else:
             size = f"{row.estimate:+.{d}f} ({_interval(row, d, effects)})"
             lines.append(f"- {_cap(label(row))}: {size}: unresolved; {_advice(row)}.")
@@ -183,7 +211,12 @@ def _caveats(effects: Effects, data: ReportData) -> list[str]:
     if fixed:
         values = ", ".join(axis_value_label(a, data.arm_axes[data.arms[0]][a], long=True) for a in fixed)
         out.append(f"- Caveat: every arm has {values}; the effects above hold at that setting only.")
-    if effects.one_seed:
+    if effects.one_seed and not effects.sentences:
+        out.append(
+            f"- Caveat: one seed per arm and no per-sentence scores for {metric_label(effects.metric)}, so "
+            "the effects above are sizes without intervals or tests."
+        )
+    elif effects.one_seed:
         out.append(
             "- Caveat: one seed per arm, so the intervals reflect test-set sampling only, not training "
             "variance; no seed count can be sized from these runs."
@@ -193,4 +226,30 @@ def _caveats(effects: Effects, data: ReportData) -> list[str]:
             "- Caveat: the test sentences were not resampled (no per-sentence scores for "
             f"{metric_label(effects.metric)}), so the intervals reflect seed variance only."
         )
-    return out
+    return out + _still_learning(data)
+
+
+def _still_learning(data: ReportData) -> list[str]:
+    """A caveat when completed runs' validation perplexity still fell by more than STILL_FALLING in
+    their last epoch: their effects are measured before convergence, at this training budget."""
+    drops, arms, curves = [], set(), 0
+    for _, run in data.completed.iterrows():
+        history = run.get("history")
+        if not isinstance(history, pd.DataFrame) or M.VAL_PPL not in history or "epoch" not in history:
+            continue
+        ppl = history.dropna(subset=[M.VAL_PPL]).groupby("epoch")[M.VAL_PPL].last()
+        if len(ppl) < 2:
+            continue
+        curves += 1
+        drop = 1 - ppl.iloc[-1] / ppl.iloc[-2]
+        if drop > STILL_FALLING and ppl.iloc[-1] <= ppl.min():
+            drops.append(drop)
+            arms.add(run["arm"])
+    if not drops:
+        return []
+    span = f"{min(drops):.1%}" if len(drops) == 1 else f"{min(drops):.1%} to {max(drops):.1%}"
+    return [
+        f"- Caveat: validation perplexity was still falling when training stopped in {len(drops)} of "
+        f"{curves} runs ({len(arms)} of {data.completed['arm'].nunique()} arms; by {span} in the last "
+        "epoch), so the effects above are those of this training budget; more epochs may change them."
+    ]

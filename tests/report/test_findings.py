@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import shutil
 from pathlib import Path
 from statistics import NormalDist
 
@@ -15,7 +16,8 @@ import pytest
 from s2s_lightning.analysis import SentenceScores
 from s2s_lightning.errors import S2SError
 from s2s_lightning.report.build import build_report
-from s2s_lightning.report.effects import ALPHA, POWER, estimate
+from s2s_lightning.report.effect_figures import forest
+from s2s_lightning.report.effects import ALPHA, POWER, UNTESTABLE, estimate
 
 RECORDS = Path(__file__).parents[1] / "fixtures" / "records"
 N_SENTENCES = 3000
@@ -137,7 +139,8 @@ def test_the_report_opens_with_findings_and_writes_the_effects_table_and_figures
     assert findings[0].startswith("- Source order (reversed vs forward): exact match rises by ")
     assert "95% interval" in findings[0] and "p (Holm)" in findings[0]
     assert any("not estimable" in line for line in findings)
-    assert findings[-1].startswith("- Caveat: every arm has 1 layer, plain decoder")
+    assert findings[-2].startswith("- Caveat: every arm has 1 layer, plain decoder")
+    assert findings[-1].startswith("- Caveat: validation perplexity was still falling when training stopped")
     table = pd.read_csv(tmp_path / "r" / "tables" / "effects.csv")
     assert set(table["kind"]) == {"main", "interaction"} and table["resolved"].dtype == bool
     assert (tmp_path / "r" / "figures" / "effects.png").is_file()
@@ -160,4 +163,53 @@ def test_a_one_seed_study_report_says_its_intervals_are_test_set_sampling_only(t
     findings = readme.split("## Findings\n\n")[1].split("\n\n")[0]
     assert "one seed per arm, so the intervals reflect test-set sampling only" in findings
     assert "seeds per arm would resolve" not in findings
+    resolved = [line for line in findings.splitlines() if "p (Holm) ≤" in line]
+    assert resolved and all(
+        line.endswith("; resolved against test-set sampling only (one run per arm).") for line in resolved
+    )
+    assert "| yes (test set only) |" in readme  # the effects table's Resolved column
     assert "One seed per arm: the intervals reflect test-set sampling only" in readme  # the table's caption
+
+
+def _set_last_val_ppl(history: Path, ratio: float) -> None:
+    """The run's last validation perplexity becomes `ratio` times the one before it."""
+    h = pd.read_csv(history)
+    h.loc[h.index[-1], "val/ppl"] = h["val/ppl"].iloc[-2] * ratio
+    h.to_csv(history, index=False)
+
+
+def test_runs_still_learning_when_training_stopped_get_a_caveat_and_converged_ones_do_not(tmp_path):
+    """Every fixture run's validation perplexity falls 5-18% in its last epoch. Three runs (one arm)
+    made to converge (a 0.5% step) drop out of the caveat's count; with every run converged it goes."""
+    records = tmp_path / "records"
+    shutil.copytree(RECORDS / "addition", records)
+    for name in ("rev-tf0.5-s0", "rev-tf0.5-s1", "rev-tf0.5-s2"):
+        _set_last_val_ppl(records / name / "history.csv", 0.995)
+    readme = build_report(records, tmp_path / "r").read_text()
+    findings = readme.split("## Findings\n\n")[1].split("\n\n")[0].splitlines()
+    assert findings[-1] == (
+        "- Caveat: validation perplexity was still falling when training stopped in 6 of 9 runs (2 of 3 "
+        "arms; by 5.2% to 17.7% in the last epoch), so the effects above are those of this training "
+        "budget; more epochs may change them."
+    )
+    for history in records.glob("*/history.csv"):
+        _set_last_val_ppl(history, 0.995 if "tf0.5" in history.parent.name else 1.02)  # flat, or worse
+    readme = build_report(records, tmp_path / "r2").read_text()
+    assert "still falling" not in readme
+
+
+def test_one_seed_without_sentence_scores_gives_sizes_untested_not_resolved(tmp_path):
+    """One run per arm and a metric with no per-sentence scores (perplexity): every bootstrap replicate
+    equals the estimate, so no interval or p exists; such effects must not read (or plot) as resolved."""
+    runs, _ = study(known, {"A": [0, 1], "B": [0, 1]}, seeds=1, sentences=False)
+    effects = estimate(runs, ["A", "B"], "m", None)
+    row = rows_by(effects)[("main", ("A",), (1,))]
+    assert row.estimate == pytest.approx(runs.query("A == 1")["m"].mean() - runs.query("A == 0")["m"].mean())
+    assert (row.low, row.high, row.p, row.p_holm) == (None, None, None, None) and not row.resolved
+    assert row.why == UNTESTABLE and forest([effects], tmp_path) is None
+    one_seed = [RECORDS / "addition" / name for name in ("fwd-tf1-s0", "rev-tf1-s0", "rev-tf0.5-s0")]
+    readme = build_report(one_seed, tmp_path / "r", metric="test/ppl").read_text()
+    findings = readme.split("## Findings\n\n")[1].split("\n\n")[0]
+    assert f", untested ({UNTESTABLE})." in findings and "p (Holm)" not in findings
+    assert "sizes without intervals or tests" in findings
+    assert "| untested |" in readme and "| yes" not in readme.split("## Effects")[1].split("##")[0]
