@@ -35,7 +35,7 @@ from .design import (
 from .effect_figures import forest, interactions
 from .effects import Effects
 from .labels import metric_label, metric_phrase
-from .load import ReportData, word_f_rows
+from .load import ReportData, val_history, word_f_rows
 
 TF_AXIS = "train.teacher_forcing_ratio"
 _ANALYSIS_METRIC = {"bleu": "BLEU", "exact_match": "exact match"}  # analysis.json "metric"
@@ -73,16 +73,9 @@ def val_curves(data: ReportData, folder: Path) -> Plot | None:
     """Validation perplexity and task metric per epoch, laid out by the design: a row per metric, a column
     per value of the third varying axis, colour for the first, line style for the second."""
     task_metric = data.spec.curve
-    frames = []
-    for run in data.completed.itertuples():
-        h = run.history
-        if isinstance(h, pd.DataFrame) and "epoch" in h and M.VAL_PPL in h:
-            frames.append(
-                h[[c for c in ("epoch", M.VAL_PPL, task_metric) if c in h]].assign(arm=str(run.arm))
-            )
-    if not frames:
+    df = val_history(data, (task_metric,))
+    if df is None:
         return None
-    df = pd.concat(frames, ignore_index=True)
     df["epoch"] = df["epoch"] + 1  # history counts from 0; logs and readers count epochs from 1
     design = Design.of(data, present(data, df))
     for role in design.roles:

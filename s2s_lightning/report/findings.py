@@ -15,7 +15,7 @@ from ..analysis import sentence_scores
 from ..errors import S2SError
 from .effects import ALPHA, POWER, UNTESTABLE, Effect, Effects, estimate
 from .labels import DASH, axis_name, axis_value_label, decimals, metric_label, metric_phrase
-from .load import ReportData
+from .load import ReportData, val_history
 from .significance import test_files
 from .table import Table
 
@@ -232,19 +232,19 @@ def _caveats(effects: Effects, data: ReportData) -> list[str]:
 def _still_learning(data: ReportData) -> list[str]:
     """A caveat when completed runs' validation perplexity still fell by more than STILL_FALLING in
     their last epoch: their effects are measured before convergence, at this training budget."""
+    history = val_history(data)
+    if history is None:
+        return []
     drops, arms, curves = [], set(), 0
-    for _, run in data.completed.iterrows():
-        history = run.get("history")
-        if not isinstance(history, pd.DataFrame) or M.VAL_PPL not in history or "epoch" not in history:
-            continue
-        ppl = history.dropna(subset=[M.VAL_PPL]).groupby("epoch")[M.VAL_PPL].last()
+    for (_, arm), h in history.dropna(subset=[M.VAL_PPL]).groupby(["run_dir", "arm"], sort=False):
+        ppl = h.groupby("epoch")[M.VAL_PPL].last()
         if len(ppl) < 2:
             continue
         curves += 1
         drop = 1 - ppl.iloc[-1] / ppl.iloc[-2]
         if drop > STILL_FALLING and ppl.iloc[-1] <= ppl.min():
             drops.append(drop)
-            arms.add(run["arm"])
+            arms.add(arm)
     if not drops:
         return []
     span = f"{min(drops):.1%}" if len(drops) == 1 else f"{min(drops):.1%} to {max(drops):.1%}"

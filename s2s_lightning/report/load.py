@@ -438,3 +438,14 @@ def word_f_rows(data: ReportData) -> pd.DataFrame:
         for b in (run.word_f if isinstance(getattr(run, "word_f", None), list) else [])
     ]
     return pd.DataFrame(rows)
+
+
+def val_history(data: ReportData, extra: tuple[str, ...] = ()) -> pd.DataFrame | None:
+    """One row per completed run and epoch of its validation perplexity (and the `extra` columns it
+    recorded), with `arm` and `run_dir`; None when no run has a validation curve."""
+    frames = [
+        h[[c for c in ("epoch", M.VAL_PPL, *extra) if c in h]].assign(arm=str(run.arm), run_dir=run.run_dir)
+        for run in data.completed.itertuples()
+        if isinstance(h := run.history, pd.DataFrame) and "epoch" in h and M.VAL_PPL in h
+    ]
+    return pd.concat(frames, ignore_index=True) if frames else None
