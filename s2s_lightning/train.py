@@ -54,7 +54,6 @@ from .errors import S2SError
 from .evaluation import HypothesisScorer, evaluate_split
 from .model import Seq2Seq, check_precision, count_parameters, use_tf32
 from .records import (
-    CHECKPOINT_DIR,
     COMPLETED,
     CONFIG_FILE,
     ENVIRONMENT_FILE,
@@ -75,7 +74,17 @@ from .records import (
     write_json,
     write_yaml,
 )
-from .resume import check_resume, check_same_vocabularies, nothing_to_resume, resume_config
+from .resume import (
+    AtomicCheckpointIO,
+    DiskFull,
+    RandomState,
+    check_resume,
+    check_same_vocabularies,
+    checkpoint_callbacks,
+    checkpoint_epochs,
+    nothing_to_resume,
+    resume_config,
+)
 from .system import DIVERGENCE_CHECK_EVERY, DivergenceError, Seq2SeqSystem
 from .text import write_vocabs
 from .wandb_logging import SampleTranslations, finish_wandb, make_wandb_logger
@@ -151,6 +160,9 @@ def epoch_line(row: dict, max_epochs: int) -> str:
 # Quiet by default: Lightning's device lines and product tips, once per run, say nothing about the run.
 for _name in ("pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.rank_zero"):
     logging.getLogger(_name).setLevel(logging.WARNING)
+# A logging handler that cannot write (W&B's debug log on a full disk) prints a traceback per message;
+# the run's own failure is said once, in its record and on stderr.
+logging.raiseExceptions = False
 # Warnings every run printed that say nothing about it: data loader workers (batches are built in the
 # main process on purpose), a deprecation inside Lightning, and the checkpoint folder a resume reuses.
 QUIET_WARNINGS = (
@@ -203,7 +215,8 @@ def make_trainer(cfg: Config, run_dir: Path, callbacks: list) -> pl.Trainer:
     t = cfg.train
     # Inside a SLURM job Lightning would take its ranks from SLURM_NTASKS and expect srun to start each
     # one: a trial with train.devices=K then hangs or trains on one rank. Runs start their own ranks.
-    plugins = [LightningEnvironment()] if SLURMEnvironment.detect() else None
+    plugins: list = [LightningEnvironment()] if SLURMEnvironment.detect() else []
+    plugins.append(AtomicCheckpointIO())  # no truncated checkpoint under its real name, ever
     try:
         trainer = pl.Trainer(
             default_root_dir=run_dir,
@@ -267,16 +280,8 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, axes: Sequence
     check_axes(cfg, axes)
     torch.set_num_threads(cpu_threads(cfg.train.threads))
     history: list[dict] = []
-    checkpoint = ModelCheckpoint(
-        dirpath=run_dir / CHECKPOINT_DIR,
-        filename="best",
-        monitor=M.VAL_PPL,
-        mode="min",
-        save_top_k=1,
-        save_last=True,
-        enable_version_counter=False,
-    )
-    callbacks = [checkpoint, HistoryWriter(run_dir / HISTORY_FILE, history)]
+    checkpoint, random_state, saving = checkpoint_callbacks(run_dir)
+    callbacks = [HistoryWriter(run_dir / HISTORY_FILE, history), *saving]
     if cfg.train.early_stopping_patience:
         callbacks.append(EarlyStopping(M.VAL_PPL, patience=cfg.train.early_stopping_patience, mode="min"))
     trainer = make_trainer(cfg, run_dir, callbacks)
@@ -284,13 +289,18 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, axes: Sequence
         # A DDP rank that Lightning started by running this command again: rank 0 holds the run directory
         # (its lock, its record); this process only joins the training.
         with _signals_interrupt() as received:
-            run = RunContext(cfg, run_dir, axes, trainer, checkpoint, history, received, writer=False)
+            run = RunContext(
+                cfg, run_dir, axes, trainer, checkpoint, history, received, False, random_state=random_state
+            )
             return _train(run, resume)
     new_dir = not run_dir.exists()
     check_writable(run_dir)
     try:
         with run_lock(run_dir), _signals_interrupt() as received:
-            return _train(RunContext(cfg, run_dir, axes, trainer, checkpoint, history, received), resume)
+            run = RunContext(
+                cfg, run_dir, axes, trainer, checkpoint, history, received, random_state=random_state
+            )
+            return _train(run, resume)
     except S2SError:
         if new_dir and not (run_dir / RECORD_FILE).exists():
             shutil.rmtree(run_dir, ignore_errors=True)  # refused before it started: leave nothing behind
@@ -319,6 +329,7 @@ class RunContext:
     start: float = field(default_factory=time.perf_counter)
     logger: Any = None  # the W&B logger, when there is one
     system: Seq2SeqSystem | None = None
+    random_state: RandomState = field(default_factory=RandomState)  # the trainer's, to restore on resume
 
 
 def _train(run: RunContext, resume: bool) -> RunRecord:
@@ -332,7 +343,7 @@ def _train(run: RunContext, resume: bool) -> RunRecord:
             name = signal.Signals(run.received[0]).name
             _finish(run, INTERRUPTED, f"interrupted by {name}")
             raise RunInterrupted(run.run_dir, run.received[0]) from None
-        if isinstance(exc, DivergenceError):
+        if isinstance(exc, (DivergenceError, DiskFull)):  # the run's own failure, said in one line
             return _finish(run, FAILED, str(exc))
         if isinstance(exc, SystemExit):
             why = f"exited with code {exc.code}"
@@ -360,7 +371,9 @@ def _start(run: RunContext, resume: bool) -> tuple[DataBundle, Path | None]:
     bundle = DataBundle(cfg)  # data errors surface before anything is written
     if ckpt_path is not None:
         check_same_vocabularies(bundle, run_dir)
-        run.history[:] = read_history(run_dir / HISTORY_FILE)
+        # Rows of epochs after the checkpoint (written before a kill could save it) are trained again.
+        done = checkpoint_epochs(ckpt_path)
+        run.history[:] = [r for r in read_history(run_dir / HISTORY_FILE) if r["epoch"] < done]
     run.record = base_record(cfg, run_dir, run.axes)
     if run.writer:
         write_yaml(run_dir / CONFIG_FILE, cfg.to_dict())
@@ -390,6 +403,7 @@ def _fit_and_test(run: RunContext, bundle: DataBundle, ckpt_path: Path | None) -
     device_type = trainer.strategy.root_device.type
     eval_batch = decode_batch_size(cfg.eval, device_type)
     train_loader = bundle.loader("train", shuffle=True, device_type=device_type)
+    run.random_state.sampler = train_loader.batch_sampler
     # steps per epoch: from the trainer
     scorer = HypothesisScorer(bundle)
     run.system = system = Seq2SeqSystem(cfg, model, scorer)

@@ -14,6 +14,8 @@ import optuna
 import pytest
 import yaml
 
+from s2s_lightning import metrics as M
+from s2s_lightning.records import read_history
 from s2s_lightning.sweep.storage import open_storage
 
 SECRET = "hunter2-SECRET-0042"
@@ -98,11 +100,39 @@ def test_kill_9_midway_then_rerun_completes_each_point_once(tmp_path):
     assert record["wandb"]["mode"] == "offline" and list(interrupted.glob("wandb/offline-run-*/run-*.wandb"))
     epochs = [line.split(",")[0] for line in (interrupted / "history.csv").read_text().splitlines()[1:]]
     assert epochs == ["0", "1", "2", "3"]
+    # The resumed run is the run it continues: an uninterrupted twin (same config, same threads) computes
+    # the same history and test metrics.
+    twin = tmp_path / "twin"
+    threads = f"train.threads={record['numerics']['threads']}"
+    args = [
+        "train",
+        "--config",
+        interrupted / "config.yaml",
+        "--run-dir",
+        twin,
+        threads,
+        "tracking.wandb=disabled",
+    ]
+    out = subprocess.run(
+        [sys.executable, "-m", "s2s_lightning", *map(str, args)], capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert _computed(twin) == _computed(interrupted)
 
     third = sweep("run", path, "--runs-dir", tmp_path / "runs", "--workers", "1", cwd=tmp_path)
     out = third.communicate(timeout=120)[0]
     assert third.returncode == 0 and "started" not in out  # nothing left to do
     assert len([t for t in trials(tmp_path) if t.state == optuna.trial.TrialState.COMPLETE]) == 2
+
+
+def _computed(run_dir: Path) -> tuple[list[dict], dict]:
+    """A run's history without its timings, and its test metrics."""
+    timing = {M.EPOCH_S, M.TRAIN_TOKENS_PER_S, M.VAL_DECODE_SHARE}
+    history = [
+        {k: v for k, v in row.items() if k not in timing} for row in read_history(run_dir / "history.csv")
+    ]
+    metrics = json.loads((run_dir / "record.json").read_text())["metrics"]
+    return history, {k: v for k, v in metrics.items() if k.startswith("test/")}
 
 
 def _train_pids(run_dir: Path) -> list[int]:
