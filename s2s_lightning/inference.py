@@ -9,6 +9,7 @@ may differ. Raw text is encoded and decoded by the run's `TextCodec` (text.py), 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import sys
 import time
@@ -36,6 +37,7 @@ from .records import (
     eval_dir,
     lock_holder,
     read_counts,
+    read_json,
     read_lines,
     split_file,
     write_counts,
@@ -175,16 +177,16 @@ def evaluate_runs(
     `data_dir`), such as Multi30k's test_2017_flickr; or line-aligned `source` and `reference` files,
     named `split`. Sentences are read with the runs' own vocabulary and tokenization, and the outputs
     go to RUN/eval/{split}_beam{K}/. Metrics of any held-out set are named test/..."""
-    if len(run_dirs) > 1 and out_dir is None:
-        raise S2SError(f"evaluating an ensemble of {len(run_dirs)} runs needs --out DIR")
-    if (source is None) != (reference is None):
-        raise S2SError("--src and --ref go together: a source file and its line-aligned reference file")
-    own = split in OWN_SPLITS and source is None and data_dir is None
+    own = _check_test_set(run_dirs, out_dir, split, (source, reference, data_dir))
     dev = parse_device(device)
     ens = load_ensemble(run_dirs, checkpoint, dev, as_is)
     eval_cfg = _eval_config(ens.cfg, beam, batch_size)
-    out = Path(out_dir) if out_dir is not None else eval_dir(run_dirs[0], split, eval_cfg.beam_size)
+    out = (
+        Path(out_dir) if out_dir is not None else eval_dir(run_dirs[0], split, eval_cfg.beam_size, checkpoint)
+    )
     bundle = _test_bundle(ens, run_dirs, split, own, (source, reference, data_dir))
+    inputs = _inputs(run_dirs, split, checkpoint, eval_cfg.beam_size, (source, reference, data_dir))
+    check_same_inputs(out, inputs)
     new_dir = not out.exists()
     check_writable(out)
     label = f"{split}, beam {eval_cfg.beam_size}" + (f", {len(run_dirs)} runs" if len(run_dirs) > 1 else "")
@@ -213,8 +215,76 @@ def evaluate_runs(
     }
     if source is not None:
         record["files"] = {"source": str(source), "reference": str(reference)}
+    record["inputs"] = inputs
     write_json(out / EVAL_FILE, record)
     return record, out
+
+
+def _check_test_set(run_dirs: Sequence, out_dir, split: str, files: tuple) -> bool:
+    """Refuse what cannot be evaluated as given; returns whether `split` is the runs' own."""
+    source, reference, data_dir = files
+    if len(run_dirs) > 1 and out_dir is None:
+        raise S2SError(f"evaluating an ensemble of {len(run_dirs)} runs needs --out DIR")
+    if (source is None) != (reference is None):
+        raise S2SError("--src and --ref go together: a source file and its line-aligned reference file")
+    own = split in OWN_SPLITS and source is None and data_dir is None
+    if split in OWN_SPLITS and not own:
+        raise S2SError(
+            f"--split {split} names the run's own {split} set; give the outside sentences a name of "
+            f"their own (e.g. --split news), so their scores are never read as the run's {split} scores"
+        )
+    return own
+
+
+def _inputs(run_dirs: Sequence[str | Path], split: str, checkpoint: str, beam: int, files: tuple) -> dict:
+    """What an evaluation scored: its runs, split, checkpoint, beam and outside data (files by content)."""
+    source, reference, data_dir = files
+    out = {
+        "members": [str(Path(d).resolve()) for d in run_dirs],
+        "split": split,
+        "checkpoint": checkpoint,
+        "beam_size": beam,
+    }
+    if source is not None:
+        out["files_sha256"] = [_sha256(source), _sha256(reference)]
+    if data_dir is not None:
+        out["data_dir"] = str(Path(data_dir).resolve())
+    return out
+
+
+def _sha256(path: str | Path) -> str:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError as exc:
+        raise S2SError(f"cannot read {path} ({exc.strerror or exc})") from None
+
+
+def check_same_inputs(out: Path, inputs: dict) -> None:
+    """Refuse to replace an evaluation in `out` that scored other inputs (another checkpoint, other
+    files, other runs); the same inputs scored again replace it."""
+    path = Path(out) / EVAL_FILE
+    if not path.is_file():
+        return
+    old = read_json(path)
+    before = old.get("inputs") or {  # written before evaluations recorded their inputs
+        "split": old.get("split", "test"),
+        "checkpoint": old.get("checkpoint", "best"),
+        "beam_size": old.get("beam_size"),
+    }
+    differs = [k for k in inputs if k in before and before[k] != inputs[k]]
+    differs += [k for k in ("files_sha256", "data_dir") if (k in before) != (k in inputs)]
+    if "files" in old and "files_sha256" not in inputs and "files_sha256" not in differs:
+        differs.append("files_sha256")
+    if differs:
+        what = {
+            "files_sha256": "pair of test files",
+            "data_dir": "data folder",
+            "members": "set of runs",
+        }.get(differs[0], differs[0].replace("_", " "))
+        raise S2SError(
+            f"{out} holds an evaluation of another {what}; it is kept: pass --out DIR (or another "
+            "--split name) for this one"
+        )
 
 
 def _test_bundle(ens, run_dirs: Sequence[str | Path], split: str, own: bool, files: tuple) -> DataBundle:

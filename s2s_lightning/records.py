@@ -13,7 +13,7 @@ here, never string literals. A run directory written by `s2s train --run-dir DIR
   test.ref.tok.txt / test.hyp.tok.txt          Moses-tokenized, cased (the paper's tokenized BLEU)
   test.scores.tsv   sentence-level scores (index, src_len, avg_freq_rank, score)
   analysis.json     BLEU/exact match by length and frequency bucket, bootstrap interval (analysis.py)
-  eval/{split}_beam{K}/   later `s2s evaluate` results (metrics.json + the same files)
+  eval/{split}_beam{K}[_last]/   later `s2s evaluate` results (metrics.json + the same files)
   representations.json    encoder summaries of phrases (`s2s evaluate --represent`)
   checkpoints/      best.ckpt, last.ckpt
 Every file is written to a temporary file and renamed, so no reader ever sees half a record.
@@ -109,9 +109,11 @@ def scores_file(split: str) -> str:
     return f"{split}.scores.tsv"
 
 
-def eval_dir(run_dir: Path, split: str, beam_size: int) -> Path:
-    """Where `s2s evaluate RUN --beam K` writes by default."""
-    return Path(run_dir) / EVAL_DIR / f"{split}_beam{beam_size}"
+def eval_dir(run_dir: Path, split: str, beam_size: int, checkpoint: str = "best") -> Path:
+    """Where `s2s evaluate RUN --beam K` writes by default: named by what it scored, the split (or the
+    name given to outside files), the beam and, when not the best, the checkpoint (`test_beam12_last`)."""
+    suffix = "" if checkpoint == "best" else f"_{checkpoint}"
+    return Path(run_dir) / EVAL_DIR / f"{split}_beam{beam_size}{suffix}"
 
 
 def current_umask() -> int:

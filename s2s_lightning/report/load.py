@@ -267,6 +267,12 @@ def eval_rows(eval_dirs: list[Path], runs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for eval_dir in eval_dirs:
         data = read_json(eval_dir / EVAL_FILE)
+        if data.get("checkpoint", "best") != "best":
+            continue  # a report's rows are the runs' best checkpoints; `--checkpoint last` is a look aside
+        split = data.get("split", "test")
+        if data.get("files") and split in ("train", "val", "test"):
+            # outside files scored under an own split's name (refused since): a test set of their own
+            split = Path(data["files"]["source"]).name
         members = [str(m) for m in data.get("members") or []]
         in_run = eval_dir.parent.name == EVAL_DIR and (eval_dir.parent.parent / RECORD_FILE).is_file()
         matched = (
@@ -276,7 +282,7 @@ def eval_rows(eval_dirs: list[Path], runs: pd.DataFrame) -> pd.DataFrame:
         )
         row = {
             "eval_dir": str(eval_dir),
-            "split": data.get("split", "test"),
+            "split": split,
             "beam_size": data.get("beam_size"),
             "members": members,
             "n_members": max(len(members), 1),

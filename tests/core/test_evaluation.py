@@ -484,3 +484,63 @@ def test_an_interrupted_evaluation_leaves_no_empty_folder(addition_run, monkeypa
     with pytest.raises(KeyboardInterrupt):
         inference.evaluate_runs([addition_run], "val", beam=3)
     assert not (addition_run / "eval" / "val_beam3").exists()
+
+
+def test_evaluations_are_named_by_what_they_scored_and_never_replace_another(addition_run, tmp_path, capsys):
+    """`--split test --src/--ref` wrote the outside set's score into RUN/eval/test_beamK, which the report
+    then showed as the run's test score; `--checkpoint last` and `best` shared one folder."""
+    run = tmp_path / "run"
+    shutil.copytree(addition_run, run, ignore=shutil.ignore_patterns("eval"))
+
+    def evaluate(*args):
+        return s2s(["evaluate", str(run), "--beam", "1", *args])
+
+    (tmp_path / "a.txt").write_text("1+1\n2+2\n")
+    (tmp_path / "b.txt").write_text("2\n4\n")
+    (tmp_path / "c.txt").write_text("2\n5\n")
+    outside = ["--src", str(tmp_path / "a.txt"), "--ref", str(tmp_path / "b.txt")]
+    assert evaluate("--split", "test", *outside) == 2
+    assert "--split test names the run's own test set" in capsys.readouterr().err
+    assert not (run / "eval" / "test_beam1").exists()
+
+    assert evaluate("--checkpoint", "last") == 0
+    assert evaluate() == 0
+    last = read_json(run / "eval" / "test_beam1_last" / "metrics.json")
+    best = read_json(run / "eval" / "test_beam1" / "metrics.json")
+    assert last["checkpoint"] == "last" and best["checkpoint"] == "best"
+
+    assert evaluate("--split", "sums", *outside) == 0
+    capsys.readouterr()
+    other = ["--src", str(tmp_path / "a.txt"), "--ref", str(tmp_path / "c.txt")]  # other references
+    before = (run / "eval" / "sums_beam1" / "metrics.json").read_text()
+    assert evaluate("--split", "sums", *other) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds an evaluation of another pair of test files; it is kept" in err[0]
+    assert (run / "eval" / "sums_beam1" / "metrics.json").read_text() == before
+    assert evaluate("--split", "sums", *outside) == 0  # the same again: fine
+    evaluated = "--out", str(run / "eval" / "sums_beam1")
+    assert evaluate("--checkpoint", "last", *evaluated, "--split", "sums", *outside) == 2
+    assert "another checkpoint" in capsys.readouterr().err
+
+
+def test_the_report_reads_only_the_evaluations_that_belong_to_its_rows(tmp_path):
+    """An outside set scored as `test` (before it was refused) and a `--checkpoint last` evaluation are not
+    the run's test score at that beam."""
+    from s2s_lightning.report.load import eval_rows
+
+    def evaluation(name, **extra):
+        folder = tmp_path / name
+        folder.mkdir()
+        record = {"split": "test", "beam_size": 12, "members": ["r"], "metrics": {"test/bleu": 1.0}, **extra}
+        (folder / "metrics.json").write_text(json.dumps(record))
+        return folder
+
+    folders = [
+        evaluation("own"),
+        evaluation("outside", files={"source": "/x/news.de", "reference": "/x/news.en"}),
+        evaluation("last", checkpoint="last"),
+    ]
+    import pandas as pd
+
+    rows = eval_rows(folders, pd.DataFrame({"run_dir": ["r"]}))
+    assert list(rows["split"]) == ["test", "news.de"]
