@@ -312,6 +312,15 @@ def _sweep_parsers(sub) -> None:
     s = actions.add_parser("status", help="arms x seeds: done / running / failed, with objective values")
     _sweep_common(s)
 
+    f = actions.add_parser(
+        "repair",
+        help="drop a journal's partial last record (a crash or a full disk while it was written)",
+        description="A journal whose last record was cut short is refused by every command; the partial "
+        "record never committed. This drops it, keeping the file as it was in JOURNAL.before-repair.",
+    )
+    f.add_argument("--storage", help="the journal file (default: RUNS_DIR/optuna/studies.journal)")
+    f.add_argument("--runs-dir", default="runs", help="where run directories go (default: runs)")
+
     x = actions.add_parser("wandb", help="write the scientific grid x seeds as a W&B sweep config")
     _sweep_common(x, storage=False)
     x.add_argument("-o", "--output", help="output file, e.g. sweeps/addition.yaml (default: stdout)")

@@ -13,7 +13,7 @@ from .coordinator import SweepInterrupted, join_sweep, run_sweep
 from .launch import SweepLaunch
 from .plan import FULL, expand, load_ablation
 from .status import dry_run, sweep_status
-from .storage import open_storage, storage_label
+from .storage import default_storage, open_storage, repair_journal, storage_label
 from .wandb_grid import render_sweep
 
 
@@ -117,5 +117,21 @@ def check_port(port: int) -> None:
             ) from None
 
 
+def _cmd_repair(args: argparse.Namespace) -> int:
+    target = args.storage or default_storage(args.runs_dir)
+    if "://" in target:
+        raise S2SError(
+            f"--storage {storage_label(target)}: only a journal file is repaired (a database is not)"
+        )
+    print(repair_journal(Path(target)))
+    return 0
+
+
 # `s2s sweep ACTION` (parsers in cli.py)
-COMMANDS = {"run": _cmd_run, "worker": _cmd_worker, "status": _cmd_status, "wandb": _cmd_wandb}
+COMMANDS = {
+    "run": _cmd_run,
+    "worker": _cmd_worker,
+    "status": _cmd_status,
+    "wandb": _cmd_wandb,
+    "repair": _cmd_repair,
+}

@@ -14,7 +14,7 @@ from optuna.trial import TrialState
 from ..errors import S2SError
 from .plan import FULL, Plan, count, expand, grid_text, load_ablation
 from .rundir import grid_run_dir, train_args
-from .storage import SLOT, grid_key, is_stale, open_storage, open_studies, storage_label
+from .storage import SLOT, grid_key, is_stale, open_storage, open_studies, storage_exists, storage_label
 
 
 def status_rows(plan: Plan, main, tuning: dict) -> list[dict]:
@@ -122,8 +122,12 @@ def sweep_status(
     ablation: str | Path, budget: str = FULL, storage: str | None = None, runs_dir: str | Path = "runs"
 ) -> str:
     plan = expand(load_ablation(ablation), budget)
-    store, label = open_storage(storage, runs_dir), storage_label(storage, runs_dir)
-    main, tuning = open_studies(store, plan, create=False, label=label)
+    label = storage_label(storage, runs_dir)
+    main, tuning = None, {}
+    if storage_exists(storage, runs_dir):  # read only: a status never creates or writes a storage
+        main, tuning = open_studies(
+            open_storage(storage, runs_dir, create=False), plan, create=False, label=label
+        )
     text = format_status(plan, status_rows(plan, main, tuning), label)
     return text if main is not None else text + f"\n(study {plan.study} not started)"
 

@@ -26,7 +26,8 @@ from typing import Any
 
 import optuna
 from optuna.storages import BaseStorage
-from optuna.storages.journal import JournalFileBackend
+from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
+from optuna.storages.journal._file import get_lock_file  # the lock Optuna's own appends take
 from optuna.trial import FrozenTrial, TrialState
 
 from ..errors import S2SError
@@ -89,7 +90,9 @@ def open_storage(
     try:
         if "://" not in target:
             Path(target).parent.mkdir(parents=True, exist_ok=True)
-            storage: BaseStorage = optuna.storages.JournalStorage(JournalFileBackend(target))
+            if Path(target).is_file():
+                check_journal(Path(target))
+            storage: BaseStorage = optuna.storages.JournalStorage(CheckedJournal(target))
         elif target.split(":", 1)[0].split("+")[0] in ("sqlite", "postgresql", "mysql"):
             connect = {}
             if target.startswith("sqlite:///"):
@@ -117,6 +120,101 @@ def open_storage(
             f"cannot open Optuna storage {redact(target)}: {type(exc).__name__}: {redact(first)}"
         ) from None
     return storage
+
+
+def storage_exists(url: str | None, runs_dir: str | Path = DEFAULT_RUNS_DIR) -> bool:
+    """False for a journal or SQLite file that is not there (a database server: always True)."""
+    target = url or default_storage(runs_dir)
+    if "://" not in target:
+        return Path(target).is_file()
+    return Path(target.removeprefix("sqlite:///")).is_file() if target.startswith("sqlite:///") else True
+
+
+# --- the journal file: whole records only --------------------------------------------------------
+
+
+def _repair_hint(path: Path) -> str:
+    return f"s2s sweep repair --storage {path}"
+
+
+def check_journal(path: Path) -> None:
+    """Refuse a journal Optuna would misread: a last record cut short (a crash or a full disk while it
+    was appended; it never committed, and the next append would glue a record to it, corrupting the
+    file mid-way) or a line that is not a journal record."""
+    offset = 0
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.endswith(b"\n"):
+                raise S2SError(
+                    f"Optuna journal {path} ends in a partial record at byte {offset} (written by a "
+                    f"process that crashed or ran out of disk; it never committed): drop it with "
+                    f"{_repair_hint(path)}"
+                )
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            if not isinstance(record, dict) or "op_code" not in record:
+                raise S2SError(
+                    f"Optuna journal {path} is corrupt at byte {offset} (line {number} is not a journal "
+                    "record); restore the file from a backup, or start the study again in a new one"
+                )
+            offset += len(line)
+
+
+def repair_journal(path: Path) -> str:
+    """Drop a journal's partial last record (it never committed), keeping the file as it was beside it;
+    returns what was done. A journal corrupt before its last record is refused (check_journal)."""
+    if not path.is_file():
+        raise S2SError(f"Optuna journal {path} does not exist")
+    with get_lock_file(JournalFileSymlinkLock(str(path))):  # no worker appends meanwhile
+        data = path.read_bytes()
+        end = data.rfind(b"\n") + 1
+        if end == len(data):
+            check_journal(path)
+            return f"{path}: every record is whole; nothing to repair"
+        backup = path.with_name(path.name + ".before-repair")
+        backup.write_bytes(data)
+        os.truncate(path, end)
+        try:
+            check_journal(path)
+        except S2SError:
+            backup.replace(path)  # put it back as it was: more than a partial record is wrong
+            raise
+    return (
+        f"dropped the partial record at byte {end} of {path} ({len(data) - end} bytes; it never "
+        f"committed); the file as it was is kept as {backup}"
+    )
+
+
+class CheckedJournal(JournalFileBackend):
+    """Optuna's journal file that never appends after a partial record, and takes back its own append
+    when it fails part-way (a full disk), so every record in the file is whole."""
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        path = Path(self._file_path)
+        data = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in logs).encode("utf-8")
+        with get_lock_file(self._lock):
+            with open(path, "ab+") as f:
+                size = f.seek(0, os.SEEK_END)
+                if size:
+                    f.seek(size - 1)
+                    if f.read(1) != b"\n":
+                        start = path.read_bytes().rfind(b"\n") + 1
+                        raise S2SError(
+                            f"Optuna journal {path} ends in a partial record at byte {start}: nothing "
+                            f"more is written to it; drop it with {_repair_hint(path)}"
+                        )
+                try:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                except OSError as exc:
+                    f.truncate(size)  # the records before this append are all that committed
+                    raise S2SError(
+                        f"could not append to Optuna journal {path} ({exc.strerror or exc}); it is "
+                        "left as it was before this write"
+                    ) from None
 
 
 def foreign_run_dirs(study_dir: Path, studies: list[optuna.Study]) -> list[Path]:
@@ -163,11 +261,16 @@ def open_studies(
     names = {s.study_name for s in storage.get_all_studies()}
     if plan.study not in names and not create:
         return None, {}
-    main = optuna.create_study(
-        study_name=plan.study, storage=storage, direction=plan.direction, load_if_exists=True
+    # Without `create` nothing is written: create_study(load_if_exists) appends a record to a journal.
+    main = (
+        optuna.create_study(
+            study_name=plan.study, storage=storage, direction=plan.direction, load_if_exists=True
+        )
+        if create
+        else optuna.load_study(study_name=plan.study, storage=storage)
     )
     saved = main.user_attrs.get(PLAN_ATTR)
-    if saved is None:
+    if saved is None and create:
         main.set_user_attr(PLAN_ATTR, fingerprint)
         main.set_user_attr("ablation", str(plan.ablation.path))
         main.set_user_attr("budget", plan.budget)
@@ -184,7 +287,7 @@ def open_studies(
     if plan.nuisance_trials:
         for arm in plan.arms:
             name = tuning_study_name(plan, arm.name)
-            if name in names or create:
+            if create:
                 tuning[arm.name] = optuna.create_study(
                     study_name=name,
                     storage=storage,
@@ -192,6 +295,8 @@ def open_studies(
                     load_if_exists=True,
                     pruner=pruner,
                 )
+            elif name in names:
+                tuning[arm.name] = optuna.load_study(study_name=name, storage=storage, pruner=pruner)
     return main, tuning
 
 
