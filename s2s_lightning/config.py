@@ -162,8 +162,19 @@ class TrainConfig(_Section):
     )
     deterministic: bool = True
     """Deterministic kernels where torch has them (CPU runs repeat exactly)."""
+    fused_optimizer: Literal["auto"] | bool = "auto"
+    """Adam's fused kernel (no host read of its step count); auto: on CUDA, unless 16-mixed and clipped."""
     limit_train_batches: float | None = Field(None, gt=0.0)
     """Train on this many batches (or this fraction) per epoch; null: all."""
+
+    @model_validator(mode="after")
+    def _fused_with_a_scaler(self) -> TrainConfig:
+        if self.fused_optimizer is True and self.precision.startswith("16") and self.grad_clip:
+            raise ValueError(
+                "train.fused_optimizer=true cannot be clipped under 16-mixed (fused Adam unscales in its "
+                "step, after clipping): set train.fused_optimizer=false or train.grad_clip=null"
+            )
+        return self
 
     @model_validator(mode="after")
     def _min_below_start(self) -> TrainConfig:
@@ -219,6 +230,14 @@ def cpu_threads(value: str | int) -> int:
 
 
 DECODE_BATCH_SIZE = {"cpu": 64, "cuda": 512}  # eval.batch_size=auto
+
+
+def fused_optimizer(cfg: TrainConfig, device_type: str) -> bool:
+    """train.fused_optimizer resolved for the device: auto is fused on CUDA, unless a 16-mixed scaler
+    would have to unscale before clipping (the validator refuses an explicit true there)."""
+    if cfg.fused_optimizer != "auto":
+        return bool(cfg.fused_optimizer)
+    return device_type == "cuda" and not (cfg.precision.startswith("16") and cfg.grad_clip)
 
 
 def decode_batch_size(cfg: EvalConfig, device_type: str) -> int:
@@ -392,6 +411,7 @@ RUN_ONLY_KEYS = (
     "train.devices",
     "train.strategy",
     "train.deterministic",
+    "train.fused_optimizer",
     "data.dir",
     "data.num_workers",
     "data.pin_memory",

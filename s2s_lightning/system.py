@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from . import metrics as M
-from .config import Config
+from .config import Config, fused_optimizer
 from .data import Batch
 from .errors import S2SError
 from .model import Seq2Seq, lstm_dtype
@@ -94,6 +94,7 @@ class Seq2SeqSystem(pl.LightningModule):
         self.sums: dict[str, torch.Tensor] = {}
         self.tokens: dict[str, int] = {}
         self.hyps: dict[str, dict[int, list[int]]] = {}  # per stage: sentence index -> greedy hypothesis ids
+        self._pending_loss: tuple | None = None  # a step's loss on its way to the host (_send_loss_home)
         for stage in STAGES:
             self._reset(stage)
 
@@ -138,16 +139,8 @@ class Seq2SeqSystem(pl.LightningModule):
         self.sums[stage] += step_sums  # stays on the device: no host sync per step
         self.tokens[stage] += tokens
         if stage == "train" and self.global_step % DIVERGENCE_CHECK_EVERY == 0:
-            # Reading the loss back to the host stalls a GPU: only every DIVERGENCE_CHECK_EVERY steps (and at
-            # every epoch's end from the summed loss, on_validation_epoch_end). The progress bar and the
-            # loggers get that host value, so they read nothing from the device either.
-            value = float(loss.detach())
-            if not math.isfinite(value):
-                raise DivergenceError(
-                    f"training diverged: loss is {value} at epoch {self.current_epoch}, step "
-                    f"{self.global_step}"
-                )
-            self.log(M.TRAIN_LOSS, value, prog_bar=True, batch_size=len(batch))
+            self._check_loss()
+            self._send_loss_home(loss)
         elif stage == "val" and self.decodes_val():
             start = time.perf_counter()
             out = greedy(
@@ -156,6 +149,32 @@ class Seq2SeqSystem(pl.LightningModule):
             self.hyps[stage].update(zip(batch.index.tolist(), out.tolist()))
             self._decode_s += time.perf_counter() - start
         return loss
+
+    def _send_loss_home(self, loss: torch.Tensor) -> None:
+        """Start copying this step's loss to the host without waiting (pinned memory on CUDA); the next
+        check reads it, DIVERGENCE_CHECK_EVERY steps later, long after it landed. Reading it now would
+        stall the GPU once per check."""
+        event = None
+        value = loss.detach().float().to("cpu", non_blocking=True)
+        if loss.device.type == "cuda":
+            event = torch.cuda.Event()
+            event.record()
+        self._pending_loss = (value, event, self.current_epoch, self.global_step)
+
+    def _check_loss(self) -> None:
+        """The divergence check and the train loss of the loggers, from the loss the last check sent
+        home: a host value (read through numpy, no device op), once its copy is known to have landed. A
+        loss that became NaN stays NaN, so one skipped check only delays the error; every epoch's end
+        also checks the summed loss (on_validation_epoch_end)."""
+        pending, self._pending_loss = self._pending_loss, None
+        if pending is None or (pending[1] is not None and not pending[1].query()):
+            return
+        value, _, epoch, step = pending
+        loss = float(value.numpy())
+        if not math.isfinite(loss):
+            raise DivergenceError(f"training diverged: loss is {loss} at epoch {epoch}, step {step}")
+        for logger in self.loggers:  # straight to them: a value Lightning holds is read every step
+            logger.log_metrics({M.TRAIN_LOSS: loss}, step=step)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         return self._step(batch, "train")
@@ -238,14 +257,23 @@ class Seq2SeqSystem(pl.LightningModule):
         t = self.cfg.train
         if t.optimizer == "sgd":
             opt = torch.optim.SGD(self.model.parameters(), lr=t.lr)
-        else:  # fused on CUDA: one kernel for the update and no host read of the step count
-            opt = torch.optim.Adam(self.model.parameters(), lr=t.lr, fused=self.device.type == "cuda")
+        else:  # fused (auto: on CUDA): one kernel for the update and no host read of the step count
+            fused = fused_optimizer(t, self.device.type)
+            opt = torch.optim.Adam(self.model.parameters(), lr=t.lr, fused=fused)
         if t.lr_decay_start_epoch is None:
             return opt
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda step: lr_factor(self.cfg, step / self.steps_per_epoch())
         )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
+        """The gradient norm clipped here, not by Lightning's precision plugin, which refuses any clipping
+        with a fused optimizer under mixed precision (bf16-mixed then crashed at the first step on CUDA).
+        The gradients are true ones here: bf16 and fp32 have no scaler, and 16-mixed unscales before
+        this hook unless the optimizer is fused, which config refuses with clipping. No host read."""
+        if gradient_clip_val:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), gradient_clip_val, foreach=True)
 
     def steps_per_epoch(self) -> int:
         """Optimizer steps per epoch on this rank, as the trainer counts them once the data are set up: under

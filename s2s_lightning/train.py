@@ -38,6 +38,7 @@ from .config import (
     check_axes,
     cpu_threads,
     decode_batch_size,
+    fused_optimizer,
     load_config,
 )
 from .data import DataBundle
@@ -264,6 +265,7 @@ def numerics(cfg: Config, trainer: pl.Trainer, model: Seq2Seq) -> dict:
         "tf32": device_type == "cuda"
         and torch.get_float32_matmul_precision() != "highest",  # use_tf32 set it
         "precision": str(cfg.train.precision),
+        "fused_optimizer": cfg.train.optimizer == "adam" and fused_optimizer(cfg.train, device_type),
         "ran_in": model.ran_in(),
     }
 

@@ -12,7 +12,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from s2s_lightning import model as model_module
-from s2s_lightning.config import build_config, decode_batch_size
+from s2s_lightning.config import build_config, decode_batch_size, fused_optimizer
 from s2s_lightning.data import (
     Batch,
     BucketBatchSampler,
@@ -27,6 +27,7 @@ from s2s_lightning.search import beam_search, greedy
 from s2s_lightning.sweep.launch import parse_gpus
 from s2s_lightning.system import Seq2SeqSystem, batch_nll, masked_nll
 from s2s_lightning.text import EOS_ID, PAD_ID, SOS_ID
+from s2s_lightning.train import train
 
 # Ops that read a tensor's value on the host: on CUDA each waits for the GPU (a sync).
 READS = ("aten._local_scalar_dense", "aten.nonzero", "aten.is_nonzero")
@@ -156,32 +157,39 @@ def test_a_run_records_how_it_computed(tmp_path, tiny_cfg):
 
 # --- 2. nothing in a training step reads a device value -------------------------------------------------
 class ReadsPerStep(pl.Callback):
+    """Device reads of each whole step: from its on_train_batch_start to the next one's, so Lightning's
+    hooks after on_train_batch_end (the logger connector, the progress bar) are counted too."""
+
     def __init__(self):
-        self.mode, self.per_step = DeviceReads(), []
+        self.mode, self.per_step, self.step = DeviceReads(), [], None
+
+    def _close(self):
+        if self.step is not None:
+            self.mode.__exit__(None, None, None)
+            self.per_step.append((self.step, list(self.mode.reads)))
+            self.step = None
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        self.step, self.uniform = trainer.global_step, batch.uniform
+        self._close()
+        self.step = trainer.global_step
         self.mode.reads = []
         self.mode.__enter__()
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        self.mode.__exit__(None, None, None)
-        self.per_step.append((self.step, self.uniform, list(self.mode.reads)))
+    def on_train_epoch_end(self, trainer, pl_module):
+        self._close()  # the epoch's end reads its sums once, by design: not a step
 
 
-class FusedAdam(Seq2SeqSystem):
-    """The optimizer a CUDA run gets: fused Adam keeps its step count on the device (the CPU's keeps it
-    on the host and reads it, by design)."""
-
-    def configure_optimizers(self):
-        return torch.optim.Adam(self.model.parameters(), lr=self.cfg.train.lr, fused=True)
+PRECISIONS = ["32-true", pytest.param("bf16-mixed", marks=pytest.mark.skipif("not bf16_lstm_on_cpu()"))]
 
 
+@pytest.mark.parametrize("precision", PRECISIONS)
 @pytest.mark.parametrize("ratio", [1.0, 0.5])
-def test_a_training_step_reads_nothing_from_the_device(tiny_cfg, monkeypatch, ratio):
-    """Forward, loss, logging and the progress bar, backward, clipping and the optimizer step of every
-    batch read no tensor value on the host, except on the steps that check the loss for divergence
-    (every 50). Packing reads the lengths, which live on the host: not counted."""
+def test_a_training_step_reads_nothing_from_the_device(tiny_cfg, monkeypatch, ratio, precision):
+    """Forward, loss, logging and the progress bar, backward, clipping and the fused optimizer step (the
+    settings a CUDA run gets) of every step read no tensor value on the host: none in 100 steps, the
+    divergence checks included (they read a copy sent home without waiting). Before, the progress bar
+    read the train loss back every step (100 reads in 100 steps) and each check read the loss (a sync
+    every 50 steps). Packing reads the lengths, which live on the host: not counted."""
     counter = ReadsPerStep()
     real_pack, real_lstm = model_module.pack_padded_sequence, model_module.run_lstm
 
@@ -197,25 +205,41 @@ def test_a_training_step_reads_nothing_from_the_device(tiny_cfg, monkeypatch, ra
 
     monkeypatch.setattr(model_module, "pack_padded_sequence", pack)
     monkeypatch.setattr(model_module, "run_lstm", lstm)
-    cfg = tiny_cfg(**{"data.addition.train_size": 1700, "train.teacher_forcing_ratio": ratio})
+    cfg = tiny_cfg(
+        **{
+            "data.addition.train_size": 1700,
+            "train.teacher_forcing_ratio": ratio,
+            "train.fused_optimizer": True,
+            "train.precision": precision,
+            "train.lstm_precision": "fp32",
+        }
+    )
     bundle = DataBundle(cfg)
-    system = FusedAdam(cfg, Seq2Seq(len(bundle.src_vocab), len(bundle.tgt_vocab), cfg.model))
+    system = Seq2SeqSystem(cfg, Seq2Seq(len(bundle.src_vocab), len(bundle.tgt_vocab), cfg.model))
     trainer = pl.Trainer(
-        max_epochs=1,
+        max_epochs=2,
         accelerator="cpu",
+        precision=precision,
         callbacks=[counter],
         logger=False,
         limit_val_batches=0,
         enable_progress_bar=True,
         enable_checkpointing=False,
         gradient_clip_val=5.0,
+        log_every_n_steps=50,
     )
-    trainer.fit(system, bundle.loader("train", shuffle=True))
-    assert len(counter.per_step) > 50
-    checked = [reads for step, _, reads in counter.per_step if step % 50 == 0]
-    quiet = [reads for step, _, reads in counter.per_step if step % 50]
-    assert all(reads == [] for reads in quiet), [r for r in quiet if r][:3]
-    assert all(reads for reads in checked)  # the divergence check reads the loss there, and is counted
+    loader = bundle.loader("train", shuffle=True)
+    collate_on_host = loader.collate_fn
+
+    def collate(items):  # batches are built on the host by design (loader workers on CUDA)
+        with counter.mode.paused():
+            return collate_on_host(items)
+
+    loader.collate_fn = collate
+    trainer.fit(system, loader)
+    steady = counter.per_step[2:102]  # 100 steps, past the first (set-up work)
+    assert len(steady) == 100 and [s for s, _ in steady if s % 50 == 0]  # loss checks among them
+    assert [(s, reads) for s, reads in steady if reads] == []
 
 
 class BlockingCopies(TorchDispatchMode):
@@ -431,6 +455,33 @@ def test_decoding_batches_are_larger_on_cuda_and_adam_is_fused_there(tiny_cfg, m
     system._device = torch.device("cuda", 0)  # what Lightning sets when it moves the system to a GPU
     system.configure_optimizers()
     assert made == [False, True]
+    assert fused_optimizer(tiny_cfg(**{"train.fused_optimizer": True}).train, "cpu")  # forced on a CPU
+    assert not fused_optimizer(tiny_cfg(**{"train.fused_optimizer": False}).train, "cuda")
+    # 16-mixed's scaler must unscale before clipping: auto leaves Adam unfused there, true is refused
+    assert not fused_optimizer(tiny_cfg(**{"train.precision": "16-mixed"}).train, "cuda")
+    with pytest.raises(S2SError, match="train.fused_optimizer=true cannot be clipped under 16-mixed"):
+        tiny_cfg(**{"train.precision": "16-mixed", "train.fused_optimizer": True})
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_the_configuration_a_cuda_run_gets_trains_on_a_cpu(tmp_path, tiny_cfg, precision):
+    """Every choice CUDA makes, forced through the real train(): fused Adam with clipping, loader workers,
+    the decoding batch, fp32 LSTMs. Under bf16-mixed, Lightning's mixed-precision plugin refused clipping
+    with a fused optimizer: the README's one-GPU example crashed at its first optimizer step."""
+    cfg = tiny_cfg(
+        **{
+            "train.precision": precision,
+            "train.fused_optimizer": True,
+            "train.grad_clip": 5.0,
+            "train.lstm_precision": "fp32",
+            "data.num_workers": 2,
+            "eval.batch_size": 512,
+            "train.max_epochs": 2,
+        }
+    )
+    record = train(cfg, tmp_path)
+    assert record["status"] == "completed", record["error"]
+    assert record["numerics"]["fused_optimizer"] is True and record["numerics"]["precision"] == precision
 
 
 def count_reads(fn, *args, **kwargs) -> tuple[int, torch.Tensor]:
@@ -452,14 +503,14 @@ def test_search_reads_the_device_once_a_step():
 
 # --- on a GPU -------------------------------------------------------------------------------------------
 class SyncIsAnError(pl.Callback):
-    """torch.cuda's sync debug mode set to "error" for every training step but the loss checks."""
+    """torch.cuda's sync debug mode set to "error" for every whole training step after the first: from its
+    on_train_batch_start to the next one's (Lightning's hooks after on_train_batch_end included)."""
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        if trainer.global_step % 50:
-            torch.cuda.set_sync_debug_mode("error")
+        torch.cuda.set_sync_debug_mode("error" if trainer.global_step > 0 else 0)
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        torch.cuda.set_sync_debug_mode(0)
+    def on_train_epoch_end(self, trainer, pl_module):
+        torch.cuda.set_sync_debug_mode(0)  # an epoch's end reads its sums once, by design
 
 
 @pytest.mark.gpu
@@ -500,3 +551,47 @@ def test_a_cuda_training_step_never_syncs_and_keeps_its_lstms_out_of_fp16(tiny_c
         "decoder_lstm": "float32",
         "output_layer": mixed,
     }
+
+
+# Every place the package decides something because the device is CUDA, and the setting a CPU test forces
+# that choice with (or why it is none). The GPU measurement tools (acceptance.py, bench.py) are left out:
+# their dry runs are the CPU test. A new `"cuda"` branch without an entry here fails the test below.
+CUDA_CHOICES = {
+    "config.fused_optimizer": "train.fused_optimizer",
+    "config.DECODE_BATCH_SIZE": "eval.batch_size",
+    "data.loader_settings": "data.num_workers, data.pin_memory (pinning needs CUDA: untested on a CPU)",
+    "model.use_tf32": "train.tf32 (sets CUDA's matmul flags: untested on a CPU)",
+    "model.check_precision": "no choice: refuses a mixed precision a CPU cannot run",
+    "model.parse_device": "no choice: parses --device",
+    "environment.peak_memory_mb": "no choice: measures",
+    "train.numerics": "no choice: records the TF32 flag",
+    "system.Seq2SeqSystem._send_loss_home": "no choice: a CUDA event marks the copy's end (a CPU's is done)",
+    "resume.RandomState.state_dict": "no choice: saves the CUDA generators where there are any",
+    "resume.RandomState.load_state_dict": "no choice: restores them",
+}
+
+
+def test_every_cuda_branch_is_a_setting_a_cpu_test_can_force():
+    import ast
+    from pathlib import Path
+
+    package = Path(model_module.__file__).parent
+    found = set()
+    for path in package.rglob("*.py"):
+        if path.name in ("acceptance.py", "bench.py"):
+            continue
+        module = ".".join(path.relative_to(package).with_suffix("").parts)
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for top in tree.body:
+            scopes = (
+                [(top, "")] if not isinstance(top, ast.ClassDef) else [(s, f"{top.name}.") for s in top.body]
+            )
+            for scope, owner in scopes:
+                name = getattr(scope, "name", None) or next(
+                    (t.id for t in getattr(scope, "targets", []) if isinstance(t, ast.Name)), "?"
+                )
+                if any(isinstance(n, ast.Constant) and n.value == "cuda" for n in ast.walk(scope)):
+                    found.add(f"{module}.{owner}{name}")
+    assert found == set(CUDA_CHOICES), (
+        f"new: {sorted(found - set(CUDA_CHOICES))}, gone: {sorted(set(CUDA_CHOICES) - found)}"
+    )
