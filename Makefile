@@ -41,7 +41,9 @@ test-fast: setup
 NODE_PYTHON ?= 3.12
 NODE_PLATFORMS ?= manylinux_2_28_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64
 NODE_NEEDS := alembic annotated-types click cloudpickle colorlog joblib mako markdown optuna pydantic \
-	pydantic-core sacremoses sqlalchemy typing-inspection
+	pydantic-core sacremoses sqlalchemy typing-inspection $(NODE_TEST_NEEDS)
+# The acceptance run's tests step runs pytest (a node with PyTorch has packaging already).
+NODE_TEST_NEEDS := pytest iniconfig pluggy pygments
 WHEELHOUSE ?= wheelhouse
 wheelhouse:
 	python3 -m pip download -q --no-deps --only-binary=:all: --implementation cp --python-version $(NODE_PYTHON) \

@@ -27,6 +27,8 @@ so the script cannot rot.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.util
 import json
 import multiprocessing as mp
 import os
@@ -162,6 +164,10 @@ class Acceptance:
         s.numbers.update({f"bf16 {k}": v for k, v in info["bf16_ran_in"].items()})
 
     def tests_step(self, s: Step) -> None:
+        if importlib.util.find_spec("pytest") is None:
+            s.status = "missing"
+            s.note = f"pytest is not installed for {sys.executable}: pip install --no-index wheelhouse/*.whl"
+            return
         args = ["-m", "pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider", str(REPO / "tests")]
         proc = subprocess.run(
             [sys.executable, *args], capture_output=True, text=True, env=self.env, timeout=s.timeout, cwd=REPO
@@ -227,13 +233,19 @@ class Acceptance:
             self.device,
             "--steps",
             steps,
-            *self.overrides(),
+            *(arg for override in self.overrides() for arg in ("--set", override)),
         ]
         self.run(args, s, f"{s.name}.log")
         text = (self.out / f"{s.name}.log").read_text()
         result = json.loads(text[text.index("{") :])
-        s.numbers = {"tok/s": result["tokens_per_s"], "per trial": result["tokens_per_s"] / k}
-        one = next((x for x in self.steps if x.name == "packed-1" and x.status == "ok"), None)
+        s.numbers = {
+            "task": result["task"],
+            "tok/step": result["tokens_per_step"],
+            "tok/s": result["tokens_per_s"],
+            "per trial": result["tokens_per_s"] / k,
+        }
+        base = "packed-1" + ("-mps" if s.name.endswith("-mps") else "")
+        one = next((x for x in self.steps if x.name == base and x.status == "ok"), None)
         if one is not None and k > 1:
             s.numbers["x K=1"] = result["tokens_per_s"] / one.numbers["tok/s"]
 
@@ -288,16 +300,22 @@ class Acceptance:
     def all(self) -> int:
         self.out.mkdir(parents=True, exist_ok=True)
         budget_s = self.left()
-        scale = 0.25 if self.dry else 1.0
-        self.step("env", 60 * scale, self.env_step)
-        self.step("tests", 180 * scale, self.tests_step)
-        self.step("bench-fp32", 120 * scale, lambda s: self.bench_step(s, "32-true", False))
-        self.step("bench-tf32", 120 * scale, lambda s: self.bench_step(s, "32-true", True))
-        self.step("bench-bf16", 120 * scale, lambda s: self.bench_step(s, "bf16-mixed", True))
+        mps = shutil.which("nvidia-cuda-mps-control") if not self.dry else None
+        packs = [1, *self.ks]
+        # Each step's timeout is a share of the budget; the shares add up to 85% of it (the study takes
+        # what is left, at least 10%), so no step's timeout can starve the ones after it.
+        fixed = {"env": 3, "tests": 10, "bench": 7, "ppl": 7, "ddp": 5}  # % of the budget
+        pack_share = (
+            85 - fixed["env"] - fixed["tests"] - 3 * fixed["bench"] - 2 * fixed["ppl"] - fixed["ddp"]
+        ) / (len(packs) * (2 if mps else 1))
+        t = {name: budget_s * share / 100 for name, share in {**fixed, "packed": pack_share}.items()}
+        self.step("env", t["env"], self.env_step)
+        self.step("tests", t["tests"], self.tests_step)
+        self.step("bench-fp32", t["bench"], lambda s: self.bench_step(s, "32-true", False))
+        self.step("bench-tf32", t["bench"], lambda s: self.bench_step(s, "32-true", True))
+        self.step("bench-bf16", t["bench"], lambda s: self.bench_step(s, "bf16-mixed", True))
         for precision in ("32-true", "bf16-mixed"):
-            self.step(
-                f"ppl-{precision.split('-')[0]}", 150 * scale, lambda s, p=precision: self.ppl_step(s, p)
-            )
+            self.step(f"ppl-{precision.split('-')[0]}", t["ppl"], lambda s, p=precision: self.ppl_step(s, p))
         ppl = {
             x.name: x.numbers.get("val ppl")
             for x in self.steps
@@ -305,15 +323,20 @@ class Acceptance:
         }
         if len(ppl) == 2:
             self.steps[-1].numbers["gap vs fp32"] = f"{ppl['ppl-bf16'] / ppl['ppl-32'] - 1:+.2%}"
-        for k in [1, *self.ks]:
-            self.step(f"packed-{k}", 150 * scale, lambda s, k=k: self.packed_step(s, k))
-        self.step("ddp", 120 * scale, self.ddp_step)
+        for k in packs:
+            self.step(f"packed-{k}", t["packed"], lambda s, k=k: self.packed_step(s, k))
+        if mps:  # the same with CUDA MPS: K processes share the GPU's SMs instead of time-slicing it
+            with mps_daemon(self.out, self.env):
+                for k in packs:
+                    self.step(f"packed-{k}-mps", t["packed"], lambda s, k=k: self.packed_step(s, k))
+        self.step("ddp", t["ddp"], self.ddp_step)
         k = max(self.ks) if self.ks else 1
-        self.step("study", max(self.left() - 15, 0), lambda s: self.study_step(s, k), at_least=60 * scale)
+        at_least = budget_s * 0.10
+        self.step("study", max(self.left() - 15, 0), lambda s: self.study_step(s, k), at_least=at_least)
         self.write_summary(final=True, budget_s=budget_s)
         self.write_tarball()
         print(f"wrote {self.out / 'summary.txt'} and {self.out / 'records.tar.gz'}")
-        return 0 if all(s.status in ("ok", "skipped") for s in self.steps) else 1
+        return 0 if all(s.status in ("ok", "skipped", "missing") for s in self.steps) else 1
 
     def write_summary(self, final: bool = False, budget_s: float | None = None) -> None:
         where = "CPU (dry run)" if self.dry else "CUDA"
@@ -338,6 +361,23 @@ class Acceptance:
                 ):
                     tar.add(p, arcname=str(p.relative_to(self.out)))
         os.replace(path.with_suffix(".part"), path)
+
+
+@contextlib.contextmanager
+def mps_daemon(out: Path, env: dict):
+    """CUDA MPS for the block (its pipes and logs under OUT/mps), stopped after. The sweep itself never
+    starts MPS: start it on the node before `s2s sweep run` when these steps show it pays."""
+    folder = out / "mps"
+    folder.mkdir(exist_ok=True)
+    mps_env = {**env, "CUDA_MPS_PIPE_DIRECTORY": str(folder), "CUDA_MPS_LOG_DIRECTORY": str(folder)}
+    subprocess.run(["nvidia-cuda-mps-control", "-d"], env=mps_env, check=True, timeout=30)
+    env.update(CUDA_MPS_PIPE_DIRECTORY=str(folder), CUDA_MPS_LOG_DIRECTORY=str(folder))
+    try:
+        yield
+    finally:
+        for key in ("CUDA_MPS_PIPE_DIRECTORY", "CUDA_MPS_LOG_DIRECTORY"):
+            env.pop(key, None)
+        subprocess.run(["nvidia-cuda-mps-control"], input="quit\n", text=True, env=mps_env, timeout=30)
 
 
 def environment(device: str) -> dict:
@@ -383,12 +423,13 @@ def _packed_worker(overrides: list[str], device: str, steps: int, barrier, resul
     from .bench import measure
     from .config import load_config
     from .data import DataBundle
+    from .metrics import task_of
 
     torch.set_num_threads(1)
     cfg = load_config(None, overrides)
     bundle = DataBundle(cfg)  # loading is not timed: every process waits at the barrier first
     r = measure(cfg, bundle, True, steps, 3, torch.device(device), ready=barrier.wait)
-    results.put(r["tokens"])  # the target tokens this process trained on
+    results.put((r["tokens"], steps, task_of(cfg.data.name)))  # the target tokens it trained on
 
 
 def packed(k: int, overrides: list[str], device: str, steps: int) -> dict:
@@ -403,11 +444,18 @@ def packed(k: int, overrides: list[str], device: str, steps: int) -> dict:
         p.start()
     barrier.wait()  # every process has its data and model and has run its warm-up steps
     start = time.perf_counter()
-    tokens = sum(results.get() for _ in procs)
+    done = [results.get() for _ in procs]
     seconds = time.perf_counter() - start
     for p in procs:
         p.join()
-    return {"k": k, "tokens_per_s": tokens / seconds, "seconds": seconds}
+    tokens = sum(t for t, _, _ in done)
+    return {
+        "k": k,
+        "task": done[0][2],
+        "tokens_per_step": tokens / sum(n for _, n, _ in done),
+        "tokens_per_s": tokens / seconds,
+        "seconds": seconds,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -419,10 +467,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--packed", type=int, help=argparse.SUPPRESS)  # one packed step, in its own process
     p.add_argument("--device", default="cuda", help=argparse.SUPPRESS)
     p.add_argument("--steps", type=int, default=60, help=argparse.SUPPRESS)
-    p.add_argument("overrides", nargs="*", help=argparse.SUPPRESS)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    if args.packed:
-        print(json.dumps(packed(args.packed, args.overrides, args.device, args.steps)))
+    if args.packed:  # its config as --set KEY=VALUE: a positional list would lose its first item to OUT
+        print(json.dumps(packed(args.packed, args.set, args.device, args.steps)))
         return 0
     if args.out is None:
         p.error("OUT is required")

@@ -8,4 +8,19 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
-exec "${PYTHON:-python3}" -m s2s_lightning.acceptance "$@"
+# The Python is chosen explicitly: $PYTHON, else the first of python3 and python that imports torch (on a
+# node, `python3` may be the system's, without torch). It is named in the first line.
+if [ -z "${PYTHON:-}" ]; then
+  for candidate in python3 python; do
+    if command -v "$candidate" >/dev/null && "$candidate" -c "import torch" 2>/dev/null; then
+      PYTHON="$(command -v "$candidate")"
+      break
+    fi
+  done
+fi
+if [ -z "${PYTHON:-}" ] || ! "$PYTHON" -c "import torch" 2>/dev/null; then
+  echo "measure.sh: no Python with torch found (tried ${PYTHON:-python3 and python}); set PYTHON=/path/to/python" >&2
+  exit 2
+fi
+echo "measure.sh: $PYTHON ($("$PYTHON" -c 'import sys, torch; print(sys.version.split()[0], "torch", torch.__version__)'))"
+exec "$PYTHON" -m s2s_lightning.acceptance "$@"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 
 import pytest
@@ -191,6 +192,14 @@ def test_the_acceptance_run_dry_runs_on_cpu_without_wandb(tmp_path):
     ]
     assert all(line.split()[1] == "ok" for line in summary.splitlines() if not line.startswith("#")), summary
     assert "tok/s" in summary and "val ppl" in summary and "runs completed 2" in summary
+    # The packed trials train the tutorial's task (its overrides were once swallowed, and they trained
+    # addition at ~25x the bench's tokens/s): translation, a Multi30k batch's tokens per step.
+    packs = [line for line in summary.splitlines() if line.startswith("packed-")]
+    assert packs and all("task translation" in line for line in packs), summary
+    per_step = [float(re.search(r"tok/step ([\d,.]+)", line).group(1).replace(",", "")) for line in packs]
+    assert all(n > 1000 for n in per_step), per_step  # 128 sentences of ~13 words (addition: ~5 tokens)
+    total = re.search(r"# total (\d+) s of a (\d+) s budget", summary)
+    assert int(total.group(1)) <= int(total.group(2))
     with tarfile.open(out / "records.tar.gz") as tar:
         members = tar.getnames()
     assert "summary.txt" in members and any(m.endswith("record.json") for m in members)
@@ -230,4 +239,7 @@ def test_the_wheelhouse_holds_what_a_pytorch_node_lacks():
     needed = closure([n for n in project if n not in ("wandb", "optuna-dashboard")]) - node
     makefile = (REPO / "Makefile").read_text().replace("\\\n", " ")
     listed = re.search(r"^NODE_NEEDS := (.*)$", makefile, re.M).group(1).split()
-    assert sorted(listed) == sorted(needed)
+    tests = re.search(r"^NODE_TEST_NEEDS := (.*)$", makefile, re.M).group(1).split()
+    assert "$(NODE_TEST_NEEDS)" in listed  # the acceptance run's tests step needs pytest on the node
+    assert sorted(set(listed) - {"$(NODE_TEST_NEEDS)"}) == sorted(needed)
+    assert sorted(tests) == sorted(closure(["pytest"]) - node)
