@@ -202,15 +202,29 @@ def evaluate_split(
     device: torch.device | str = "cpu",
     prefix: str | None = None,
     progress: str | None = None,
-) -> dict:
+    ranks: tuple[int, int] = (0, 1),
+) -> dict | None:
     """Decode `role` with cfg.beam_size, score it, and (with out_dir) write the files and analyses.
     Metrics are named `{prefix}/...` (default: the role; any held-out test set scores as `test`).
-    `progress`: a label for decode_ids' progress bar.
+    `progress`: a label for decode_ids' progress bar. `ranks`: this process's rank and the world size of
+    an initialised process group (DDP): each rank decodes every world-th sentence, as in validation,
+    and rank 0 scores them all; the other ranks return None.
 
     Returns {"metrics", "bleu_signature", "hyps", "signatures", "analysis", "sentences_per_s", "unknown"}.
     """
     start = time.perf_counter()
-    ids = decode_split(models, bundle, role, cfg, device, progress)
+    rank, world = ranks
+    sources = bundle.splits[role].src_ids
+    mine = list(range(rank, len(sources), world))
+    decoded = decode_ids(models, [sources[i] for i in mine], cfg, device, progress)
+    if world > 1:
+        parts: list = [None] * world
+        torch.distributed.all_gather_object(parts, list(zip(mine, decoded)))
+        if rank:
+            return None
+        ids = [h for _, h in sorted(pair for part in parts for pair in part)]
+    else:
+        ids = decoded
     elapsed = time.perf_counter() - start
     result = score_split(bundle, role, [bundle.codec.detokenize(h) for h in ids], cfg, out_dir, prefix)
     result["sentences_per_s"] = len(ids) / max(elapsed, 1e-9)

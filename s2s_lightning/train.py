@@ -431,12 +431,14 @@ def _fit_and_test(run: RunContext, bundle: DataBundle, ckpt_path: Path | None) -
         record["numerics"] = numerics(cfg, trainer, model)  # the training's dtypes, before any evaluation
         test_loader = bundle.loader("test", batch_size=eval_batch, device_type=device_type)
         test_out = trainer.test(system, test_loader, verbose=False)
-    result = (
-        evaluate_split([system.model], bundle, "test", cfg.eval, run.run_dir, system.device)
-        if trainer.is_global_zero
-        else {"metrics": {}, "bleu_signature": None}
-    )
-    return test_out, result
+    # Under `ddp` the ranks are still joined: each decodes its share of the test set, as in validation.
+    ranks = (trainer.global_rank, trainer.world_size) if torch.distributed.is_initialized() else (0, 1)
+    record["numerics"]["test_decoded_by"] = ranks[1]  # ranks
+    result = None
+    if trainer.is_global_zero or ranks[1] > 1:
+        model, test = [system.model], cfg.eval
+        result = evaluate_split(model, bundle, "test", test, run.run_dir, system.device, ranks=ranks)
+    return test_out, result or {"metrics": {}, "bleu_signature": None}
 
 
 def _finish(run: RunContext, status: str, error: str | None) -> RunRecord:

@@ -275,6 +275,9 @@ def test_ddp_metrics_equal_single_process_recomputation(tmp_path, strategy, env)
     assert out.returncode == 0, out.stderr[-2000:]
     record = json.loads((tmp_path / "record.json").read_text())
     assert record["numerics"]["world_size"] == 2
+    # `ddp` keeps its ranks joined after fitting: they split the test set's decoding (rank 0 decoded it
+    # alone before); `ddp_spawn`'s ranks are gone by then, so its parent decodes it.
+    assert record["numerics"]["test_decoded_by"] == (2 if strategy == "ddp" else 1)
     one = {**TINY, **schedule, "data.addition.train_size": 256, "data.batch_size": 64}
     single = train(build_config({}, one), tmp_path / "single")
     lr = [float(r["lr"]) for r in csv.DictReader(open(tmp_path / "history.csv"))]
@@ -292,6 +295,12 @@ def test_ddp_metrics_equal_single_process_recomputation(tmp_path, strategy, env)
     assert record["metrics"][M.TEST_PPL] == pytest.approx(math.exp(nll / tokens), rel=1e-4)
     rows = list(csv.DictReader(open(tmp_path / "history.csv")))
     assert int(rows[0]["step"]) == 4  # 256 examples / 32 per batch / 2 ranks
+    # The decoded test set is the whole one, in order, whoever decoded it: the same hypotheses as one
+    # process decoding the best checkpoint.
+    from s2s_lightning.evaluation import decode_split
+
+    hyps = [bundle.codec.detokenize(h) for h in decode_split([model], bundle, "test", cfg.eval)]
+    assert (tmp_path / "test.hyp.txt").read_text().splitlines() == hyps
     log = out.stdout + out.stderr
     assert "GLOBAL_RANK: 1" in log and "sync_dist" not in log  # metrics are reduced already: no advice
 
