@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .config import DataConfig
 from .errors import S2SError
+from .text import cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,6 @@ MULTI30K_SHA256 = {
     "test_2016_flickr.cs.gz": "200a4a74cc9560f051924abb9803be008d1908d77f747e9141aeb86dfd2797f1",
 }
 MULTI30K_ENV = "S2S_MULTI30K_DIR"
-CACHE_ENV = "S2S_CACHE_DIR"
 MAX_SENTENCE_TOKENS = 1000  # longer lines are almost surely not sentences (misaligned or binary files)
 
 
@@ -121,8 +121,7 @@ def multi30k_dir(cfg: DataConfig) -> Path:
         return Path(cfg.dir).expanduser()
     if os.environ.get(MULTI30K_ENV):
         return Path(os.environ[MULTI30K_ENV]).expanduser()
-    cache = Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "s2s_lightning"))
-    return cache / "multi30k"
+    return cache_dir() / "multi30k"
 
 
 def download_multi30k(folder: Path, files: Sequence[str]) -> None:

@@ -21,7 +21,7 @@ from .config import Config, DataConfig
 from .corpus import MAX_SENTENCE_TOKENS, load_corpus
 from .errors import S2SError
 from .metrics import task_of
-from .text import EOS_ID, PAD_ID, SOS_ID, TextCodec, Vocab, tokenizers
+from .text import EOS_ID, PAD_ID, SOS_ID, TextCodec, Vocab, tokenize_all, tokenizers
 
 log = logging.getLogger(__name__)
 AUTO_CUDA_WORKERS = 2  # data.num_workers=auto on CUDA
@@ -247,8 +247,8 @@ class DataBundle:
     def _tokenize(self, role, sources, targets):
         src_tok, tgt_tok, keep_src, keep_tgt = [], [], [], []
         dropped = {"empty": 0, "long": 0}
-        for n, (s, t) in enumerate(zip(sources, targets), start=1):
-            s_toks, t_toks = self.pair[0].tokenize(s), self.pair[1].tokenize(t)
+        tokenized = zip(tokenize_all(self.pair[0], sources), tokenize_all(self.pair[1], targets))
+        for n, (s, t, (s_toks, t_toks)) in enumerate(zip(sources, targets, tokenized), start=1):
             if role == "train":
                 if not s_toks or not t_toks:
                     dropped["empty"] += 1  # teaches nothing; evaluation keeps such lines, aligned

@@ -9,18 +9,25 @@ import only the special ids from here.
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import json
+import os
+import tempfile
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
+import sacremoses
 from sacremoses import MosesDetokenizer
 from sacremoses import MosesTokenizer as _MosesTokenizer
 
 from .config import DataConfig
 from .errors import S2SError
 from .records import VOCAB_FILE, write_json
+
+CACHE_ENV = "S2S_CACHE_DIR"
 
 PAD, SOS, EOS, UNK = "<pad>", "<sos>", "<eos>", "<unk>"
 SPECIALS = (PAD, SOS, EOS, UNK)
@@ -101,6 +108,7 @@ class MosesTokenizer:
 
     def __init__(self, lang: str, lowercase: bool = False):
         self.lang, self.lowercase = lang, lowercase
+        self.cache_key = f"moses {sacremoses.__version__} {lang} lowercase={lowercase} escape=False"
         self._tok = _MosesTokenizer(lang=lang)
         self._detok = MosesDetokenizer(lang=lang)
 
@@ -110,6 +118,46 @@ class MosesTokenizer:
 
     def detokenize(self, tokens: Sequence[str]) -> str:
         return self._detok.detokenize(list(tokens))
+
+
+def cache_dir() -> Path:
+    """Where downloads and tokenized corpora are kept between runs: $S2S_CACHE_DIR, else ~/.cache."""
+    return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "s2s_lightning"))
+
+
+def tokenize_all(tokenizer: Tokenizer, lines: Sequence[str]) -> list[list[str]]:
+    """Every line tokenized. Moses tokenizations are cached on disk, keyed by the tokenizer (language,
+    lowercasing, sacremoses version) and the lines' content, so every trial of a study on one machine
+    shares one tokenization of the corpus (seconds each) and changed data is never read from the cache.
+    Each file is written whole under a temporary name and renamed: concurrent writers write the same
+    bytes, and a reader sees one whole file or none. A cache that cannot be read or written is skipped."""
+    key = getattr(tokenizer, "cache_key", None)
+    if key is None or not lines:
+        return [tokenizer.tokenize(line) for line in lines]
+    digest = hashlib.sha256(key.encode())
+    for line in lines:
+        digest.update(line.encode("utf-8", "surrogatepass") + b"\n")
+    path = cache_dir() / "tokenized" / f"{digest.hexdigest()}.json.gz"
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            cached = json.load(f)
+        if isinstance(cached, list) and len(cached) == len(lines):
+            return cached
+    except (OSError, ValueError, EOFError):
+        pass  # not cached yet, or unreadable: tokenize again
+    out = [tokenizer.tokenize(line) for line in lines]
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1) as f:
+                f.write(json.dumps(out, ensure_ascii=False).encode("utf-8"))
+            os.replace(tmp, path)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+    except OSError:
+        pass  # a cache that cannot be written only costs the next run the same seconds
+    return out
 
 
 def tokenizers(cfg: DataConfig) -> tuple[Tokenizer, Tokenizer]:

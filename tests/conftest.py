@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,8 @@ import pytest
 from s2s_lightning.config import build_config
 
 REPO = Path(__file__).resolve().parents[1]
+# Tokenized corpora are cached between runs (text.tokenize_all): the tests' own cache, not the user's.
+os.environ.setdefault("S2S_CACHE_DIR", tempfile.mkdtemp(prefix="s2s-test-cache-"))
 MULTI30K = Path(os.environ.get("S2S_MULTI30K_DIR", REPO.parent / "shared" / "data" / "multi30k"))
 
 TINY = {

@@ -7,7 +7,16 @@ import pytest
 from s2s_lightning.corpus import load_corpus, make_addition
 from s2s_lightning.data import BucketBatchSampler, DataBundle, collate
 from s2s_lightning.errors import S2SError
-from s2s_lightning.text import EOS_ID, PAD_ID, SOS_ID, Vocab, reverse_tokens
+from s2s_lightning.text import (
+    CACHE_ENV,
+    EOS_ID,
+    PAD_ID,
+    SOS_ID,
+    MosesTokenizer,
+    Vocab,
+    reverse_tokens,
+    tokenize_all,
+)
 from tests.conftest import MULTI30K
 
 
@@ -191,7 +200,7 @@ def test_multi30k_downloads_into_the_cache_and_checks_sha256(tmp_path, monkeypat
 
     cfg = tiny_multi30k_cfg(**{"data.dir": None})
     monkeypatch.delenv(data.MULTI30K_ENV, raising=False)
-    monkeypatch.setenv(data.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
     monkeypatch.setattr(data, "MULTI30K_URL", "file://" + str(tmp_path / "upstream") + "/{file}")
     upstream = tmp_path / "upstream"
     upstream.mkdir()
@@ -211,7 +220,30 @@ def test_multi30k_offline_without_a_copy_is_a_clear_error(tmp_path, monkeypatch,
     import s2s_lightning.corpus as data
 
     monkeypatch.delenv(data.MULTI30K_ENV, raising=False)
-    monkeypatch.setenv(data.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
     monkeypatch.setattr(data, "MULTI30K_URL", "file://" + str(tmp_path / "nowhere") + "/{file}")
     with pytest.raises(S2SError, match="cannot be downloaded.*set data.dir"):
         DataBundle(tiny_multi30k_cfg(**{"data.dir": None}))
+
+
+def test_tokenized_corpora_are_cached_by_tokenizer_and_content(tmp_path, monkeypatch):
+    """Every trial of a study tokenized the whole corpus again (seconds each); now the first one does."""
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
+    lines = ["Ein Mann schläft.", "Zwei Hunde (braun) spielen!", ""]
+    de = MosesTokenizer("de")
+    calls = []
+    real = de.tokenize
+    monkeypatch.setattr(de, "tokenize", lambda text: calls.append(text) or real(text))
+    first = tokenize_all(de, lines)
+    assert first == [real(line) for line in lines] and len(calls) == 3
+    assert tokenize_all(de, lines) == first and len(calls) == 3  # read back, not tokenized again
+    assert len(list((tmp_path / "tokenized").glob("*.json.gz"))) == 1
+    tokenize_all(de, [*lines[:2], "Ein anderer Satz."])  # other content: another entry
+    lower = MosesTokenizer("de", lowercase=True)  # another tokenizer: another entry, its own tokens
+    assert tokenize_all(lower, lines)[0] == ["ein", "mann", "schläft", "."]
+    assert len(list((tmp_path / "tokenized").glob("*.json.gz"))) == 3
+    for path in (tmp_path / "tokenized").glob("*.json.gz"):
+        path.write_bytes(b"cut sho")  # a damaged entry is tokenized again, not trusted
+    calls.clear()
+    assert tokenize_all(de, lines) == first and len(calls) == 3
+    assert not list((tmp_path / "tokenized").glob(".*.tmp"))
