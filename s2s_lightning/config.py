@@ -160,8 +160,8 @@ class TrainConfig(_Section):
         "CPU threads of torch; auto: $OMP_NUM_THREADS if set, else half the cores, at most 4 (LSTMs scale no "
         "further)."
     )
-    deterministic: bool = True
-    """Deterministic kernels where torch has them (CPU runs repeat exactly)."""
+    deterministic: Literal["auto"] | bool = "auto"
+    """true: deterministic kernels wherever torch has them; auto: that on a CPU, cuDNN's only on CUDA."""
     fused_optimizer: Literal["auto"] | bool = "auto"
     """Adam's fused kernel (no host read of its step count); auto: on CUDA, unless 16-mixed and clipped."""
     limit_train_batches: float | None = Field(None, gt=0.0)

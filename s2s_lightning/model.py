@@ -7,6 +7,7 @@ teacher forced, one LSTM call) and `step` (one token); search code lives in `sea
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import torch
@@ -257,6 +258,32 @@ def use_tf32(enabled: bool, device_type: str) -> bool:
     torch.set_float32_matmul_precision("high" if enabled else "highest")
     torch.backends.cudnn.allow_tf32 = enabled
     return enabled
+
+
+def deterministic_policy(setting: str | bool, device_type: str) -> dict:
+    """What train.deterministic makes deterministic on `device_type` (recorded in `numerics`).
+
+    true: torch's deterministic algorithms wherever it has them (a CUDA op without one warns) and
+    cuDNN's deterministic kernels. On CUDA that costs a host sync every step: index_select's backward
+    (the output layer on real positions) then runs a deterministic index_put_ whose range check reads
+    the indices' max and min to the host. auto: all of it on a CPU (free: runs repeat exactly, resumes
+    included), cuDNN's deterministic LSTM kernels on CUDA but the atomics of index_select's backward left
+    as they are (no sync; the last bits of a gradient may differ between two runs). false: none."""
+    full = setting is True or (setting == "auto" and device_type != "cuda")
+    return {"setting": str(setting).lower(), "algorithms": full, "cudnn": setting is not False}
+
+
+def use_deterministic(setting: str | bool, device_type: str) -> dict:
+    """Apply deterministic_policy; returns it."""
+    policy = deterministic_policy(setting, device_type)
+    if policy["algorithms"]:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS's own condition for it
+    torch.use_deterministic_algorithms(policy["algorithms"], warn_only=True)
+    torch.backends.cudnn.deterministic = policy["cudnn"]
+    torch.backends.cudnn.benchmark = False
+    # Deterministic mode would also fill every new tensor with NaN (a pass over memory per allocation).
+    torch.utils.deterministic.fill_uninitialized_memory = False
+    return policy
 
 
 def parse_device(name: str) -> torch.device:

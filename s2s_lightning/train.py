@@ -53,7 +53,14 @@ from .environment import (
 )
 from .errors import S2SError
 from .evaluation import HypothesisScorer, evaluate_split
-from .model import Seq2Seq, check_precision, count_parameters, use_tf32
+from .model import (
+    Seq2Seq,
+    check_precision,
+    count_parameters,
+    deterministic_policy,
+    use_deterministic,
+    use_tf32,
+)
 from .records import (
     COMPLETED,
     CONFIG_FILE,
@@ -232,9 +239,7 @@ def make_trainer(cfg: Config, run_dir: Path, callbacks: list) -> pl.Trainer:
             callbacks=callbacks,
             enable_progress_bar=t.progress_bar and sys.stdout.isatty(),  # a bar in a log is 80 KB of \r
             enable_model_summary=False,
-            # "warn": deterministic kernels wherever torch has them, but a CUDA op without one warns instead
-            # of failing the run; CPU runs stay exactly repeatable (tests/test_train.py).
-            deterministic="warn" if t.deterministic else False,
+            deterministic=False,  # a policy that depends on the device: use_deterministic, below
             num_sanity_val_steps=0,
             use_distributed_sampler=False,
             limit_train_batches=t.limit_train_batches,
@@ -250,8 +255,7 @@ def make_trainer(cfg: Config, run_dir: Path, callbacks: list) -> pl.Trainer:
         ) from None
     device_type = trainer.strategy.root_device.type
     check_precision(t.precision, device_type)
-    # Deterministic mode would also fill every new tensor with NaN (a pass over memory per allocation).
-    torch.utils.deterministic.fill_uninitialized_memory = False
+    use_deterministic(t.deterministic, device_type)
     use_tf32(t.tf32, device_type)
     return trainer
 
@@ -266,6 +270,7 @@ def numerics(cfg: Config, trainer: pl.Trainer, model: Seq2Seq) -> dict:
         and torch.get_float32_matmul_precision() != "highest",  # use_tf32 set it
         "precision": str(cfg.train.precision),
         "fused_optimizer": cfg.train.optimizer == "adam" and fused_optimizer(cfg.train, device_type),
+        "deterministic": deterministic_policy(cfg.train.deterministic, device_type),
         "ran_in": model.ran_in(),
     }
 
@@ -461,10 +466,6 @@ def _finish(run: RunContext, status: str, error: str | None) -> RunRecord:
     return run.record
 
 
-def exit_code(record: RunRecord) -> int:
-    return 0 if record["status"] == COMPLETED else 1
-
-
 def run_train(args: argparse.Namespace) -> int:
     """`s2s train`: one configuration from --config and KEY=VALUE overrides, or `--resume` of a run
     from its own config.yaml (overrides may then only extend training)."""
@@ -495,4 +496,4 @@ def run_train(args: argparse.Namespace) -> int:
     print(f"{record['status']}: {run_dir} {metrics}")
     if record.get("error"):
         print(f"s2s: error: {record['error']}", file=sys.stderr)
-    return exit_code(record)
+    return 0 if record["status"] == COMPLETED else 1

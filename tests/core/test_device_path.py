@@ -22,7 +22,15 @@ from s2s_lightning.data import (
     loader_settings,
 )
 from s2s_lightning.errors import S2SError
-from s2s_lightning.model import Seq2Seq, check_precision, lstm_dtype, run_lstm, use_tf32
+from s2s_lightning.model import (
+    Seq2Seq,
+    check_precision,
+    deterministic_policy,
+    lstm_dtype,
+    run_lstm,
+    use_deterministic,
+    use_tf32,
+)
 from s2s_lightning.search import beam_search, greedy
 from s2s_lightning.sweep.launch import parse_gpus
 from s2s_lightning.system import Seq2SeqSystem, batch_nll, masked_nll
@@ -445,6 +453,39 @@ def test_deterministic_runs_do_not_nan_fill_every_new_tensor(tmp_path, tiny_cfg)
     assert torch.utils.deterministic.fill_uninitialized_memory is False
 
 
+@pytest.fixture
+def torch_flags():
+    """Put torch's global determinism flags back as they were after a test sets them."""
+    saved = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.backends.cudnn.deterministic,
+        torch.backends.cudnn.benchmark,
+    )
+    yield
+    torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[2:]
+
+
+@pytest.mark.parametrize(
+    "setting, device, algorithms, cudnn",
+    [
+        ("auto", "cpu", True, True),  # free on a CPU: runs and resumes repeat exactly
+        ("auto", "cuda", False, True),  # no sync a step: index_select's backward keeps its atomics
+        (True, "cuda", True, True),  # everything, at a sync a step (index_put_'s range check)
+        (False, "cpu", False, False),
+    ],
+)
+def test_determinism_is_a_policy_by_device_and_is_recorded(torch_flags, setting, device, algorithms, cudnn):
+    """train.deterministic=true (the old default) sent CUDA's index_select backward through a deterministic
+    index_put_ that reads its indices' range to the host every step; the GPU test never turned it on."""
+    policy = use_deterministic(setting, device)
+    assert policy == {"setting": str(setting).lower(), "algorithms": algorithms, "cudnn": cudnn}
+    assert torch.are_deterministic_algorithms_enabled() is algorithms
+    assert torch.backends.cudnn.deterministic is cudnn and torch.backends.cudnn.benchmark is False
+    assert policy == deterministic_policy(setting, device)  # what a run records in numerics
+
+
 def test_decoding_batches_are_larger_on_cuda_and_adam_is_fused_there(tiny_cfg, monkeypatch):
     cfg = tiny_cfg()
     assert decode_batch_size(cfg.eval, "cpu") == 64 and decode_batch_size(cfg.eval, "cuda") == 512
@@ -541,6 +582,7 @@ def test_a_cuda_training_step_never_syncs_and_keeps_its_lstms_out_of_fp16(tiny_c
         enable_checkpointing=False,
         gradient_clip_val=5.0,
     )
+    use_deterministic(cfg.train.deterministic, "cuda")  # what a run on CUDA gets (auto)
     try:
         trainer.fit(system, bundle.loader("train", shuffle=True, device_type="cuda"))
     finally:
@@ -561,6 +603,7 @@ CUDA_CHOICES = {
     "config.DECODE_BATCH_SIZE": "eval.batch_size",
     "data.loader_settings": "data.num_workers, data.pin_memory (pinning needs CUDA: untested on a CPU)",
     "model.use_tf32": "train.tf32 (sets CUDA's matmul flags: untested on a CPU)",
+    "model.deterministic_policy": "train.deterministic (the CPU test forces the CUDA policy's flags)",
     "model.check_precision": "no choice: refuses a mixed precision a CPU cannot run",
     "model.parse_device": "no choice: parses --device",
     "environment.peak_memory_mb": "no choice: measures",
