@@ -20,11 +20,19 @@ from collections.abc import Sequence
 
 import torch
 
-from .config import Config, decode_batch_size, load_config
+from .config import Config, load_config
 from .data import DataBundle, source_tensor
 from .environment import peak_memory_mb
 from .errors import S2SError
-from .model import Seq2Seq, check_precision, lstm_dtype, mixed_dtype, parse_device, use_tf32
+from .model import (
+    Seq2Seq,
+    check_precision,
+    decode_batch_size,
+    lstm_dtype,
+    mixed_dtype,
+    parse_device,
+    use_tf32,
+)
 from .search import decode
 from .system import batch_nll
 

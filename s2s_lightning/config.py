@@ -11,12 +11,12 @@ import copy
 import json
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import S2SError
 
@@ -26,7 +26,9 @@ AXES = ("model.num_layers", "data.reverse_source", "model.peeky", "train.teacher
 
 class _Section(BaseModel):
     # A field's docstring is its description: `s2s config` prints it beside the key.
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, use_attribute_docstrings=True, allow_inf_nan=False
+    )
 
 
 class AdditionConfig(_Section):
@@ -164,8 +166,17 @@ class TrainConfig(_Section):
     """true: deterministic kernels wherever torch has them; auto: that on a CPU, cuDNN's only on CUDA."""
     fused_optimizer: Literal["auto"] | bool = "auto"
     """Adam's fused kernel (no host read of its step count); auto: on CUDA, unless 16-mixed and clipped."""
-    limit_train_batches: float | None = Field(None, gt=0.0)
-    """Train on this many batches (or this fraction) per epoch; null: all."""
+    limit_train_batches: int | float | None = None
+    """Train on this many batches (an integer) or this fraction of them (in (0, 1]) per epoch; null: all."""
+
+    @field_validator("limit_train_batches", mode="before")
+    @classmethod
+    def _batches(cls, value: Any) -> Any:  # as Lightning reads it: an int counts batches, a float is a share
+        value = int(value) if isinstance(value, float) and value > 1 and value.is_integer() else value
+        count = isinstance(value, int) and not isinstance(value, bool) and value >= 1
+        if not (value is None or count or (isinstance(value, float) and 0 < value <= 1)):
+            raise ValueError("takes a batch count (an integer from 1) or a fraction of the epoch in (0, 1]")
+        return value
 
     @model_validator(mode="after")
     def _fused_with_a_scaler(self) -> TrainConfig:
@@ -227,24 +238,6 @@ def cpu_threads(value: str | int) -> int:
     if env.isdigit() and int(env) > 0:
         return int(env)
     return max(1, min(4, (os.cpu_count() or 2) // 2))
-
-
-DECODE_BATCH_SIZE = {"cpu": 64, "cuda": 512}  # eval.batch_size=auto
-
-
-def fused_optimizer(cfg: TrainConfig, device_type: str) -> bool:
-    """train.fused_optimizer resolved for the device: auto is fused on CUDA, unless a 16-mixed scaler
-    would have to unscale before clipping (the validator refuses an explicit true there)."""
-    if cfg.fused_optimizer != "auto":
-        return bool(cfg.fused_optimizer)
-    return device_type == "cuda" and not (cfg.precision.startswith("16") and cfg.grad_clip)
-
-
-def decode_batch_size(cfg: EvalConfig, device_type: str) -> int:
-    """eval.batch_size, resolved for the device the sentences are decoded on."""
-    if cfg.batch_size != "auto":
-        return cfg.batch_size
-    return DECODE_BATCH_SIZE.get(device_type, DECODE_BATCH_SIZE["cpu"])
 
 
 class TrackingConfig(_Section):
@@ -368,12 +361,25 @@ def set_dotted(tree: dict, key: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load refusing a key given twice in a mapping (PyYAML silently keeps the last one)."""
+
+    def construct_mapping(self, node, deep=False):
+        lines: dict = {}
+        for key_node, _ in node.value:
+            key, line = self.construct_object(key_node, deep=deep), key_node.start_mark.line + 1
+            if isinstance(key, Hashable) and lines.setdefault(key, line) != line:
+                why = f"duplicate key '{key}' (lines {lines[key]} and {line})"
+                raise yaml.constructor.ConstructorError(None, None, why, key_node.start_mark)
+        return super().construct_mapping(node, deep)
+
+
 def read_yaml(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise S2SError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -492,7 +498,3 @@ def run_config(args: Any) -> int:
     """`s2s config`: print the fully resolved config (defaults, --config, overrides)."""
     print(commented_yaml(load_config(args.config, args.overrides)), end="")
     return 0
-
-
-def dump_yaml(data: dict) -> str:
-    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False)

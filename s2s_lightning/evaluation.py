@@ -24,9 +24,9 @@ from tqdm import tqdm
 
 from . import metrics as M
 from .analysis import analyse, average_rank, frequency_ranks, write_scores
-from .config import EvalConfig, decode_batch_size
+from .config import EvalConfig
 from .data import DataBundle, source_tensor
-from .model import Seq2Seq
+from .model import Seq2Seq, decode_batch_size
 from .records import ANALYSIS_FILE, scores_file, split_file, write_json, write_lines
 from .search import as_ensemble, decode
 from .text import EOS_ID, PAD_ID, UNK_ID, MosesTokenizer

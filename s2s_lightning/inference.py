@@ -20,12 +20,12 @@ from pathlib import Path
 import torch
 
 from .checkpoint import load_into
-from .config import Config, cpu_threads, decode_batch_size, load_config
+from .config import Config, cpu_threads, load_config
 from .corpus import addition_data_seed, data_folder, read_aligned, read_parallel
 from .data import DataBundle, source_tensor
 from .errors import S2SError
 from .evaluation import decode_ids, evaluate_split
-from .model import Seq2Seq, parse_device
+from .model import Seq2Seq, decode_batch_size, parse_device
 from .records import (
     CHECKPOINTS,
     CONFIG_FILE,

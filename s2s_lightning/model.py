@@ -15,7 +15,7 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
-from .config import ModelConfig
+from .config import EvalConfig, ModelConfig, TrainConfig
 from .errors import S2SError
 from .text import PAD_ID
 
@@ -249,6 +249,24 @@ def lstm_dtype(policy: str, precision: str, device_type: str) -> torch.dtype:
     if device_type == "cpu" and mixed == torch.bfloat16:
         return CPU_BF16_LSTM_DTYPE
     return torch.float32
+
+
+DECODE_BATCH_SIZE = {"cpu": 64, "cuda": 512}  # eval.batch_size=auto
+
+
+def fused_optimizer(cfg: TrainConfig, device_type: str) -> bool:
+    """train.fused_optimizer resolved for the device: auto is fused on CUDA, unless a 16-mixed scaler
+    would have to unscale before clipping (the validator refuses an explicit true there)."""
+    if cfg.fused_optimizer != "auto":
+        return bool(cfg.fused_optimizer)
+    return device_type == "cuda" and not (cfg.precision.startswith("16") and cfg.grad_clip)
+
+
+def decode_batch_size(cfg: EvalConfig, device_type: str) -> int:
+    """eval.batch_size, resolved for the device the sentences are decoded on."""
+    if cfg.batch_size != "auto":
+        return cfg.batch_size
+    return DECODE_BATCH_SIZE.get(device_type, DECODE_BATCH_SIZE["cpu"])
 
 
 def use_tf32(enabled: bool, device_type: str) -> bool:

@@ -18,10 +18,10 @@ import torch
 import torch.nn.functional as F
 
 from . import metrics as M
-from .config import Config, fused_optimizer
+from .config import Config
 from .data import Batch
 from .errors import S2SError
-from .model import Seq2Seq, lstm_dtype
+from .model import Seq2Seq, fused_optimizer, lstm_dtype
 from .search import greedy
 from .text import PAD_ID
 

@@ -37,8 +37,6 @@ from .config import (
     arm_name,
     check_axes,
     cpu_threads,
-    decode_batch_size,
-    fused_optimizer,
     load_config,
 )
 from .data import DataBundle
@@ -57,7 +55,9 @@ from .model import (
     Seq2Seq,
     check_precision,
     count_parameters,
+    decode_batch_size,
     deterministic_policy,
+    fused_optimizer,
     use_deterministic,
     use_tf32,
 )

@@ -67,6 +67,15 @@ CONFIG_CASES = {
     "negative epochs": ("", ["train.max_epochs=-3"], ["train.max_epochs"]),
     "not a mapping": ("- a\n- b\n", [], ["must hold a mapping"]),
     "missing config file": (None, [], ["config file not found"]),
+    # A second block of one key was merged silently: the first block's keys were dropped.
+    "duplicate key": (
+        "model:\n  hidden_dim: 16\n  num_layers: 2\ntrain:\n  max_epochs: 1\nmodel:\n  peeky: true\n",
+        [],
+        ["at line 6, column 1: duplicate key 'model' (lines 1 and 6)"],
+    ),
+    # =1 was 1.0 (the whole epoch), =1.5 failed only at train time; lr=inf was accepted and "diverged".
+    "a fraction above 1": ("", ["train.limit_train_batches=1.5"], ["'train.limit_train_batches': takes"]),
+    "infinite lr": ("", ["train.lr=inf"], ["'train.lr': Input should be a finite number"]),
 }
 
 

@@ -91,6 +91,13 @@ def parse_gpus(
                     f"--gpus {spec}: only {len(given)} are visible (CUDA_VISIBLE_DEVICES={given_env()})"
                 )
             ids = [given[int(g)] for g in ids]
+        else:  # nothing restricts this process: the machine's own GPUs (without any, trials ran on the CPU)
+            count = len(visible_gpus(all_of_them=True) or [])
+            if max(int(g) for g in ids) >= count:
+                raise S2SError(
+                    f"--gpus {spec}: this machine has {count} CUDA device{'s' if count != 1 else ''} "
+                    "visible (drop --gpus to run on the CPU, with --workers N)"
+                )
     n = len(ids) if workers is None else workers
     if n < 1 or len(ids) % n:
         raise S2SError(f"--workers {n} cannot split {len(ids)} GPUs evenly; one trial per GPU (or GPU group)")

@@ -92,3 +92,26 @@ def test_cli_prints_one_line_and_exits_nonzero(tmp_path):
     assert out.stderr.strip().count("\n") == 0, out.stderr
     assert "Traceback" not in out.stderr and "model.num_layers" in out.stderr
     assert not (tmp_path / "r" / "record.json").exists()
+
+
+def test_limit_train_batches_counts_batches_as_an_int_and_a_share_as_a_float():
+    """`train.limit_train_batches=1` trained the whole epoch (1.0 to Lightning): the key was a float."""
+    from s2s_lightning.config import build_config
+
+    read = lambda v: build_config({}, [f"train.limit_train_batches={v}"]).train.limit_train_batches  # noqa: E731
+    assert (read(1), read(2), read(0.25), read(1.0), read(2.0)) == (1, 2, 0.25, 1.0, 2)
+    assert isinstance(read(1), int) and isinstance(read(1.0), float)
+
+
+def test_an_ablation_listing_an_axis_twice_is_refused(tmp_path):
+    """`model.peeky` twice under `scientific` gave a one-arm study (the second list won)."""
+    from s2s_lightning.errors import S2SError
+    from s2s_lightning.sweep.plan import load_ablation
+
+    path = tmp_path / "twice.yaml"
+    path.write_text(
+        "base: {}\nscientific:\n  model.peeky: [false, true]\n  data.reverse_source: [false, true]\n"
+        "  model.peeky: [true]\nseeds: [0]\n"
+    )
+    with pytest.raises(S2SError, match=r"line 5, column 3: duplicate key 'model.peeky' \(lines 3 and 5\)"):
+        load_ablation(path)

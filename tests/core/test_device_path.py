@@ -12,7 +12,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from s2s_lightning import model as model_module
-from s2s_lightning.config import build_config, decode_batch_size, fused_optimizer
+from s2s_lightning.config import build_config
 from s2s_lightning.data import (
     Batch,
     BucketBatchSampler,
@@ -25,7 +25,9 @@ from s2s_lightning.errors import S2SError
 from s2s_lightning.model import (
     Seq2Seq,
     check_precision,
+    decode_batch_size,
     deterministic_policy,
+    fused_optimizer,
     lstm_dtype,
     run_lstm,
     use_deterministic,
@@ -599,8 +601,8 @@ def test_a_cuda_training_step_never_syncs_and_keeps_its_lstms_out_of_fp16(tiny_c
 # that choice with (or why it is none). The GPU measurement tools (acceptance.py, bench.py) are left out:
 # their dry runs are the CPU test. A new `"cuda"` branch without an entry here fails the test below.
 CUDA_CHOICES = {
-    "config.fused_optimizer": "train.fused_optimizer",
-    "config.DECODE_BATCH_SIZE": "eval.batch_size",
+    "model.fused_optimizer": "train.fused_optimizer",
+    "model.DECODE_BATCH_SIZE": "eval.batch_size",
     "data.loader_settings": "data.num_workers, data.pin_memory (pinning needs CUDA: untested on a CPU)",
     "model.use_tf32": "train.tf32 (sets CUDA's matmul flags: untested on a CPU)",
     "model.deterministic_policy": "train.deterministic (the CPU test forces the CUDA policy's flags)",

@@ -267,7 +267,21 @@ def test_sweep_config_shape():
 # --- storage, GPUs, plan changes -------------------------------------------------------------------
 
 
-def test_parse_gpus():
+def test_named_gpus_that_do_not_exist_are_refused(monkeypatch):
+    """`--gpus 0,1,2,3` on a machine without CUDA started 4 workers that trained on the CPU."""
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setattr("torch.cuda.device_count", lambda: 0)
+    for spec in ("0", "0,1,2,3"):
+        with pytest.raises(S2SError, match=f"--gpus {spec}: this machine has 0 CUDA devices visible"):
+            parse_gpus(spec, None)
+    monkeypatch.setattr("torch.cuda.device_count", lambda: 2)
+    assert parse_gpus("0,1", None) == (2, ["0", "1"])
+    with pytest.raises(S2SError, match="--gpus 2: this machine has 2 CUDA devices visible"):
+        parse_gpus("2", None)
+
+
+def test_parse_gpus(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3,4,5")  # the GPUs a scheduler gave this job
     assert parse_gpus(None, None) == (1, [None])
     assert parse_gpus(None, 3) == (3, [None, None, None])
     assert parse_gpus("0,1,2,3", None) == (4, ["0", "1", "2", "3"])
@@ -727,6 +741,7 @@ def test_gpus_per_trial_gives_each_trial_its_gpu_group_as_ddp_devices(tmp_path, 
     train, _ = fake
     monkeypatch.setenv("FAKE_CONFIG", "1")
     monkeypatch.setenv("FAKE_ENV", "1")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3")  # the job's four GPUs (the trials are stand-ins)
     runs = tmp_path / "runs"
     out = run_sweep(
         SweepLaunch(
@@ -909,7 +924,7 @@ def test_sweep_run_prints_progress_with_an_eta(tmp_path, fake, monkeypatch, caps
 
 
 @pytest.mark.integration
-def test_the_slurm_example_runs_real_commands():
+def test_the_slurm_example_runs_real_commands(monkeypatch):
     """sweeps/slurm/sweep.sbatch: every s2s command in it parses with the CLI's own parser."""
     import shlex
 
@@ -941,6 +956,7 @@ def test_the_slurm_example_runs_real_commands():
             and args.gpus_per_trial == 2
             and args.budget == "full"
         )
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3")  # the node's four GPUs, as SLURM gives them
         assert parse_gpus("0,1,2,3", args.workers, args.trials_per_gpu, args.gpus_per_trial) == (
             2,
             ["0,1", "2,3"],
