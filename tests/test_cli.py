@@ -113,3 +113,15 @@ def test_every_s2s_command_in_the_readme_parses():
             parser.parse_args(argv)
         except SystemExit as exc:
             raise AssertionError(f"README command does not parse: {command}") from exc
+
+
+def test_the_readme_lists_the_keys_a_resume_may_change_as_the_code_does():
+    """The README said a resume takes only train.max_epochs and train.early_stopping_patience; the
+    refusal message (and the code) allow the device keys too, for a requeued job."""
+    import re
+
+    from s2s_lightning.config import RESUMABLE_KEYS
+
+    readme = " ".join((REPO / "README.md").read_text().split())
+    listed = re.search(r"the only overrides it accepts are (.*?) \(a requeued", readme).group(1)
+    assert re.findall(r"`(train\.\w+)`", listed) == list(RESUMABLE_KEYS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -44,9 +45,13 @@ def _launch(args: argparse.Namespace, what: str, launch):
                 gpus_per_trial=args.gpus_per_trial,
             )
         )
-    except (SweepInterrupted, KeyboardInterrupt):
+    except (SweepInterrupted, KeyboardInterrupt) as exc:
         print(interrupted_line(args, what), file=sys.stderr)
-        return None
+        return Stopped(128 + getattr(exc, "signum", signal.SIGINT))
+
+
+class Stopped(int):
+    """A sweep command's exit code after a signal stopped it: 130 for Ctrl-C, 143 for SIGTERM."""
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -54,16 +59,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(dry_run(args.ablation, args.budget, args.runs_dir))
         return 0
     out = _launch(args, "run", run_sweep)
-    if out is None:
-        return 130
+    if isinstance(out, Stopped):
+        return int(out)
     missing = sum(c["state"] != "done" for r in out["status"] for c in r["seeds"].values())
     return 0 if not missing else 1
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
     n = _launch(args, "worker", join_sweep)
-    if n is None:
-        return 130
+    if isinstance(n, Stopped):
+        return int(n)
     print(f"workers ran {n} trial(s); nothing left waiting")
     return 0
 

@@ -129,6 +129,10 @@ INTERRUPTED_EXITS = (128 + signal.SIGINT, 128 + signal.SIGTERM)  # a worker's ex
 class SweepInterrupted(Exception):
     """Ctrl-C or SIGTERM stopped the sweep: its running trials were closed as interrupted, resumable."""
 
+    def __init__(self, message: str, signum: int = signal.SIGINT):
+        super().__init__(message)
+        self.signum = signum  # the exit code is 128 + signum, the shell's convention
+
 
 REFUSED = 2  # the exit code of `s2s train` refusing a run before it starts (bad config, data, device)
 
@@ -156,7 +160,13 @@ def _supervise(n: int, spawn, poll_s: float, on_death=None, tick=None, progress=
     RECONCILE_S; SIGTERM or Ctrl-C stops the workers cleanly (their trials stay resumable)."""
     # `kill PID` stops the workers cleanly; only the main thread may set handlers (library use from a thread)
     in_main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler) if in_main else None
+    received: list[int] = []
+
+    def on_term(signum, frame):
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_term) if in_main else None
     procs: dict[int, multiprocessing.Process] = {}
     try:
         procs = {i: spawn(i) for i in range(n)}
@@ -173,7 +183,7 @@ def _supervise(n: int, spawn, poll_s: float, on_death=None, tick=None, progress=
                         on_death()
                     procs[i] = spawn(i)
                 elif p.exitcode in INTERRUPTED_EXITS:  # Ctrl-C or kill reached the worker first
-                    interrupted.append(i)
+                    interrupted.append(p.exitcode - 128)
                 elif p.exitcode:  # a bug or a broken environment, not a trial's failure
                     broken.append(f"w{i} exit code {p.exitcode}")
             if progress:
@@ -182,7 +192,7 @@ def _supervise(n: int, spawn, poll_s: float, on_death=None, tick=None, progress=
                 tick()
                 last = time.monotonic()
         if interrupted:
-            raise SweepInterrupted(f"{len(interrupted)} worker(s) stopped by a signal")
+            raise SweepInterrupted(f"{len(interrupted)} worker(s) stopped by a signal", interrupted[0])
         if broken:
             raise S2SError(
                 f"sweep workers failed ({', '.join(broken)}); see their errors above. "
@@ -198,7 +208,8 @@ def _supervise(n: int, spawn, poll_s: float, on_death=None, tick=None, progress=
             if p.is_alive():
                 p.kill()
         if isinstance(exc, KeyboardInterrupt):
-            raise SweepInterrupted("the coordinator was stopped by a signal") from None
+            signum = received[0] if received else signal.SIGINT
+            raise SweepInterrupted("the coordinator was stopped by a signal", signum) from None
         raise
     finally:
         if in_main:

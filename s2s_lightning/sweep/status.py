@@ -40,6 +40,8 @@ def status_rows(plan: Plan, main, tuning: dict) -> list[dict]:
                 if t is None
                 else "stale"
                 if is_stale(t)
+                else "interrupted"  # stopped by a signal or killed: the next `sweep run` resumes it
+                if t.state == TrialState.FAIL and t.user_attrs.get("interrupted")
                 else {
                     TrialState.COMPLETE: "done",
                     TrialState.RUNNING: "running",
@@ -108,7 +110,7 @@ def format_status(plan: Plan, rows: list[dict], storage: str) -> str:
     total = len(rows) * len(plan.seeds)
     summary = ", ".join(
         f"{counts[k]} {'not started' if k == '-' else k}"
-        for k in ("done", "running", "waiting", "failed", "stale", "-")
+        for k in ("done", "running", "waiting", "interrupted", "failed", "stale", "-")
         if counts.get(k)
     )
     return "\n".join(

@@ -61,6 +61,10 @@ TRAIN_COMMAND = [sys.executable, "-m", "s2s_lightning", "train"]
 class Interrupted(Exception):
     """SIGINT/SIGTERM reached the worker: stop the trial, leave it to be resumed."""
 
+    def __init__(self, signum: int = signal.SIGINT):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
 
 def die_with_parent(sig: int = signal.SIGKILL) -> None:
     """Linux: deliver `sig` to this process when its parent dies; a no-op elsewhere."""

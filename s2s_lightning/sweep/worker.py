@@ -22,7 +22,7 @@ def _raise_interrupted(signum, frame):
     # Further signals must not break the clean-up that follows.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise Interrupted()
+    raise Interrupted(signum)
 
 
 def _sampler(plan: Plan, slot: int):
@@ -80,5 +80,5 @@ def worker_process(launch: SweepLaunch, slot: WorkerSlot) -> None:
     try:
         plan = expand(load_ablation(launch.ablation), launch.budget)
         work(plan, open_storage(launch.storage, launch.runs_dir), launch, slot)
-    except Interrupted:
-        sys.exit(130)
+    except Interrupted as exc:
+        sys.exit(128 + exc.signum)  # the shell's convention: 130 for SIGINT, 143 for SIGTERM

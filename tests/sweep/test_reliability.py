@@ -237,3 +237,38 @@ def test_secrets_never_reach_records_logs_or_wandb(tmp_path):
         )
         assert res.returncode != 0 and "s2s: error:" in res.stderr, res.stderr[-2000:]
         assert SECRET not in res.stdout + res.stderr and "Traceback" not in res.stderr
+
+
+@pytest.mark.integration
+def test_sigterm_stops_a_sweep_with_143_and_status_says_interrupted(tmp_path):
+    """SIGTERM to `sweep run` exited 130 (SIGINT's code), and `sweep status` listed its trials as failed."""
+    path = ablation(tmp_path, {"data.reverse_source": [False]}, epochs=400)
+    proc = sweep("run", path, "--runs-dir", tmp_path / "runs", "--workers", "1", cwd=tmp_path)
+    history = tmp_path / "runs" / "tiny" / "L1-fwd-plain-tf1" / "seed0" / "history.csv"
+    deadline = time.time() + 240
+    while not history.is_file() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert history.is_file(), "the trial never finished an epoch"
+    proc.send_signal(signal.SIGTERM)
+    out = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 143, out[-3000:]
+    assert "s2s: sweep interrupted" in out
+    status = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "s2s_lightning",
+            "sweep",
+            "status",
+            str(path),
+            "--runs-dir",
+            str(tmp_path / "runs"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert status.returncode == 0, status.stderr
+    assert "L1-fwd-plain-tf1  interrupted" in status.stdout and "1 interrupted" in status.stdout, (
+        status.stdout
+    )
