@@ -234,6 +234,7 @@ def evaluate_split(
         "source_unk": sum(t == UNK_ID for s in src_ids for t in s),
         "hypothesis_tokens": sum(len(h) for h in ids),
         "hypothesis_unk": sum(t == UNK_ID for h in ids for t in h),
+        "empty_source_lines": [n for n, s in enumerate(src_ids, start=1) if not s],  # scored as they are
     }
     return result
 

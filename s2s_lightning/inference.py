@@ -459,6 +459,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
     )
     metrics = " ".join(f"{k}={v:.4g}" for k, v in sorted(record["metrics"].items()))
     unk = record["unknown"]
+    empty = unk.get("empty_source_lines") or []
+    if empty:  # a blank line is scored (its translation against its reference), never skipped
+        shown = ", ".join(map(str, empty[:10])) + (", ..." if len(empty) > 10 else "")
+        print(
+            f"s2s: warning: {len(empty)} of {record['num_sentences']} source lines are empty (line {shown}); "
+            "they are scored as they are",
+            file=sys.stderr,
+        )
     print(
         f"{metrics} beam={record['beam_size']} ({time.perf_counter() - start:.1f} s); <unk>: "
         f"{unk['source_unk']} of {unk['source_tokens']} source tokens, {unk['hypothesis_unk']} in the "

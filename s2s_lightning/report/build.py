@@ -42,8 +42,14 @@ def build_report(
         source = RunsSource((Path(source),))
     elif not isinstance(source, (RunsSource, StudySource, WandbSource)):
         source = RunsSource(tuple(Path(s) for s in source))
-    data = load(source)
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise S2SError(f"-o {out_dir} is a file, not a folder: name a folder for the report")
+    data = load(source)
+    if data.completed.empty:
+        counts = data.runs["status"].value_counts() if "status" in data.runs else {}
+        states = ", ".join(f"{n} {state}" for state, n in dict(counts).items()) or "no run records"
+        raise S2SError(f"no run completed ({states}): a report needs at least one completed run")
     effects = _effects(data, metric or data.spec.primary)
     tables = build_tables(data) | ({"effects": effects_table(effects[0])} if effects else {})
     write_tables(tables, out_dir / "tables")

@@ -544,3 +544,16 @@ def test_the_report_reads_only_the_evaluations_that_belong_to_its_rows(tmp_path)
 
     rows = eval_rows(folders, pd.DataFrame({"run_dir": ["r"]}))
     assert list(rows["split"]) == ["test", "news.de"]
+
+
+def test_blank_source_lines_are_counted_not_scored_silently(addition_run, tmp_path, capsys):
+    """Blank lines in --src were scored silently ("0 of 0 source tokens" for those lines)."""
+    run = tmp_path / "run"
+    shutil.copytree(addition_run, run, ignore=shutil.ignore_patterns("eval"))
+    (tmp_path / "a.txt").write_text("1+1\n\n2+2\n\n")
+    (tmp_path / "b.txt").write_text("2\n0\n4\n1\n")
+    args = ["--split", "gaps", "--src", str(tmp_path / "a.txt"), "--ref", str(tmp_path / "b.txt")]
+    assert s2s(["evaluate", str(run), *args]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["s2s: warning: 2 of 4 source lines are empty (line 2, 4); they are scored as they are"]
+    assert read_json(run / "eval" / "gaps_beam2" / "metrics.json")["unknown"]["empty_source_lines"] == [2, 4]

@@ -745,3 +745,33 @@ def test_a_report_is_titled_by_its_study(tmp_path):
         .read_text()
         .startswith("# Report: plain\n")
     )
+
+
+def test_a_report_of_runs_none_of_which_completed_says_so(tmp_path, capsys):
+    """It said `--metric test/exact_match: no completed run records it (recorded: )`, no --metric given."""
+    import json
+    import shutil
+
+    from s2s_lightning.cli import main as s2s
+
+    for name in ("fwd-tf1-s0", "rev-tf1-s0"):
+        run = tmp_path / "runs" / name
+        shutil.copytree(RECORDS / "addition" / name, run)
+        record = json.loads((run / "record.json").read_text())
+        (run / "record.json").write_text(json.dumps({**record, "status": "failed", "metrics": {}}))
+    assert s2s(["report", "--runs", str(tmp_path / "runs"), "-o", str(tmp_path / "report")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["s2s: error: no run completed (2 failed): a report needs at least one completed run"]
+    assert not (tmp_path / "report").exists()
+
+
+def test_a_report_folder_that_is_a_file_is_refused_in_one_line(tmp_path, capsys):
+    """`report -o FILE` raised NotADirectoryError."""
+    from s2s_lightning.cli import main as s2s
+
+    (tmp_path / "taken").write_text("a file\n")
+    assert s2s(["report", "--runs", str(RECORDS / "addition"), "-o", str(tmp_path / "taken")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"s2s: error: -o {tmp_path / 'taken'} is a file, not a folder: name a folder for the report"
+    ]
