@@ -84,6 +84,7 @@ class RunRecord(TypedDict, total=False):
     git_diff: str | None  # GIT_DIFF_FILE when the tree was edited (git_dirty), else None
     untracked: list[str]  # untracked package files, in that diff as new files
     study: str | None  # the sweep's study, from S2S_STUDY
+    storage: str | None  # the storage holding that study, from S2S_STORAGE (sweep.storage_identity)
     trial_number: int | None
     wandb: dict[str, Any] | None  # the W&B run's id, project, group, mode
     resumed_from: str | None

@@ -126,6 +126,7 @@ def base_record(cfg: Config, run_dir: Path, axes: Sequence[str] = ()) -> RunReco
         "git_diff": None,
         "untracked": [],
         "study": os.environ.get("S2S_STUDY"),
+        "storage": os.environ.get("S2S_STORAGE"),
         "trial_number": _int_env("S2S_TRIAL_NUMBER"),
     }
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from optuna.trial import TrialState
 
 from ..errors import S2SError
-from ..records import check_writable, pid_lock
+from ..records import check_writable, pid_lock, read_record
 from .launch import SweepLaunch, WorkerSlot
 from .plan import FULL, Plan, expand, grid_text, load_ablation
 from .rundir import ADOPTED, adoptable
@@ -37,6 +37,7 @@ from .storage import (
     open_storage,
     open_studies,
     reconcile,
+    storage_identity,
     storage_label,
 )
 from .worker import worker_process
@@ -236,7 +237,9 @@ def run_sweep(launch: SweepLaunch) -> dict:
 
     with coordinator_lock(runs_dir, plan.study):
         main, tuning = open_studies(store, plan, create=True, label=label, runs=runs_dir)
-        _refuse_foreign(plan, runs_dir, [main, *tuning.values()], label)
+        _refuse_foreign(
+            plan, runs_dir, [main, *tuning.values()], label, storage_identity(launch.storage, runs_dir)
+        )
         print(
             f"study {plan.study}: {grid_text(plan)}"
             + (f", {plan.nuisance_trials} nuisance trials per arm" if plan.nuisance_trials else "")
@@ -257,9 +260,14 @@ def run_sweep(launch: SweepLaunch) -> dict:
     return {"started": started, "status": rows}
 
 
-def _refuse_foreign(plan: Plan, runs_dir: Path, studies: list, label: str) -> None:
-    """Refuse a runs folder holding runs this study did not make (and would not adopt)."""
-    foreign = [d for d in foreign_run_dirs(runs_dir / plan.study, studies) if not adoptable(d, plan)]
+def _refuse_foreign(plan: Plan, runs_dir: Path, studies: list, label: str, identity: str) -> None:
+    """Refuse a runs folder holding runs this study did not make: runs it would not adopt, and runs a
+    study of this name in another storage made (this study, deleted and made again, adopts its own)."""
+    foreign = [
+        d
+        for d in foreign_run_dirs(runs_dir / plan.study, studies)
+        if not adoptable(d, plan) or read_record(d).get("storage") not in (None, identity)
+    ]
     if foreign:
         raise S2SError(
             f"{runs_dir / plan.study} holds {len(foreign)} run(s) that study '{plan.study}' in {label} "

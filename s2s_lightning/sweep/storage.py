@@ -63,6 +63,17 @@ def redact(text: str) -> str:
     return re.sub(r"(\w[\w+.-]*://[^:/@\s]*:)[^/\s]*@", r"\1***@", str(text))  # up to the last @
 
 
+def storage_identity(url: str | None, runs_dir: str | Path = DEFAULT_RUNS_DIR) -> str:
+    """The storage as a run records which one made it (S2S_STORAGE): a journal or SQLite file by its
+    absolute path (the same file from any working directory), a server by its URL, password hidden."""
+    target = url or default_storage(runs_dir)
+    if "://" not in target:
+        return str(Path(target).resolve())
+    if target.startswith("sqlite:///"):
+        return "sqlite:///" + str(Path(target.removeprefix("sqlite:///")).resolve())
+    return redact(target)
+
+
 def storage_label(url: str | None, runs_dir: str | Path = DEFAULT_RUNS_DIR) -> str:
     """The storage as messages and reports name it: the URL with its password hidden."""
     return redact(url) if url else default_storage(runs_dir)
@@ -275,9 +286,15 @@ def open_studies(
         main.set_user_attr("ablation", str(plan.ablation.path))
         main.set_user_attr("budget", plan.budget)
         main.set_user_attr("objective", plan.objective)
-    elif saved != fingerprint:
+    elif saved is not None and saved != fingerprint:
         folder = Path(runs) / plan.study if runs is not None else None
-        also = f" and move its runs folder {folder} away" if folder is not None and folder.is_dir() else ""
+        # As the README tells it: the new study adopts every finished run it would train again.
+        also = (
+            f"; the new study adopts the finished runs in {folder} whose config it would train and trains "
+            "the rest"
+            if folder is not None and folder.is_dir()
+            else ""
+        )
         raise S2SError(
             f"study '{plan.study}' was made from a different version of {plan.ablation.path} "
             f"({_first_difference(saved, fingerprint)}); restore the file, or start over: delete the study "

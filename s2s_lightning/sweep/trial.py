@@ -50,6 +50,7 @@ from .storage import (
     WORKER,
     grid_key,
     is_stale,
+    storage_identity,
     tuning_ready,
     tuning_study_name,
     worker_identity,
@@ -165,12 +166,14 @@ class TrialRunner:
         self.runs_dir, self.slot = Path(launch.runs_dir), slot
         self.train_command = list(launch.train_command or TRAIN_COMMAND)
         self.poll_s = launch.poll_s
+        self.storage_identity = storage_identity(launch.storage, launch.runs_dir)  # runs record it
 
     def log(self, text: str) -> None:
         print(f"[{self.slot.tag}] {text}", flush=True)
 
     def _env(self, study_name: str, number: int) -> dict:
         env = dict(os.environ, S2S_STUDY=study_name, S2S_TRIAL_NUMBER=str(number), PYTHONUNBUFFERED="1")
+        env["S2S_STORAGE"] = self.storage_identity
         if self.slot.gpus is not None:
             env["CUDA_VISIBLE_DEVICES"] = self.slot.gpus
         if self.slot.threads and "OMP_NUM_THREADS" not in os.environ:

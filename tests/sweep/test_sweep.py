@@ -99,7 +99,8 @@ def put(path, text):
 def record(status, **more):
     rev = ov.get("data.reverse_source") == "True"
     return json.dumps({"status": status, "task": "addition", "data": "addition", "seed": int(ov["seed"]),
-                       "axes": {"data.reverse_source": rev}, **more})
+                       "axes": {"data.reverse_source": rev}, "storage": os.environ.get("S2S_STORAGE"),
+                       **more})
 
 put(run_dir / "record.json", record("running", metrics={}))
 if os.environ.get("FAKE_ENV"):
@@ -360,12 +361,14 @@ def test_a_study_from_a_changed_file_is_refused(tmp_path):
     )
     with pytest.raises(S2SError, match=r"different version .*constants.train.max_epochs: 3 -> 5"):
         open_studies(storage, changed)
-    with pytest.raises(
-        S2SError, match=r"optuna delete-study --study-name small --storage .*studies.journal\)"
-    ):
-        run_sweep(
-            SweepLaunch(changed.ablation.path, runs_dir=tmp_path / "runs")
-        )  # names the real storage to delete from
+    (tmp_path / "runs" / "small").mkdir(parents=True)
+    with pytest.raises(S2SError) as refused:
+        run_sweep(SweepLaunch(changed.ablation.path, runs_dir=tmp_path / "runs"))
+    message = str(refused.value)
+    assert re.search(r"optuna delete-study --study-name small --storage .*studies.journal\)", message)
+    # The README's add-seeds flow: deleting the study is enough (it said to move the runs away too, which
+    # would have trained every run again).
+    assert "move" not in message and "the new study adopts the finished runs in" in message
 
 
 # --- running sweeps (stand-in trainer) -------------------------------------------------------------
@@ -717,10 +720,13 @@ def test_each_waiting_trial_is_claimed_by_one_process(tmp_path, rdb):
 
 
 @pytest.mark.integration
-def test_a_run_directory_of_another_study_is_named_before_anything_starts(tmp_path, fake):
+def test_a_run_directory_of_another_study_is_named_before_anything_starts(tmp_path, fake, monkeypatch):
     """A study of the same name made in another storage owns the runs already in the folder: the new
-    one says so once, before enqueueing, and moves nothing (it used to move them to .attempts/ silently)."""
+    one says so once, before enqueueing, and moves nothing (it used to move them to .attempts/ silently).
+    Completed runs of the new study's own grid too (their configs written, as the real ones are): an
+    SQLite study adopted the 4 runs a journal study had made, exit 0, though the README said it stops."""
     train, executions = fake
+    monkeypatch.setenv("FAKE_CONFIG", "1")
     path, runs = ablation_file(tmp_path), tmp_path / "runs"
     run_sweep(SweepLaunch(path, runs_dir=runs, train_command=train, poll_s=0.05))
     before = sorted(p.relative_to(runs) for p in runs.rglob("record.json"))
