@@ -30,9 +30,40 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _config(args: argparse.Namespace) -> int:
-    from .config import run_config
+    """`s2s config`: print the fully resolved config (defaults, --config, overrides)."""
+    from .config import load_config
 
-    return run_config(args)
+    print(commented_yaml(load_config(args.config, args.overrides)), end="")
+    return 0
+
+
+def commented_yaml(cfg) -> str:
+    """The resolved config as YAML that `s2s train --config` reads back, each key with its description."""
+    import json  # `s2s config` alone pays for these
+
+    import yaml
+    from pydantic import BaseModel
+
+    lines: list[str] = []
+
+    def walk(section: BaseModel, depth: int) -> None:
+        values = section.model_dump(mode="json")
+        for name, field in type(section).model_fields.items():
+            pad, note = "  " * depth, f"  # {field.description}" if field.description else ""
+            child = getattr(section, name)
+            if isinstance(child, BaseModel):
+                lines.append(f"{pad}{name}:{note}")
+                walk(child, depth + 1)
+            else:
+                value = values[name]
+                if isinstance(value, list):  # one line, in flow style: JSON is YAML
+                    text = f"{name}: {json.dumps(value)}"
+                else:
+                    text = yaml.safe_dump({name: value}, default_flow_style=False, width=1000).strip()
+                lines.append(f"{pad}{text}{note}")
+
+    walk(cfg, 0)
+    return "\n".join(lines) + "\n"
 
 
 def _evaluate(args: argparse.Namespace) -> int:

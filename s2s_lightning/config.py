@@ -8,7 +8,6 @@ that names the key and, where it helps, the allowed values.
 from __future__ import annotations
 
 import copy
-import json
 import os
 import re
 from collections.abc import Hashable, Sequence
@@ -52,6 +51,18 @@ class AdditionConfig(_Section):
         "Which questions are drawn: one dataset for every run (seeds vary init and batch order); null: the "
         "run's seed."
     )
+
+    @model_validator(mode="after")
+    def _questions_exist(self) -> AdditionConfig:
+        """Checked with the config (so an ablation's every budget at load time), not when data are drawn:
+        at most half the (max_operand + 1)^2 distinct questions, so drawing them ends quickly."""
+        total, space = self.train_size + self.val_size + self.test_size, (self.max_operand + 1) ** 2
+        if total > space // 2:
+            raise ValueError(
+                f"data.addition: {total} distinct questions requested (train_size + val_size + test_size); "
+                f"at most {space // 2} can be drawn with max_operand={self.max_operand}"
+            )
+        return self
 
 
 class DataConfig(_Section):
@@ -468,33 +479,3 @@ def build_config(base: dict | None = None, overrides: list[str] | dict | None = 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | dict | None = None) -> Config:
     return build_config(read_yaml(path) if path else {}, overrides)
-
-
-def commented_yaml(cfg: Config) -> str:
-    """The resolved config as YAML that `s2s train --config` reads back, each key with its description."""
-    lines: list[str] = []
-
-    def walk(section: BaseModel, depth: int) -> None:
-        values = section.model_dump(mode="json")
-        for name, field in type(section).model_fields.items():
-            pad, note = "  " * depth, f"  # {field.description}" if field.description else ""
-            child = getattr(section, name)
-            if isinstance(child, BaseModel):
-                lines.append(f"{pad}{name}:{note}")
-                walk(child, depth + 1)
-            else:
-                value = values[name]
-                if isinstance(value, list):  # one line, in flow style: JSON is YAML
-                    text = f"{name}: {json.dumps(value)}"
-                else:
-                    text = yaml.safe_dump({name: value}, default_flow_style=False, width=1000).strip()
-                lines.append(f"{pad}{text}{note}")
-
-    walk(cfg, 0)
-    return "\n".join(lines) + "\n"
-
-
-def run_config(args: Any) -> int:
-    """`s2s config`: print the fully resolved config (defaults, --config, overrides)."""
-    print(commented_yaml(load_config(args.config, args.overrides)), end="")
-    return 0

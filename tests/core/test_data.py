@@ -1,6 +1,7 @@
 """Data: the addition task, vocabularies, reversal, bucketing, and the translation readers."""
 
 import gzip
+import re
 
 import pytest
 
@@ -247,3 +248,28 @@ def test_tokenized_corpora_are_cached_by_tokenizer_and_content(tmp_path, monkeyp
     calls.clear()
     assert tokenize_all(de, lines) == first and len(calls) == 3
     assert not list((tmp_path / "tokenized").glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("given", ["data.dir", "$S2S_MULTI30K_DIR"])
+def test_a_mistyped_multi30k_folder_is_an_error_not_a_download_target(tmp_path, monkeypatch, given):
+    """data.dir or $S2S_MULTI30K_DIR naming a folder without the files would have been created and
+    downloaded into (on a machine with internet); downloads go to the cache only."""
+    from s2s_lightning.config import build_config
+    from s2s_lightning.corpus import check_data
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("tried to download")
+
+    monkeypatch.setattr("s2s_lightning.corpus.download_multi30k", no_download)
+    monkeypatch.setattr("urllib.request.urlopen", no_download)
+    typo = tmp_path / "multi30kk"
+    monkeypatch.delenv("S2S_MULTI30K_DIR", raising=False)
+    if given == "data.dir":
+        cfg = build_config({}, {"data.name": "multi30k", "data.dir": str(typo)})
+    else:
+        monkeypatch.setenv("S2S_MULTI30K_DIR", str(typo))
+        cfg = build_config({}, {"data.name": "multi30k"})
+    for attempt in (lambda: load_corpus(cfg.data, 0), lambda: check_data(cfg.data, 0, fetch=True)):
+        with pytest.raises(S2SError, match=f"not in {typo}, the folder {re.escape(given)} names"):
+            attempt()
+    assert not typo.exists()

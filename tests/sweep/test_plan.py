@@ -335,3 +335,15 @@ def test_counts_read_as_english():
     from s2s_lightning.sweep.plan import count
 
     assert (count(1, "seed"), count(3, "seed"), count(0, "arm")) == ("1 seed", "3 seeds", "0 arms")
+
+
+def test_an_addition_budget_asking_for_more_questions_than_exist_is_refused_at_load(tmp_path):
+    """`train_size: 6000, max_operand: 99` passed load and --dry-run; every trial then failed."""
+    path = tmp_path / "small.yaml"
+    path.write_text(
+        "base:\n  data:\n    addition: {train_size: 6000, max_operand: 99}\n"
+        "scientific:\n  data.reverse_source: [false, true]\nseeds: [0]\n"
+        "objective: {metric: test/exact_match}\n"
+    )
+    with pytest.raises(S2SError, match="16000 distinct questions requested .* at most 5000 can be drawn"):
+        expand(load_ablation(path))
