@@ -26,6 +26,7 @@ from . import metrics as M
 from .analysis import analyse, average_rank, frequency_ranks, write_scores
 from .config import EvalConfig
 from .data import DataBundle, source_tensor
+from .errors import S2SError
 from .model import Seq2Seq, decode_batch_size
 from .records import ANALYSIS_FILE, scores_file, split_file, write_json, write_lines
 from .search import as_ensemble, decode
@@ -153,7 +154,7 @@ def decode_ids(
         disable=None if progress else True,
     )  # disable=None: off when stderr is not a terminal (logs, CI)
     try:
-        batch_size = decode_batch_size(cfg, torch.device(device).type)
+        batch_size = min(decode_batch_size(cfg, torch.device(device).type), beam_rows(models[0], cfg))
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
             src, src_len = source_tensor([src_ids[i] for i in chunk])
@@ -174,6 +175,29 @@ def decode_ids(
         for m, mode in zip(models, modes):
             m.train(mode)
     return out
+
+
+DECODE_MEMORY = 2**30  # bytes a decoding batch's beams may take (logits, states, histories, temporaries)
+
+
+def beam_rows(model: Seq2Seq, cfg: EvalConfig) -> int:
+    """How many sentences one decoding batch may hold at cfg.beam_size, from an estimate of its memory
+    (a beam of 10,000 grew to 24 GB before the OOM killer stopped it). A beam wider than the target
+    vocabulary, or one whose single sentence would not fit, is refused before anything is decoded."""
+    vocab = model.decoder.out.out_features
+    if cfg.beam_size > vocab:
+        raise S2SError(
+            f"beam {cfg.beam_size} (--beam, eval.beam_size) is wider than the target vocabulary ({vocab} "
+            f"words): at most {vocab}"
+        )
+    cells = model.decoder.out.in_features * 2 * model.cfg.num_layers + cfg.max_len_b + 100  # states, tokens
+    per_sentence = cfg.beam_size * (vocab + cells) * 4 * 4  # float32, x4 for scores and temporaries
+    if per_sentence > DECODE_MEMORY:
+        raise S2SError(
+            f"beam {cfg.beam_size} (--beam, eval.beam_size): one sentence's beams would take "
+            f"~{per_sentence / 2**30:.1f} GiB (target vocabulary {vocab}); use a narrower beam"
+        )
+    return max(1, DECODE_MEMORY // per_sentence)
 
 
 def _strip(ids: list[int]) -> list[int]:

@@ -24,7 +24,7 @@ from .config import Config, cpu_threads, load_config
 from .corpus import addition_data_seed, data_folder, read_aligned, read_parallel
 from .data import DataBundle, source_tensor
 from .errors import S2SError
-from .evaluation import decode_ids, evaluate_split
+from .evaluation import beam_rows, decode_ids, evaluate_split
 from .model import Seq2Seq, decode_batch_size, parse_device
 from .records import (
     CHECKPOINTS,
@@ -181,6 +181,7 @@ def evaluate_runs(
     dev = parse_device(device)
     ens = load_ensemble(run_dirs, checkpoint, dev, as_is)
     eval_cfg = _eval_config(ens.cfg, beam, batch_size)
+    beam_rows(ens.models[0], eval_cfg)  # a beam that cannot be decoded is refused before any folder is made
     out = (
         Path(out_dir) if out_dir is not None else eval_dir(run_dirs[0], split, eval_cfg.beam_size, checkpoint)
     )

@@ -557,3 +557,26 @@ def test_blank_source_lines_are_counted_not_scored_silently(addition_run, tmp_pa
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["s2s: warning: 2 of 4 source lines are empty (line 2, 4); they are scored as they are"]
     assert read_json(run / "eval" / "gaps_beam2" / "metrics.json")["unknown"]["empty_source_lines"] == [2, 4]
+
+
+def test_a_beam_wider_than_the_vocabulary_is_refused_before_decoding(addition_run, tmp_path, capsys):
+    """`--beam 10000` on the addition model grew to 24 GB and was killed by the OOM killer after 117 s,
+    leaving an empty eval/test_beam10000."""
+    from s2s_lightning.evaluation import DECODE_MEMORY, beam_rows
+
+    run = tmp_path / "run"
+    shutil.copytree(addition_run, run, ignore=shutil.ignore_patterns("eval"))
+    assert s2s(["evaluate", str(run), "--beam", "10000"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert (
+        len(err) == 1 and "beam 10000 (--beam, eval.beam_size) is wider than the target vocabulary" in err[0]
+    )
+    assert not (run / "eval").exists()
+    # Batches are sized by the beams' memory: a wide beam decodes fewer sentences at once.
+    cfg, model, _, _ = load_run(run)
+    vocab = model.decoder.out.out_features
+    wide = cfg.eval.model_copy(update={"beam_size": vocab})
+    assert (
+        beam_rows(model, wide) < beam_rows(model, cfg.eval)
+        and beam_rows(model, wide) * vocab * vocab * 16 <= DECODE_MEMORY
+    )
