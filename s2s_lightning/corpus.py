@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .config import DataConfig
+from .environment import cache_dir
 from .errors import S2SError
-from .text import cache_dir
 
 log = logging.getLogger(__name__)
 

@@ -4,6 +4,7 @@ distributions, library versions, and peak memory."""
 
 from __future__ import annotations
 
+import os
 import resource
 import subprocess
 from importlib.metadata import PackageNotFoundError, distributions, version
@@ -82,3 +83,11 @@ def library_versions() -> dict[str, str]:
         except PackageNotFoundError:
             pass
     return out
+
+
+CACHE_ENV = "S2S_CACHE_DIR"
+
+
+def cache_dir() -> Path:
+    """Where downloads and tokenized corpora are kept between runs: $S2S_CACHE_DIR, else ~/.cache."""
+    return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "s2s_lightning"))

@@ -13,6 +13,7 @@ Exact match is for `addition`. Files written into out_dir (see records.py):
 
 from __future__ import annotations
 
+import hashlib
 import sys
 import time
 from collections.abc import Sequence
@@ -28,7 +29,7 @@ from .config import EvalConfig
 from .data import DataBundle, source_tensor
 from .errors import S2SError
 from .model import Seq2Seq, decode_batch_size
-from .records import ANALYSIS_FILE, scores_file, split_file, write_json, write_lines
+from .records import ANALYSIS_FILE, EVAL_FILE, read_json, scores_file, split_file, write_json, write_lines
 from .search import as_ensemble, decode
 from .text import EOS_ID, PAD_ID, UNK_ID, MosesTokenizer
 
@@ -314,3 +315,56 @@ def score_split(
         "signatures": sigs,
         "analysis": analysis,
     }
+
+
+def evaluation_inputs(
+    run_dirs: Sequence[str | Path], split: str, checkpoint: str, beam: int, files: tuple
+) -> dict:
+    """What an evaluation scored: its runs, split, checkpoint, beam and outside data (files by content)."""
+    source, reference, data_dir = files
+    out = {
+        "members": [str(Path(d).resolve()) for d in run_dirs],
+        "split": split,
+        "checkpoint": checkpoint,
+        "beam_size": beam,
+    }
+    if source is not None:
+        out["files_sha256"] = [_sha256(source), _sha256(reference)]
+    if data_dir is not None:
+        out["data_dir"] = str(Path(data_dir).resolve())
+    return out
+
+
+def _sha256(path: str | Path) -> str:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError as exc:
+        raise S2SError(f"cannot read {path} ({exc.strerror or exc})") from None
+
+
+def check_same_inputs(out: Path, inputs: dict) -> None:
+    """Refuse to replace an evaluation in `out` that scored other inputs (another checkpoint, other
+    files, other runs); the same inputs scored again replace it."""
+    path = Path(out) / EVAL_FILE
+    if not path.is_file():
+        return
+    old = read_json(path)
+    before = old.get("inputs") or {  # written before evaluations recorded their inputs
+        "split": old.get("split", "test"),
+        "checkpoint": old.get("checkpoint", "best"),
+        "beam_size": old.get("beam_size"),
+    }
+    differs = [k for k in inputs if k in before and before[k] != inputs[k]]
+    differs += [k for k in ("files_sha256", "data_dir") if (k in before) != (k in inputs)]
+    if "files" in old and "files_sha256" not in inputs and "files_sha256" not in differs:
+        differs.append("files_sha256")
+    if differs:
+        what = {
+            "files_sha256": "pair of test files",
+            "data_dir": "data folder",
+            "members": "set of runs",
+        }.get(differs[0], differs[0].replace("_", " "))
+        raise S2SError(
+            f"{out} holds an evaluation of another {what}; it is kept: pass --out DIR (or another "
+            "--split name) for this one"
+        )

@@ -9,7 +9,6 @@ may differ. Raw text is encoded and decoded by the run's `TextCodec` (text.py), 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import sys
 import time
@@ -24,7 +23,7 @@ from .config import Config, cpu_threads, load_config
 from .corpus import addition_data_seed, data_folder, read_aligned, read_parallel
 from .data import DataBundle, source_tensor
 from .errors import S2SError
-from .evaluation import beam_rows, decode_ids, evaluate_split
+from .evaluation import beam_rows, check_same_inputs, decode_ids, evaluate_split, evaluation_inputs
 from .model import Seq2Seq, decode_batch_size, parse_device
 from .records import (
     CHECKPOINTS,
@@ -37,7 +36,6 @@ from .records import (
     eval_dir,
     lock_holder,
     read_counts,
-    read_json,
     read_lines,
     split_file,
     write_counts,
@@ -186,7 +184,7 @@ def evaluate_runs(
         Path(out_dir) if out_dir is not None else eval_dir(run_dirs[0], split, eval_cfg.beam_size, checkpoint)
     )
     bundle = _test_bundle(ens, run_dirs, split, own, (source, reference, data_dir))
-    inputs = _inputs(run_dirs, split, checkpoint, eval_cfg.beam_size, (source, reference, data_dir))
+    inputs = evaluation_inputs(run_dirs, split, checkpoint, eval_cfg.beam_size, (source, reference, data_dir))
     check_same_inputs(out, inputs)
     new_dir = not out.exists()
     check_writable(out)
@@ -216,8 +214,7 @@ def evaluate_runs(
     }
     if source is not None:
         record["files"] = {"source": str(source), "reference": str(reference)}
-    record["inputs"] = inputs
-    write_json(out / EVAL_FILE, record)
+    write_json(out / EVAL_FILE, {**record, "inputs": inputs})
     return record, out
 
 
@@ -235,57 +232,6 @@ def _check_test_set(run_dirs: Sequence, out_dir, split: str, files: tuple) -> bo
             f"their own (e.g. --split news), so their scores are never read as the run's {split} scores"
         )
     return own
-
-
-def _inputs(run_dirs: Sequence[str | Path], split: str, checkpoint: str, beam: int, files: tuple) -> dict:
-    """What an evaluation scored: its runs, split, checkpoint, beam and outside data (files by content)."""
-    source, reference, data_dir = files
-    out = {
-        "members": [str(Path(d).resolve()) for d in run_dirs],
-        "split": split,
-        "checkpoint": checkpoint,
-        "beam_size": beam,
-    }
-    if source is not None:
-        out["files_sha256"] = [_sha256(source), _sha256(reference)]
-    if data_dir is not None:
-        out["data_dir"] = str(Path(data_dir).resolve())
-    return out
-
-
-def _sha256(path: str | Path) -> str:
-    try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    except OSError as exc:
-        raise S2SError(f"cannot read {path} ({exc.strerror or exc})") from None
-
-
-def check_same_inputs(out: Path, inputs: dict) -> None:
-    """Refuse to replace an evaluation in `out` that scored other inputs (another checkpoint, other
-    files, other runs); the same inputs scored again replace it."""
-    path = Path(out) / EVAL_FILE
-    if not path.is_file():
-        return
-    old = read_json(path)
-    before = old.get("inputs") or {  # written before evaluations recorded their inputs
-        "split": old.get("split", "test"),
-        "checkpoint": old.get("checkpoint", "best"),
-        "beam_size": old.get("beam_size"),
-    }
-    differs = [k for k in inputs if k in before and before[k] != inputs[k]]
-    differs += [k for k in ("files_sha256", "data_dir") if (k in before) != (k in inputs)]
-    if "files" in old and "files_sha256" not in inputs and "files_sha256" not in differs:
-        differs.append("files_sha256")
-    if differs:
-        what = {
-            "files_sha256": "pair of test files",
-            "data_dir": "data folder",
-            "members": "set of runs",
-        }.get(differs[0], differs[0].replace("_", " "))
-        raise S2SError(
-            f"{out} holds an evaluation of another {what}; it is kept: pass --out DIR (or another "
-            "--split name) for this one"
-        )
 
 
 def _test_bundle(ens, run_dirs: Sequence[str | Path], split: str, own: bool, files: tuple) -> DataBundle:

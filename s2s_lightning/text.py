@@ -24,10 +24,9 @@ from sacremoses import MosesDetokenizer
 from sacremoses import MosesTokenizer as _MosesTokenizer
 
 from .config import DataConfig
+from .environment import cache_dir
 from .errors import S2SError
 from .records import VOCAB_FILE, write_json
-
-CACHE_ENV = "S2S_CACHE_DIR"
 
 PAD, SOS, EOS, UNK = "<pad>", "<sos>", "<eos>", "<unk>"
 SPECIALS = (PAD, SOS, EOS, UNK)
@@ -118,11 +117,6 @@ class MosesTokenizer:
 
     def detokenize(self, tokens: Sequence[str]) -> str:
         return self._detok.detokenize(list(tokens))
-
-
-def cache_dir() -> Path:
-    """Where downloads and tokenized corpora are kept between runs: $S2S_CACHE_DIR, else ~/.cache."""
-    return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "s2s_lightning"))
 
 
 def tokenize_all(tokenizer: Tokenizer, lines: Sequence[str]) -> list[list[str]]:

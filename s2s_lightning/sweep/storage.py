@@ -254,6 +254,30 @@ def _first_difference(old: Any, new: Any, path: str = "") -> str:
     return f"{path}: {old!r} -> {new!r}"
 
 
+def _check_plan(main: optuna.Study, plan: Plan, fingerprint: dict, create: bool, label: str, runs) -> None:
+    """Stamp a new main study with its plan, or refuse one made from another version of the file."""
+    saved = main.user_attrs.get(PLAN_ATTR)
+    if saved is None and create:
+        main.set_user_attr(PLAN_ATTR, fingerprint)
+        main.set_user_attr("ablation", str(plan.ablation.path))
+        main.set_user_attr("budget", plan.budget)
+        main.set_user_attr("objective", plan.objective)
+    elif saved is not None and saved != fingerprint:
+        folder = Path(runs) / plan.study if runs is not None else None
+        # As the README tells it: the new study adopts every finished run it would train again.
+        also = (
+            f"; the new study adopts the finished runs in {folder} whose config it would train and trains "
+            "the rest"
+            if folder is not None and folder.is_dir()
+            else ""
+        )
+        raise S2SError(
+            f"study '{plan.study}' was made from a different version of {plan.ablation.path} "
+            f"({_first_difference(saved, fingerprint)}); restore the file, or start over: delete the study "
+            f"(optuna delete-study --study-name {plan.study} --storage {label}){also}"
+        )
+
+
 def open_studies(
     storage: BaseStorage,
     plan: Plan,
@@ -280,26 +304,7 @@ def open_studies(
         if create
         else optuna.load_study(study_name=plan.study, storage=storage)
     )
-    saved = main.user_attrs.get(PLAN_ATTR)
-    if saved is None and create:
-        main.set_user_attr(PLAN_ATTR, fingerprint)
-        main.set_user_attr("ablation", str(plan.ablation.path))
-        main.set_user_attr("budget", plan.budget)
-        main.set_user_attr("objective", plan.objective)
-    elif saved is not None and saved != fingerprint:
-        folder = Path(runs) / plan.study if runs is not None else None
-        # As the README tells it: the new study adopts every finished run it would train again.
-        also = (
-            f"; the new study adopts the finished runs in {folder} whose config it would train and trains "
-            "the rest"
-            if folder is not None and folder.is_dir()
-            else ""
-        )
-        raise S2SError(
-            f"study '{plan.study}' was made from a different version of {plan.ablation.path} "
-            f"({_first_difference(saved, fingerprint)}); restore the file, or start over: delete the study "
-            f"(optuna delete-study --study-name {plan.study} --storage {label}){also}"
-        )
+    _check_plan(main, plan, fingerprint, create, label, runs)
     tuning = {}
     if plan.nuisance_trials:
         for arm in plan.arms:

@@ -7,9 +7,9 @@ import pytest
 
 from s2s_lightning.corpus import load_corpus, make_addition
 from s2s_lightning.data import BucketBatchSampler, DataBundle, collate
+from s2s_lightning.environment import CACHE_ENV
 from s2s_lightning.errors import S2SError
 from s2s_lightning.text import (
-    CACHE_ENV,
     EOS_ID,
     PAD_ID,
     SOS_ID,
