@@ -14,7 +14,16 @@ from optuna.trial import TrialState
 from ..errors import S2SError
 from .plan import FULL, Plan, count, expand, grid_text, load_ablation
 from .rundir import grid_run_dir, train_args
-from .storage import SLOT, grid_key, is_stale, open_storage, open_studies, storage_exists, storage_label
+from .storage import (
+    SLOT,
+    STOPPED,
+    grid_key,
+    is_stale,
+    open_storage,
+    open_studies,
+    storage_exists,
+    storage_label,
+)
 
 
 def status_rows(plan: Plan, main, tuning: dict) -> list[dict]:
@@ -40,8 +49,8 @@ def status_rows(plan: Plan, main, tuning: dict) -> list[dict]:
                 if t is None
                 else "stale"
                 if is_stale(t)
-                else "interrupted"  # stopped by a signal or killed: the next `sweep run` resumes it
-                if t.state == TrialState.FAIL and t.user_attrs.get("interrupted")
+                else "interrupted"  # the sweep was stopped by a signal: the next `sweep run` resumes it
+                if t.state == TrialState.FAIL and t.user_attrs.get(STOPPED)
                 else {
                     TrialState.COMPLETE: "done",
                     TrialState.RUNNING: "running",

@@ -45,6 +45,7 @@ KIND, ARM, SLOT, RAN_IN, WORKER, HEARTBEAT, STALE = (
     "stale",
 )
 GRID, TUNE = "grid", "tune"
+STOPPED = "stopped"  # a trial stopped because the sweep was (SIGINT/SIGTERM): resumable, not failed
 PLAN_ATTR = "plan"  # main study user attribute: the plan's fingerprint
 HEARTBEAT_S = 60.0
 STALE_AFTER_S = 600.0  # a trial on another host is stale after this long without a heartbeat
@@ -174,8 +175,7 @@ def check_journal(path: Path) -> None:
 
 
 def repair_journal(path: Path) -> str:
-    """Drop a journal's partial last record (it never committed), keeping the file as it was beside it;
-    returns what was done. A journal corrupt before its last record is refused (check_journal)."""
+    """Drop a journal's partial last record (it never committed), the file as it was kept beside it."""
     if not path.is_file():
         raise S2SError(f"Optuna journal {path} does not exist")
     with get_lock_file(JournalFileSymlinkLock(str(path))):  # no worker appends meanwhile
@@ -266,8 +266,8 @@ def _check_plan(main: optuna.Study, plan: Plan, fingerprint: dict, create: bool,
         folder = Path(runs) / plan.study if runs is not None else None
         # As the README tells it: the new study adopts every finished run it would train again.
         also = (
-            f"; the new study adopts the finished runs in {folder} whose config it would train and trains "
-            "the rest"
+            f"; the new study adopts the finished runs in {folder} whose config it trains (adding seeds "
+            "retrains nothing); runs of a config it no longer trains must be moved away first"
             if folder is not None and folder.is_dir()
             else ""
         )

@@ -46,6 +46,7 @@ from .storage import (
     HEARTBEAT_S,
     KIND,
     RAN_IN,
+    STOPPED,
     TUNE,
     WORKER,
     grid_key,
@@ -319,6 +320,7 @@ class TrialRunner:
                 _stop(proc)
                 close_record(chosen.run_dir, "interrupted by the sweep")
                 trial.set_user_attr("interrupted", True)
+                trial.set_user_attr(STOPPED, True)  # by a signal to the sweep (status: interrupted)
                 study.tell(trial, state=TrialState.FAIL)
                 self.log(f"{study.study_name} trial {trial.number} {chosen.name}: interrupted")
                 raise

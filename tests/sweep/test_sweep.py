@@ -368,7 +368,7 @@ def test_a_study_from_a_changed_file_is_refused(tmp_path):
     assert re.search(r"optuna delete-study --study-name small --storage .*studies.journal\)", message)
     # The README's add-seeds flow: deleting the study is enough (it said to move the runs away too, which
     # would have trained every run again).
-    assert "move" not in message and "the new study adopts the finished runs in" in message
+    assert "adding seeds retrains nothing" in message and "move its runs folder" not in message
 
 
 # --- running sweeps (stand-in trainer) -------------------------------------------------------------
@@ -1067,7 +1067,8 @@ def test_an_edited_ablation_file_is_refused_once_with_everything_to_do(tmp_path,
         run_sweep(SweepLaunch(changed, runs_dir=runs, train_command=fake[0], poll_s=0.05))
     folder = runs / "small"
     assert "optuna delete-study --study-name small" in str(err.value)
-    assert f"move its runs folder {folder} away" in str(err.value)
+    assert f"the new study adopts the finished runs in {folder} whose config it trains" in str(err.value)
+    assert "runs of a config it no longer trains must be moved away first" in str(err.value)  # as here
     optuna.delete_study(study_name="small", storage=open_storage(None, runs))
     folder.rename(tmp_path / "old-runs")
     out = run_sweep(SweepLaunch(changed, runs_dir=runs, train_command=fake[0], poll_s=0.05))
