@@ -432,7 +432,7 @@ def _packed_worker(overrides: list[str], device: str, steps: int, barrier, resul
     cfg = load_config(None, overrides)
     bundle = DataBundle(cfg)  # loading is not timed: every process waits at the barrier first
     r = measure(cfg, bundle, True, steps, 3, torch.device(device), ready=barrier.wait)
-    results.put((r["tokens"], steps, task_of(cfg.data.name)))  # the target tokens it trained on
+    results.put((r["tokens"], task_of(cfg.data.name)))  # the target tokens it trained on, and its task
 
 
 def packed(k: int, overrides: list[str], device: str, steps: int) -> dict:
@@ -451,11 +451,11 @@ def packed(k: int, overrides: list[str], device: str, steps: int) -> dict:
     seconds = time.perf_counter() - start
     for p in procs:
         p.join()
-    tokens = sum(t for t, _, _ in done)
+    tokens = sum(t for t, _ in done)
     return {
         "k": k,
-        "task": done[0][2],
-        "tokens_per_step": tokens / sum(n for _, n, _ in done),
+        "task": done[0][1],
+        "tokens_per_step": tokens / (k * steps),
         "tokens_per_s": tokens / seconds,
         "seconds": seconds,
     }

@@ -317,6 +317,9 @@ def score_split(
     }
 
 
+INPUT_KEYS = ("members", "split", "checkpoint", "beam_size", "files_sha256", "data_dir")  # evaluation_inputs
+
+
 def evaluation_inputs(
     run_dirs: Sequence[str | Path], split: str, checkpoint: str, beam: int, files: tuple
 ) -> dict:
@@ -349,15 +352,17 @@ def check_same_inputs(out: Path, inputs: dict) -> None:
     if not path.is_file():
         return
     old = read_json(path)
-    before = old.get("inputs") or {  # written before evaluations recorded their inputs
-        "split": old.get("split", "test"),
-        "checkpoint": old.get("checkpoint", "best"),
-        "beam_size": old.get("beam_size"),
-    }
-    differs = [k for k in inputs if k in before and before[k] != inputs[k]]
-    differs += [k for k in ("files_sha256", "data_dir") if (k in before) != (k in inputs)]
-    if "files" in old and "files_sha256" not in inputs and "files_sha256" not in differs:
-        differs.append("files_sha256")
+    if "inputs" in old:
+        before, keys = old["inputs"], INPUT_KEYS
+    else:  # written before evaluations recorded their inputs: what they did record
+        before = {
+            "split": old.get("split", "test"),
+            "checkpoint": old.get("checkpoint", "best"),
+            "beam_size": old.get("beam_size"),
+            "files_sha256": "unknown" if "files" in old else None,
+        }
+        keys = before.keys()
+    differs = [k for k in INPUT_KEYS if k in keys and before.get(k) != inputs.get(k)]
     if differs:
         what = {
             "files_sha256": "pair of test files",

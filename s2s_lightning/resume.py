@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import errno
 import io
-import os
 import random
 import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -39,8 +37,8 @@ from .records import (
     CONFIG_FILE,
     RECORD_FILE,
     VOCAB_FILE,
+    atomic_write_bytes,
     checkpoint_path,
-    current_umask,
     read_record,
 )
 from .text import read_vocabs
@@ -55,30 +53,18 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     never leaves a truncated checkpoint under its real name (Lightning's own writer streams into it)."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any = None) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         # Serialized in memory first: torch's zip writer reports a failed write as a bare RuntimeError.
         buffer = io.BytesIO()
         torch.save(checkpoint, buffer)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
-            os.fchmod(fd, 0o666 & ~current_umask())  # as every other file of a run (mkstemp: owner-only)
-            with os.fdopen(fd, "wb") as f:
-                f.write(buffer.getbuffer())
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except OSError as exc:
-            Path(tmp).unlink(missing_ok=True)  # frees the space, so the record can still say "failed"
-            free = shutil.disk_usage(path.parent).free
+            atomic_write_bytes(Path(path), buffer.getbuffer())
+        except OSError as exc:  # the temporary file is gone: its space is free for the record to say "failed"
+            free = shutil.disk_usage(Path(path).parent).free
             reason = exc.strerror or errno.errorcode.get(exc.errno or 0, type(exc).__name__)
             raise DiskFull(
                 f"could not write checkpoint {path} ({reason}; {free / 2**20:.1f} MiB free on its file "
                 "system); the last good checkpoint is kept"
             ) from None
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
 
 
 class LastCheckpoint(Checkpoint):
@@ -149,8 +135,9 @@ def checkpoint_epochs(path: Path) -> int:
     return epoch + 1 if isinstance(epoch, int) else 0
 
 
-def check_resume(cfg: Config, run_dir: Path) -> Path | None:
-    """The checkpoint to resume from, after checking `cfg` changes nothing but how long the run trains."""
+def check_resume(cfg: Config, run_dir: Path) -> tuple[Path | None, int]:
+    """The checkpoint to resume from and the epochs it holds, after checking `cfg` changes nothing but
+    how long the run trains; (None, 0) when the run never finished an epoch."""
     saved = run_dir / CONFIG_FILE
     if not saved.is_file():
         raise S2SError(f"{run_dir} holds no run to resume (no {CONFIG_FILE}); drop --resume to start one")
@@ -162,7 +149,7 @@ def check_resume(cfg: Config, run_dir: Path) -> Path | None:
         )
     last = checkpoint_path(run_dir, "last")
     if not last.is_file():
-        return None  # it never finished an epoch: start it again, same config, same directory
+        return None, 0  # it never finished an epoch: start it again, same config, same directory
     trained = checkpoint_epochs(last)  # fails with a clear message if the file is corrupted
     asked, planned = cfg.train.max_epochs, load_config(saved).train.max_epochs
     if asked < trained or (asked == trained and asked != planned):
@@ -171,7 +158,7 @@ def check_resume(cfg: Config, run_dir: Path) -> Path | None:
             f"already (of {planned}); give more than {trained}, or no train.max_epochs to finish "
             f"its {planned}"
         )
-    return last
+    return last, trained
 
 
 def resume_config(run_dir: Path, overrides: Sequence[str]) -> Config:

@@ -12,8 +12,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import os
-import tempfile
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,7 +24,7 @@ from sacremoses import MosesTokenizer as _MosesTokenizer
 from .config import DataConfig
 from .environment import cache_dir
 from .errors import S2SError
-from .records import VOCAB_FILE, write_json
+from .records import VOCAB_FILE, atomic_write_bytes, write_json
 
 PAD, SOS, EOS, UNK = "<pad>", "<sos>", "<eos>", "<unk>"
 SPECIALS = (PAD, SOS, EOS, UNK)
@@ -141,14 +139,7 @@ def tokenize_all(tokenizer: Tokenizer, lines: Sequence[str]) -> list[list[str]]:
         pass  # not cached yet, or unreadable: tokenize again
     out = [tokenizer.tokenize(line) for line in lines]
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1) as f:
-                f.write(json.dumps(out, ensure_ascii=False).encode("utf-8"))
-            os.replace(tmp, path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        atomic_write_bytes(path, gzip.compress(json.dumps(out, ensure_ascii=False).encode(), compresslevel=1))
     except OSError:
         pass  # a cache that cannot be written only costs the next run the same seconds
     return out

@@ -89,7 +89,6 @@ from .resume import (
     check_resume,
     check_same_vocabularies,
     checkpoint_callbacks,
-    checkpoint_epochs,
     nothing_to_resume,
     resume_config,
 )
@@ -372,7 +371,7 @@ def _train(run: RunContext, resume: bool) -> RunRecord:
 def _start(run: RunContext, resume: bool) -> tuple[DataBundle, Path | None]:
     """The data, the checkpoint to resume from, and (as the writer) the run's first files and record."""
     cfg, run_dir = run.cfg, run.run_dir
-    ckpt_path = check_resume(cfg, run_dir) if resume else None
+    ckpt_path, trained = check_resume(cfg, run_dir) if resume else (None, 0)
     if run.writer and not resume and (run_dir / RECORD_FILE).is_file():
         raise S2SError(f"{run_dir} already holds a run; pass --resume to continue it or use a new --run-dir")
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -380,8 +379,7 @@ def _start(run: RunContext, resume: bool) -> tuple[DataBundle, Path | None]:
     if ckpt_path is not None:
         check_same_vocabularies(bundle, run_dir)
         # Rows of epochs after the checkpoint (written before a kill could save it) are trained again.
-        done = checkpoint_epochs(ckpt_path)
-        run.history[:] = [r for r in read_history(run_dir / HISTORY_FILE) if r["epoch"] < done]
+        run.history[:] = [r for r in read_history(run_dir / HISTORY_FILE) if r["epoch"] < trained]
     run.record = base_record(cfg, run_dir, run.axes)
     if run.writer:
         write_yaml(run_dir / CONFIG_FILE, cfg.to_dict())
@@ -442,8 +440,8 @@ def _fit_and_test(run: RunContext, bundle: DataBundle, ckpt_path: Path | None) -
     record["numerics"]["test_decoded_by"] = ranks[1]  # ranks
     result = None
     if trainer.is_global_zero or ranks[1] > 1:
-        model, test = [system.model], cfg.eval
-        result = evaluate_split(model, bundle, "test", test, run.run_dir, system.device, ranks=ranks)
+        args = ([system.model], bundle, "test", cfg.eval, run.run_dir, system.device)
+        result = evaluate_split(*args, ranks=ranks)
     return test_out, result or {"metrics": {}, "bleu_signature": None}
 
 

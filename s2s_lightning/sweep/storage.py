@@ -64,15 +64,21 @@ def redact(text: str) -> str:
     return re.sub(r"(\w[\w+.-]*://[^:/@\s]*:)[^/\s]*@", r"\1***@", str(text))  # up to the last @
 
 
+def _local_file(target: str) -> Path | None:
+    """The file a storage lives in: a bare path (a journal) or sqlite:///PATH; None for a server."""
+    if "://" not in target:
+        return Path(target)
+    return Path(target.removeprefix("sqlite:///")) if target.startswith("sqlite:///") else None
+
+
 def storage_identity(url: str | None, runs_dir: str | Path = DEFAULT_RUNS_DIR) -> str:
     """The storage as a run records which one made it (S2S_STORAGE): a journal or SQLite file by its
     absolute path (the same file from any working directory), a server by its URL, password hidden."""
     target = url or default_storage(runs_dir)
-    if "://" not in target:
-        return str(Path(target).resolve())
-    if target.startswith("sqlite:///"):
-        return "sqlite:///" + str(Path(target.removeprefix("sqlite:///")).resolve())
-    return redact(target)
+    local = _local_file(target)
+    if local is None:
+        return redact(target)
+    return str(local.resolve()) if "://" not in target else f"sqlite:///{local.resolve()}"
 
 
 def storage_label(url: str | None, runs_dir: str | Path = DEFAULT_RUNS_DIR) -> str:
@@ -93,10 +99,7 @@ def open_storage(
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     target = url or default_storage(runs_dir)
-    local = (
-        target.removeprefix("sqlite:///") if "://" not in target or target.startswith("sqlite:///") else None
-    )
-    if not create and local is not None and not Path(local).is_file():
+    if not create and not storage_exists(url, runs_dir):
         kind = "journal file" if "://" not in target else "SQLite file"
         raise S2SError(f"Optuna storage {redact(target)} does not exist (no {kind} there)")
     try:
@@ -136,13 +139,8 @@ def open_storage(
 
 def storage_exists(url: str | None, runs_dir: str | Path = DEFAULT_RUNS_DIR) -> bool:
     """False for a journal or SQLite file that is not there (a database server: always True)."""
-    target = url or default_storage(runs_dir)
-    if "://" not in target:
-        return Path(target).is_file()
-    return Path(target.removeprefix("sqlite:///")).is_file() if target.startswith("sqlite:///") else True
-
-
-# --- the journal file: whole records only --------------------------------------------------------
+    local = _local_file(url or default_storage(runs_dir))
+    return local is None or local.is_file()
 
 
 def _repair_hint(path: Path) -> str:
