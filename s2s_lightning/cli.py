@@ -305,6 +305,30 @@ def _reproduce_parser(sub) -> None:
     p.set_defaults(func=_reproduce)
 
 
+def _launch_flags(q: argparse.ArgumentParser) -> None:
+    """The workers of `sweep run` and `sweep worker`: how many, and on which GPUs."""
+    q.add_argument("--workers", type=int, help="worker processes (default: 1, or one per GPU with --gpus)")
+    q.add_argument(
+        "--gpus",
+        help="GPUs to spread trials over: indices (0,1,2,3) into the GPUs this job was "
+        "given (CUDA_VISIBLE_DEVICES), or 'all' of them",
+    )
+    q.add_argument(
+        "--trials-per-gpu",
+        type=int,
+        default=1,
+        metavar="K",
+        help="run K trials at once on each GPU of --gpus, each its own process (default 1)",
+    )
+    q.add_argument(
+        "--gpus-per-trial",
+        type=int,
+        default=1,
+        metavar="K",
+        help="give each trial K GPUs of --gpus (DDP over them: train.devices=K; default 1)",
+    )
+
+
 def _sweep_parsers(sub) -> None:
     p = sub.add_parser("sweep", help="run an ablation file as an Optuna study, or export it as a W&B sweep")
     actions = p.add_subparsers(dest="sweep_command", required=True, metavar="ACTION")
@@ -313,31 +337,18 @@ def _sweep_parsers(sub) -> None:
     w = actions.add_parser("worker", help="join a running study (e.g. from another node) until nothing waits")
     for q in (r, w):
         _sweep_common(q)
-        q.add_argument(
-            "--workers", type=int, help="worker processes (default: 1, or one per GPU with --gpus)"
-        )
-        q.add_argument(
-            "--gpus",
-            help="GPUs to spread trials over: indices (0,1,2,3) into the GPUs this job was "
-            "given (CUDA_VISIBLE_DEVICES), or 'all' of them",
-        )
-        q.add_argument(
-            "--trials-per-gpu",
-            type=int,
-            default=1,
-            metavar="K",
-            help="run K trials at once on each GPU of --gpus, each its own process (default 1)",
-        )
-        q.add_argument(
-            "--gpus-per-trial",
-            type=int,
-            default=1,
-            metavar="K",
-            help="give each trial K GPUs of --gpus (DDP over them: train.devices=K; default 1)",
-        )
+        _launch_flags(q)
 
     r.add_argument(
         "--dry-run", action="store_true", help="list every arm x seed's s2s train command; start nothing"
+    )
+    w.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait up to SECONDS for `s2s sweep run` to create the study and enqueue its trials "
+        "(workers started beside the coordinator, e.g. in a SLURM array; default: do not wait)",
     )
 
     s = actions.add_parser("status", help="arms x seeds: done / running / failed, with objective values")

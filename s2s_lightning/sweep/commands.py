@@ -43,6 +43,7 @@ def _launch(args: argparse.Namespace, what: str, launch):
                 args.trials_per_gpu,
                 runs_dir=args.runs_dir,
                 gpus_per_trial=args.gpus_per_trial,
+                wait_s=getattr(args, "wait", 0.0),
             )
         )
     except (SweepInterrupted, KeyboardInterrupt) as exc:

@@ -217,6 +217,30 @@ def _supervise(n: int, spawn, poll_s: float, on_death=None, tick=None, progress=
             signal.signal(signal.SIGTERM, previous)
 
 
+def _running(main, tuning) -> int:
+    return sum(
+        len(s.get_trials(deepcopy=False, states=(TrialState.RUNNING,))) for s in [main, *tuning.values()]
+    )
+
+
+def _await_others(main, tuning, retry, progress, launch: SweepLaunch) -> bool:
+    """Nothing waits, but trials run in other workers (`s2s sweep worker`, e.g. another SLURM task): the
+    coordinator stays, since it alone retries them if they stop (interrupted, or stale: a dead pid here,
+    no heartbeat for STALE_AFTER_S from another host). Returns True once a retry waits, False once none
+    runs."""
+    print(f"waiting for {_running(main, tuning)} trial(s) running in other workers", flush=True)
+    last = time.monotonic()
+    while _running(main, tuning):
+        time.sleep(launch.poll_s)
+        progress()
+        if time.monotonic() - last > RECONCILE_S:
+            retry()
+            last = time.monotonic()
+        if _waiting(main, tuning):
+            return True
+    return bool(retry()) or _waiting(main, tuning)
+
+
 def _ran(run_id: str, main, tuning: dict) -> int:
     return sum(t.user_attrs.get(RAN_IN) == run_id for s in [main, *tuning.values()] for t in s.trials)
 
@@ -248,10 +272,14 @@ def run_sweep(launch: SweepLaunch) -> dict:
         )
         retry = lambda: reconcile(store, plan, main, tuning, run_id)  # noqa: E731 - also fails stale trials
         progress = Progress(plan, main, run_id)
-        for _ in range(MAX_ROUNDS):
+        rounds = 0
+        while rounds < MAX_ROUNDS:
             added = retry()
             if not _waiting(main, tuning):
-                break
+                if not _running(main, tuning) or not _await_others(main, tuning, retry, progress, launch):
+                    break
+                continue
+            rounds += 1
             print(f"enqueued {added} trial(s)" if added else "resuming enqueued trials", flush=True)
             _supervise(n, spawn, launch.poll_s, on_death=retry, tick=retry, progress=progress)
         started = _ran(run_id, main, tuning)
@@ -276,6 +304,20 @@ def _refuse_foreign(plan: Plan, runs_dir: Path, studies: list, label: str, ident
         )
 
 
+def _wait_for_study(store, plan: Plan, label: str, wait_s: float):
+    """The plan's studies once they exist and hold trials (the coordinator creates the study, then
+    enqueues: a worker that came in between would find nothing waiting and leave), polling for up to
+    `wait_s` seconds; main is None when the study never appeared."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        main, tuning = open_studies(store, plan, create=False, label=label)
+        if main is not None and (main.trials or wait_s <= 0):
+            return main, tuning
+        if time.monotonic() >= deadline:
+            return main, tuning
+        time.sleep(min(2.0, max(0.1, deadline - time.monotonic())))
+
+
 def join_sweep(launch: SweepLaunch) -> int:
     """`s2s sweep worker`: add workers (one per GPU with --gpus) to a study that `s2s sweep run` created,
     e.g. from another node sharing its RDB storage. They claim waiting trials until none is left; only
@@ -286,11 +328,12 @@ def join_sweep(launch: SweepLaunch) -> int:
     runs_dir = Path(launch.runs_dir)
     check_writable(runs_dir)
     store, label = open_storage(launch.storage, runs_dir), storage_label(launch.storage, runs_dir)
-    main, tuning = open_studies(store, plan, create=False, label=label)
+    main, tuning = _wait_for_study(store, plan, label, launch.wait_s)
     if main is None:
         budget = "" if launch.budget == FULL else f" --budget {launch.budget}"
+        waited = f" after waiting {launch.wait_s:g} s" if launch.wait_s else ""
         raise S2SError(
-            f"study '{plan.study}' does not exist in {label}; create it with `s2s sweep run "
+            f"study '{plan.study}' does not exist in {label}{waited}; create it with `s2s sweep run "
             f"{launch.ablation}{budget} --storage {label}`"
         )
     print(f"joining study {plan.study}; storage {label}; {len(slots)} worker(s)", flush=True)

@@ -30,12 +30,22 @@ class SweepLaunch:
     train_command: Sequence[str] | None = None  # tests run a stand-in for `python -m s2s_lightning train`
     poll_s: float = 1.0
     gpus_per_trial: int = 1
+    wait_s: float = 0.0  # `sweep worker --wait`: how long to wait for the coordinator to create the study
 
     def worker_slots(self, run_id: str) -> list[WorkerSlot]:
-        """One slot per worker process: its GPU group and an even share of this machine's CPU threads."""
+        """One slot per worker process: its GPU group and an even share of the CPUs this job has."""
         _, groups = parse_gpus(self.gpus, self.workers, self.trials_per_gpu, self.gpus_per_trial)
-        threads = max(1, (os.cpu_count() or 1) // len(groups))
+        threads = max(1, job_cpus() // len(groups))
         return [WorkerSlot(run_id, gpus, threads, f"w{i}") for i, gpus in enumerate(groups)]
+
+
+def job_cpus() -> int:
+    """The CPUs this process may use: a SLURM task's --cpus-per-task (SLURM binds no CPUs without a task
+    plugin, so the machine's count would oversubscribe a shared node), else the CPU affinity mask."""
+    try:
+        return max(1, int(os.environ["SLURM_CPUS_PER_TASK"]))
+    except (KeyError, ValueError):
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 @dataclass(frozen=True)

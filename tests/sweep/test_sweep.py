@@ -7,6 +7,7 @@ same run-directory files, no torch), so they take seconds; one runs the real `s2
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import re
 import signal
@@ -493,32 +494,33 @@ def test_workers_joining_from_another_node_share_an_rdb_study(tmp_path, fake, mo
     ):
         join_sweep(SweepLaunch(path, storage=url, runs_dir=tmp_path / "node2", train_command=train))
 
-    coordinator = {}
-    node1 = threading.Thread(
-        target=lambda: coordinator.update(
-            run_sweep(
+    # Node 2 starts first, as a SLURM array's tasks do: it waits for node 1 to create the study.
+    joined = {}
+    node2 = threading.Thread(
+        target=lambda: joined.update(
+            ran=join_sweep(
                 SweepLaunch(
                     path,
                     storage=url,
-                    workers=1,
-                    runs_dir=tmp_path / "node1",
+                    workers=2,
+                    runs_dir=tmp_path / "node2",
                     train_command=train,
                     poll_s=0.05,
+                    wait_s=60,
                 )
             )
         )
     )
-    node1.start()
-    storage = optuna.storages.RDBStorage(url)
-    deadline = time.time() + 60
-    while "small" not in {s.study_name for s in storage.get_all_studies()} and time.time() < deadline:
-        time.sleep(0.05)
-    ran = join_sweep(
+    node2.start()
+    time.sleep(0.5)
+    coordinator = run_sweep(
         SweepLaunch(
-            path, storage=url, workers=2, runs_dir=tmp_path / "node2", train_command=train, poll_s=0.05
+            path, storage=url, workers=1, runs_dir=tmp_path / "node1", train_command=train, poll_s=0.05
         )
     )
-    node1.join(120)
+    node2.join(120)
+    ran = joined["ran"]
+    node1 = node2
     assert not node1.is_alive()
     assert ran >= 1 and coordinator["started"] + ran == 6  # the two nodes split the grid
     assert sorted(executions()) == sorted(
@@ -528,6 +530,53 @@ def test_workers_joining_from_another_node_share_an_rdb_study(tmp_path, fake, mo
         t for t in optuna.load_study(study_name="small", storage=url).trials if t.state == TrialState.COMPLETE
     ]
     assert len(done) == 6 and {Path(t.user_attrs["run_dir"]).parts[-4] for t in done} == {"node1", "node2"}
+
+
+@pytest.mark.parametrize("outcome", ["interrupted", "completed"])
+def test_the_coordinator_stays_while_other_workers_run_and_retries_what_they_drop(outcome):
+    """Nothing waits but another node's worker runs a trial: the coordinator used to leave, so when that
+    node was preempted its trial stayed failed until someone ran `sweep run` again. It now waits, and
+    returns True once a retry waits (the trial stopped), False once nothing runs (it finished)."""
+    study = optuna.create_study()
+    study.enqueue_trial({})
+    trial = study.ask()  # RUNNING, as another node's worker holds it
+    retries = []
+
+    def retry():
+        if study.trials[trial.number].state == TrialState.FAIL and not retries:
+            retries.append(study.enqueue_trial({}))
+            return 1
+        return 0
+
+    def finish():
+        time.sleep(0.3)
+        if outcome == "interrupted":
+            study.tell(trial, state=TrialState.FAIL)
+        else:
+            study.tell(trial, 1.0)
+
+    threading.Thread(target=finish).start()
+    launch = SweepLaunch("unused.yaml", poll_s=0.05)
+    assert coordinator._await_others(study, {}, retry, lambda: None, launch) is (outcome == "interrupted")
+    assert bool(retries) is (outcome == "interrupted")
+
+
+def test_workers_share_the_cpus_slurm_gave_the_task_not_the_machines(monkeypatch):
+    """Without a task plugin SLURM binds no CPUs, so os.cpu_count() is the whole node's: 64 threads per
+    trial on a node shared with other jobs. --cpus-per-task is what the task may use."""
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "6")
+    assert [s.threads for s in SweepLaunch("a.yaml", workers=3).worker_slots("r")] == [2, 2, 2]
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK")
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    assert [s.threads for s in SweepLaunch("a.yaml", workers=2).worker_slots("r")] == [2, 2]
+
+
+def test_a_worker_waits_for_the_study_then_says_it_never_came(tmp_path):
+    path, runs = ablation_file(tmp_path), tmp_path / "runs"
+    started = time.monotonic()
+    with pytest.raises(S2SError, match=r"study 'small' does not exist in .* after waiting 0.5 s; create it"):
+        join_sweep(SweepLaunch(path, runs_dir=runs, wait_s=0.5, poll_s=0.05))
+    assert time.monotonic() - started >= 0.5
 
 
 @pytest.mark.integration
@@ -930,44 +979,51 @@ def test_sweep_run_prints_progress_with_an_eta(tmp_path, fake, monkeypatch, caps
 
 
 @pytest.mark.integration
-def test_the_slurm_example_runs_real_commands(monkeypatch):
-    """sweeps/slurm/sweep.sbatch: every s2s command in it parses with the CLI's own parser."""
-    import shlex
-
-    script = (REPO / "sweeps" / "slurm" / "sweep.sbatch").read_text()
-    assert subprocess.run(["bash", "-n", str(REPO / "sweeps" / "slurm" / "sweep.sbatch")]).returncode == 0
-    values = {
-        "$ABLATION": "ablations/paper_multi30k.yaml",
-        "$BUDGET": "full",
-        "$STORAGE": "postgresql://db/s",
-        "$RUNS": "runs",
-        "$TRIALS_PER_GPU": "1",
-        "$GPUS_PER_TRIAL": "2",
+@pytest.mark.parametrize("devices", ["gpu", "cpu"])
+@pytest.mark.parametrize("task", ["0", "1"])
+def test_the_slurm_example_runs_real_commands(tmp_path, monkeypatch, task, devices):
+    """sweeps/slurm/sweep.sbatch, run by bash as SLURM would run array task `task` (with `s2s` a stand-in
+    that records its arguments): the command it execs parses with the CLI's own parser and means what
+    the file says. tests/sweep/test_slurm.py runs the same file on a real SLURM cluster."""
+    argv = tmp_path / "argv.json"
+    stub = tmp_path / "s2s"
+    stub.write_text(
+        f"#!{sys.executable}\nimport json, sys\njson.dump(sys.argv[1:], open({str(argv)!r}, 'w'))\n"
+    )
+    stub.chmod(0o755)
+    env = {
+        **os.environ,
+        "SLURM_ARRAY_TASK_ID": task,
+        "S2S_STORAGE": "postgresql://db/s",
+        "S2S": str(stub),
+        "DEVICES": devices,
+        "WORKERS": "3",
+        "GPUS_PER_TRIAL": "2",
     }
-    flags = next(line for line in script.splitlines() if line.startswith("GPU_FLAGS=("))
-    flags = flags.removeprefix("GPU_FLAGS=(").split(")")[0]
-    commands = [
-        line.split("exec ", 1)[1] for line in script.splitlines() if line.strip().startswith("exec s2s ")
-    ]
-    assert len(commands) == 2
-    for command in commands:
-        command = command.replace('"${GPU_FLAGS[@]}"', flags)
-        for name, value in values.items():
-            command = command.replace(f'"{name}"', value)
-        args = build_parser().parse_args(shlex.split(command)[1:])
-        assert args.sweep_command in ("run", "worker") and args.storage == "postgresql://db/s"
-        assert (
-            args.gpus == "all"
-            and args.trials_per_gpu == 1
-            and args.gpus_per_trial == 2
-            and args.budget == "full"
-        )
-        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3")  # the node's four GPUs, as SLURM gives them
-        assert parse_gpus("0,1,2,3", args.workers, args.trials_per_gpu, args.gpus_per_trial) == (
-            2,
-            ["0,1", "2,3"],
-        )
-        load_ablation(REPO / args.ablation)
+    out = subprocess.run(
+        ["bash", REPO / "sweeps" / "slurm" / "sweep.sbatch"],
+        env=env,
+        cwd=REPO,
+        text=True,
+        capture_output=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    args = build_parser().parse_args(json.loads(argv.read_text()))
+    assert args.sweep_command == ("run" if task == "0" else "worker")
+    assert args.storage == "postgresql://db/s" and args.budget == "full" and str(args.runs_dir) == "runs"
+    if task == "1":
+        assert args.wait == 600  # waits for task 0 to create the study
+    if devices == "cpu":
+        assert args.workers == 3 and args.gpus is None
+        return
+    assert args.gpus == "all" and args.trials_per_gpu == 1 and args.gpus_per_trial == 2
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3")  # the node's four GPUs, as SLURM gives them
+    assert parse_gpus("0,1,2,3", args.workers, args.trials_per_gpu, args.gpus_per_trial) == (
+        2,
+        ["0,1", "2,3"],
+    )
+    load_ablation(REPO / args.ablation)
 
 
 def _exit_with(code: int) -> None:
