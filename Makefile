@@ -36,7 +36,8 @@ test-fast: setup
 
 # An offline install on a GPU node that has PyTorch (torch, Lightning, pandas, seaborn, sacrebleu) but no
 # internet: wheels of exactly what such a node lacks, for its Python and platform, plus this project's own
-# wheel. W&B is optional (runs with tracking.wandb=disabled or WANDB_MODE=disabled never import it).
+# wheel. W&B is optional (runs with tracking.wandb=disabled or WANDB_MODE=disabled never import it), and
+# so are scipy and adjustText (only `s2s report` needs them; reports are built off the node).
 # On the node: pip install --no-index --no-deps WHEELHOUSE/*.whl (tests/test_bench.py checks the list).
 NODE_PYTHON ?= 3.12
 NODE_PLATFORMS ?= manylinux_2_28_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64

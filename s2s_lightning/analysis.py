@@ -258,36 +258,45 @@ def paired_bleu(
     return base.score, other.score, other.p_value
 
 
+AR_TRIALS = 10_000  # approximate randomization trials: sacreBLEU's default (--paired-ar-n)
+AR_CHUNK = 500  # trials drawn and scored at a time (a [chunk, sentences] swap matrix per seed)
+
+
 def pooled_randomization(
-    pairs: Sequence[tuple[SentenceScores, SentenceScores]], samples: int = 1000, seed: int = BOOTSTRAP_SEED
+    pairs: Sequence[tuple[SentenceScores, SentenceScores]],
+    samples: int = AR_TRIALS,
+    seed: int = BOOTSTRAP_SEED,
+    stream: int = 0,
 ) -> float:
     """Two-sided p-value that B differs from A over all seeds at once: approximate randomization
-    (Riezler & Maxwell, 2005; MultEval) on the mean over seeds of corpus(B) - corpus(A), swapping each
-    sentence's A and B outputs with probability 1/2 within its seed; (count + 1) / (samples + 1)."""
-    rng = np.random.default_rng(seed)
+    (Riezler & Maxwell, 2005; MultEval; sacreBLEU's --paired-ar for one seed) on the mean over seeds of
+    corpus(B) - corpus(A), swapping each sentence's A and B outputs with probability 1/2 within its
+    seed; (count + 1) / (samples + 1). `stream`: each comparison draws its own shuffles (a table's
+    pairs sharing one shuffle matrix would share its Monte Carlo error)."""
+    rng = np.random.default_rng([seed, stream])
 
-    def mean_delta(swaps: list[np.ndarray | None]) -> np.ndarray:
+    def mean_delta(keep: list[np.ndarray]) -> np.ndarray:  # keep[s]: [R, N], 1 where A's output stays A's
         deltas = []
-        for (a, b), swap in zip(pairs, swaps):
-            if swap is None:  # the observed outputs: one "resample" with no swap
-                swap = np.zeros((1, len(a.scores)), dtype=bool)
-            keep = (~swap).astype(float)  # [R, N]: 1 where A's output stays A's
+        for (a, b), k in zip(pairs, keep):
             if a.stats is None:  # exact match: means of 0/1
-                ca = keep @ a.scores + (1 - keep) @ b.scores
-                cb = keep @ b.scores + (1 - keep) @ a.scores
-                deltas.append((cb - ca) / len(a.scores))
+                deltas.append((k @ (b.scores - a.scores) - (1 - k) @ (b.scores - a.scores)) / len(a.scores))
             else:
-                sa, sb = (
-                    keep @ a.stats + (1 - keep) @ b.stats,
-                    keep @ b.stats + (1 - keep) @ a.stats,
-                )  # [R, 10]
+                sa, sb = k @ a.stats + (1 - k) @ b.stats, k @ b.stats + (1 - k) @ a.stats  # [R, 10]
                 deltas.append(np.array([bleu_from_stats(y) - bleu_from_stats(x) for x, y in zip(sa, sb)]))
         return np.mean(deltas, axis=0)  # [R]
 
-    observed = abs(mean_delta([None] * len(pairs))[0])
-    swaps = [rng.random((samples, len(a.scores))) < 0.5 for a, _ in pairs]
-    permuted = np.abs(mean_delta(swaps))
-    return float((np.sum(permuted >= observed - 1e-12) + 1) / (samples + 1))
+    observed = abs(mean_delta([np.ones((1, len(a.scores))) for a, _ in pairs])[0])
+    count = 0
+    for start in range(0, samples, AR_CHUNK):
+        size = min(AR_CHUNK, samples - start)
+        keep = [(rng.random((size, len(a.scores))) >= 0.5).astype(float) for a, _ in pairs]
+        count += int(np.sum(np.abs(mean_delta(keep)) >= observed - 1e-12))
+    return float((count + 1) / (samples + 1))
+
+
+def monte_carlo_error(p: float, samples: int) -> float:
+    """The standard error of a p-value estimated from `samples` random trials."""
+    return math.sqrt(p * (1 - p) / samples)
 
 
 def holm(p_values: Sequence[float]) -> list[float]:

@@ -327,3 +327,34 @@ def test_no_message_interpolates_a_cut_value():
                 ):
                     cut.append(f"{path.name} {ast.unparse(value)}")
     assert [c for c in cut if not c.endswith("commit[:12]")] == ["bench.py r['op'][:44]"]
+
+
+@pytest.mark.integration
+def test_a_refusal_is_one_line_on_a_machine_with_slurm_installed(tmp_path):
+    """Where SLURM's srun is installed (any cluster node; CI installs it), Lightning warned on every run
+    that srun was not used, so a refusal printed that warning above its one line. Runs start their own
+    ranks on purpose (train.make_trainer): the warning is silenced."""
+    srun = tmp_path / "bin" / "srun"
+    srun.parent.mkdir()
+    srun.write_text("#!/bin/sh\nexit 0\n")
+    srun.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k != "S2S_DEBUG"}
+    env["PATH"] = f"{srun.parent}{os.pathsep}{env['PATH']}"
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "s2s_lightning",
+            "train",
+            "train.accelerator=gpu",
+            "--run-dir",
+            tmp_path / "r",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+    assert out.stderr.startswith("s2s: error: train.accelerator=gpu")

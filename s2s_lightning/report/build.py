@@ -16,6 +16,7 @@ from .. import metrics as M
 from ..errors import S2SError
 from ..records import atomic_write_text
 from ..sweep.storage import default_storage, redact
+from .buckets import KEYS, bucket_scores, bucket_table
 from .figures import build_figures
 from .findings import effects_of, effects_table, findings
 from .html import write_page
@@ -51,9 +52,11 @@ def build_report(
         states = ", ".join(f"{n} {state}" for state, n in dict(counts).items()) or "no run records"
         raise S2SError(f"no run completed ({states}): a report needs at least one completed run")
     effects = _effects(data, metric or data.spec.primary)
+    buckets = {key: bucket_scores(data, key) for key in KEYS}
     tables = build_tables(data) | ({"effects": effects_table(effects[0])} if effects else {})
+    tables |= {key: t for key, df in buckets.items() if (t := bucket_table(data, key, df)) is not None}
     write_tables(tables, out_dir / "tables")
-    figures = build_figures(data, out_dir / "figures", effects)
+    figures = build_figures(data, out_dir / "figures", effects, buckets)
     readme = out_dir / "README.md"
     found = findings(effects[0], data) if effects else None
     text = render_readme(

@@ -18,7 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from .labels import axis_name, axis_value_label
+from .labels import DPI, axis_name, axis_value_label
 from .load import ReportData
 
 
@@ -125,7 +125,7 @@ def figure(width: float, height: float, ncols: int = 1, nrows: int = 1):
 
 
 def save(fig: Figure, folder: Path, name: str) -> None:
-    fig.savefig(folder / f"{name}.png", dpi=150)
+    fig.savefig(folder / f"{name}.png", dpi=DPI)
     fig.savefig(folder / f"{name}.pdf", metadata={"CreationDate": None})  # same records, same bytes
 
 

@@ -33,12 +33,13 @@ def forest(all_effects: list[Effects], folder: Path) -> Plot | None:
         ax.set_yticks(y, [label(r) for r in rows] if i == 0 else [""] * len(rows))
         ax.set(xlabel=f"Δ {metric_label(effects.metric)}", title=metric_label(effects.metric))
         ax.margins(y=0.5 / len(rows) if len(rows) > 1 else 0.5)
-    fig.suptitle("Effects of the scientific axes (95% bootstrap intervals)")
+    fig.suptitle("Effects of the scientific axes (95% intervals)")
     save(fig, folder, "effects")
     return Plot(
         "effects",
         "Effects with their intervals",
-        "Each main effect (blue) and two-way interaction (orange) with its 95% bootstrap interval, one "
+        "Each main effect (blue) and two-way interaction (orange) with its 95% interval (seeds and test "
+        "sentences; the effects table says how), one "
         "panel per metric; a filled point is resolved (p (Holm) < 0.05 and an interval that excludes 0). "
         "Panels after the first keep the first's row order.",
     )
@@ -46,7 +47,7 @@ def forest(all_effects: list[Effects], folder: Path) -> Plot | None:
 
 def interactions(effects: Effects, folder: Path) -> Plot | None:
     """The mean of the metric by one axis of each resolved interaction, one line per level of the other,
-    averaged over the remaining axes, with 95% bootstrap intervals of those means."""
+    averaged over the remaining axes, with 95% intervals of those means (as the effects')."""
     resolved = [r for r in effects.rows if r.kind == "interaction" and r.resolved]
     pairs = list(dict.fromkeys(r.axes for r in resolved))
     if not pairs:
@@ -58,13 +59,11 @@ def interactions(effects: Effects, folder: Path) -> Plot | None:
             means, lows, highs = [], [], []
             for x in xs:
                 cells = [c for c in effects.cells if _at(effects, c, {a: x, b: level})]
+                found = effects.interval({c: 1 / len(cells) for c in cells}) if cells else None
                 point = np.mean([effects.cells[c] for c in cells]) if cells else np.nan
-                reps = (
-                    np.mean([effects.replicates[c] for c in cells], axis=0) if cells else np.full(1, np.nan)
-                )
                 means.append(point)
-                lows.append(point - np.percentile(reps, 2.5))
-                highs.append(np.percentile(reps, 97.5) - point)
+                lows.append(point - found[1] if found else 0.0)
+                highs.append(found[2] - point if found else 0.0)
             ax.errorbar(
                 range(len(xs)),
                 means,
@@ -88,7 +87,8 @@ def interactions(effects: Effects, folder: Path) -> Plot | None:
         "interactions",
         "Interactions",
         f"Mean {metric_label(effects.metric)} by one axis of each resolved interaction, one line per level "
-        "of the other, averaged over the remaining axes and seeds; error bars: 95% bootstrap intervals.",
+        "of the other, averaged over the remaining axes and seeds; error bars: 95% intervals (seeds' t and "
+        "test-set resampling, as in the effects table).",
     )
 
 

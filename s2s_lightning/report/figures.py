@@ -6,24 +6,21 @@ legend order from its `Design` (design.py).
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
-from typing import Any
 
 import matplotlib
 import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
-from matplotlib.text import Text
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from .. import metrics as M
 from ..errors import S2SError
+from .buckets import MIN_BUCKET, TITLES
 from .design import (
     Design,
     Plot,
-    arm_palette,
     figure,
     log_tick,
     panel_width,
@@ -34,7 +31,7 @@ from .design import (
 )
 from .effect_figures import forest, interactions
 from .effects import Effects
-from .labels import metric_label, metric_phrase
+from .labels import MIN_FONT_PT, is_fraction, metric_label, metric_phrase
 from .load import ReportData, val_history, word_f_rows
 
 TF_AXIS = "train.teacher_forcing_ratio"
@@ -102,11 +99,15 @@ def val_curves(data: ReportData, folder: Path) -> Plot | None:
     design.legend(fig)
     fig.suptitle(design.suptitle("Validation curves"))
     save(fig, folder, "val_curves")
+    spread = (
+        "mean over seeds with a band of ± 1 sd"
+        if _most_seeds(df) > 1
+        else "one seed per arm (no band: no spread to show)"
+    )
     return Plot(
         "val_curves",
         "Validation curves by design",
-        "Validation perplexity and task metric per epoch, mean over seeds with a band of ± 1 sd; "
-        f"{design.caption()}.",
+        f"Validation perplexity and task metric per epoch, {spread}; {design.caption()}.",
     )
 
 
@@ -119,22 +120,28 @@ def test_scores(data: ReportData, folder: Path) -> Plot | None:
     design = Design.of(data, arms)
     colours = {arm: design.colour(arm) for arm in arms}  # the colour of the arm's level, as in every figure
     fig, (ax,) = figure(7.0, 1.6 + 0.5 * len(arms))
-    sns.pointplot(
-        df,
-        x=metric,
-        y="arm",
-        order=arms,
-        hue="arm",
-        hue_order=arms,
-        palette=colours,
-        legend=False,
-        ax=ax,
-        errorbar="sd",
-        markers="D",
-        markersize=8,
-        linestyle="none",
-        capsize=0.3,
+    summary = df.groupby("arm")[metric].agg(["mean", "std", "count"]).reindex(arms)
+    bounds = (
+        (0.0, 1.0) if is_fraction(metric) else (0.0, 100.0) if "bleu" in metric or "chrf" in metric else None
     )
+    for i, (arm, row) in enumerate(summary.iterrows()):
+        ax.scatter(row["mean"], i, marker="D", s=64, color=colours[arm], zorder=4)
+        if row["count"] > 1:
+            lo, hi = row["mean"] - row["std"], row["mean"] + row["std"]
+            if bounds:
+                lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
+            ax.errorbar(
+                [row["mean"]],
+                [i],
+                xerr=[[row["mean"] - lo], [hi - row["mean"]]],
+                fmt="none",
+                ecolor=colours[arm],
+                elinewidth=1.5,
+                capsize=4,
+                zorder=4,
+            )
+    ax.set_yticks(range(len(arms)), arms)
+    ax.set_ylim(len(arms) - 0.5, -0.5)
     # The seeds as dots, jittered from a seeded generator: seaborn's stripplot jitters from numpy's global
     # one, so the same records drew a different figure each time.
     jitter = np.random.default_rng(0).uniform(-0.12, 0.12, len(df))
@@ -149,30 +156,31 @@ def test_scores(data: ReportData, folder: Path) -> Plot | None:
         tick.set_color(colours[arm])
     name = f"test_{metric.split('/')[1]}"
     save(fig, folder, name)
-    return Plot(
-        name,
-        f"Test {metric_phrase(metric)} per arm",
-        "Dots: one per seed; diamonds and bars: mean ± 1 sd over seeds.",
-    )
-
-
-def _bucket_label(lo: float, hi: float, integer: bool) -> str:
-    """Buckets are (lo, hi] (analysis.buckets). Lengths are whole tokens, so (5, 10] reads `6–10` and
-    (5, 6] reads `6`; a last bound of 1000 tokens or rank 1e6 is a sentinel: (35, 1000] reads `36+`."""
-    first = lo + 1 if integer else lo
-    if hi >= 1000 and hi >= 10 * max(lo, 1):
-        return f"{first:g}+" if integer else f">{lo:g}"
-    if integer:
-        return f"{hi:g}" if hi - 1 <= lo else f"{first:g}–{hi:g}"
-    return f"{lo:g}–{hi:g}"
+    several = summary["count"] > 1
+    if several.all():
+        what = "diamonds and bars: mean ± 1 sd over seeds"
+    elif several.any():
+        what = "diamonds: mean over seeds, bars: ± 1 sd where an arm has two seeds or more"
+    else:
+        what = "one seed per arm, so the diamond is that run (no bar: no spread to show)"
+    if bounds and several.any():
+        what += f", cut at the metric's range ({bounds[0]:g} to {bounds[1]:g})"
+    return Plot(name, f"Test {metric_phrase(metric)} per arm", f"Dots: one per seed; {what}.")
 
 
 def _design_points(
-    data: ReportData, df: pd.DataFrame, order: list[str], ticks: list[str], xlabel: str, ylabel: str
+    data: ReportData,
+    df: pd.DataFrame,
+    order: list[str],
+    ticks: list[str],
+    xlabel: str,
+    ylabel: str,
+    intervals: bool = False,
 ) -> tuple[Figure, Design]:
     """`df` (arm, bucket, y; a row per run and bucket) as one line per arm over the buckets: mean ± 1 sd
-    over seeds, laid out by the design (colour, line style, a panel per column value), arms in a panel
-    dodged apart so their error bars do not overprint."""
+    over seeds, or with `intervals` (a row per arm and bucket with low and high) the given intervals;
+    laid out by the design (colour, line style, a panel per column value), arms in a panel dodged apart
+    so their error bars do not overprint."""
     design = Design.of(data, present(data, df))
     cols = design.order["col"]
     fig, axes = figure(panel_width(len(cols), len(order)), 4.4, ncols=len(cols))
@@ -181,7 +189,11 @@ def _design_points(
         arms = design.column(col)
         step = min(0.08, 0.5 / len(arms))
         for k, arm in enumerate(arms):
-            stats = df[df["arm"] == arm].groupby("bucket")["y"].agg(["mean", "std"])
+            rows = df[df["arm"] == arm]
+            if intervals:
+                stats = rows.set_index("bucket")[["y", "low", "high"]].rename(columns={"y": "mean"})
+            else:
+                stats = rows.groupby("bucket")["y"].agg(["mean", "std"])
             stats = stats.reindex([b for b in order if b in stats.index])
             xs = np.array([position[b] for b in stats.index]) + (k - (len(arms) - 1) / 2) * step
             colour = design.colour(arm)
@@ -194,11 +206,16 @@ def _design_points(
                 marker="o",
                 markersize=5,
             )
-            if stats["std"].notna().any():
+            bars = (
+                [stats["mean"] - stats["low"], stats["high"] - stats["mean"]]
+                if intervals
+                else stats["std"].fillna(0)
+            )
+            if intervals or stats["std"].notna().any():
                 ax.errorbar(
                     xs,
                     stats["mean"],
-                    yerr=stats["std"].fillna(0),
+                    yerr=bars,
                     fmt="none",
                     ecolor=colour,
                     elinewidth=1.2,
@@ -212,43 +229,38 @@ def _design_points(
     return fig, design
 
 
-def bucket_plot(data: ReportData, folder: Path, key: str) -> Plot | None:
-    """Paper Fig. 3: the test metric by source length (left) or by average word-frequency rank (right)."""
-    lo_key, hi_key = ("min_len", "max_len") if key == "by_length" else ("min_rank", "max_rank")
-    rows, names = [], set()
-    for run in data.completed.itertuples():
-        analysis = run.analysis if isinstance(run.analysis, dict) else {}
-        names.add(analysis.get("metric"))
-        for b in analysis.get(key) or []:
-            if b.get("n") and b.get("score") is not None:
-                rows.append(
-                    {"arm": str(run.arm), "lo": b[lo_key], "hi": b[hi_key], "n": b["n"], "y": b["score"]}
-                )
-    if not rows:
+def bucket_plot(data: ReportData, folder: Path, key: str, df: pd.DataFrame | None) -> Plot | None:
+    """Paper Fig. 3: the test metric by source length or by average word-frequency rank, from
+    buckets.bucket_scores (merged to a minimum count, an interval on every point)."""
+    if df is None or df["bucket"].nunique() < 2:  # one bucket compares nothing across lengths
         return None
-    df = pd.DataFrame(rows)
-    buckets = df.groupby(["lo", "hi"])["n"].median().sort_index()
-    if len(buckets) < 2:  # one bucket compares nothing across lengths: the per-arm figure says it all
-        return None
-    integer = key == "by_length"
-    df["bucket"] = [_bucket_label(lo, hi, integer) for lo, hi in zip(df["lo"], df["hi"])]
-    order = [_bucket_label(lo, hi, integer) for lo, hi in buckets.index]
+    names = {a.get("metric") for a in data.completed["analysis"] if isinstance(a, dict)}
     metric = " / ".join(sorted(_ANALYSIS_METRIC.get(n, str(n)) for n in names if n)) or "Score"
-    what = "source sentence length" if key == "by_length" else "average word-frequency rank"
+    what = TITLES[key]
     xlabel = (
         "Source sentence length (tokens)"
-        if integer
+        if key == "by_length"
         else "Average word-frequency rank (0 = most frequent word)"
     )
-    ticks = [f"{b}\n(n={int(n)})" for b, n in zip(order, buckets)]
-    fig, design = _design_points(data, df, order, ticks, xlabel, f"Test {metric}")
+    counts = df.groupby(["lo", "bucket"], sort=True)["n"].first()
+    order = [bucket for _, bucket in counts.index]
+    ticks = [f"{b}\n(n={int(n)})" for (_, b), n in counts.items()]
+    points = df.rename(columns={"score": "y"})
+    fig, design = _design_points(data, points, order, ticks, xlabel, f"Test {metric}", intervals=True)
     fig.suptitle(design.suptitle(f"Test {metric} by {what}"))
     save(fig, folder, key)
+    seeds = int(df["seeds"].max())
+    spread = (
+        "mean over seeds and its 95% interval (seeds and the bucket's sentences resampled)"
+        if seeds > 1
+        else "one seed per arm: each point's 95% interval resamples the bucket's sentences only"
+    )
     return Plot(
         key,
         f"Test {metric} by {what}",
-        f"Test sentences bucketed by {what} (n: sentences per bucket); mean over seeds ± 1 sd; "
-        f"{design.caption()}.",
+        f"Test sentences bucketed by {what}, buckets merged until each holds at least {MIN_BUCKET} "
+        f"sentences or a quarter of the test set (n: sentences per bucket; numbers in "
+        f"tables/{key}.csv); {spread}; {design.caption()}.",
     )
 
 
@@ -302,43 +314,26 @@ def teacher_forcing(data: ReportData, folder: Path) -> Plot | None:
 
 
 def _annotate(ax, points: np.ndarray, phrases: list[str]) -> None:
-    """Write each phrase by its point, inward (left of points in the right half), never over another label.
+    """Write each phrase by its point, no label over another and no leader line across another.
 
     Sentences with the same meaning land close together (that is the figure's point), so labels would
-    overprint: each label, top to bottom, moves down a line at a time (with a leader line to its point)
-    until its box clears every label already placed. Boxes are measured on the drawn figure; labels stay
-    out of the layout so that placing them does not move the axes they were measured in.
+    overprint: adjustText moves them apart (a fixed number of iterations, so the same points place the
+    same labels) and draws a leader line to any label it moved away from its point.
     """
-    ax.figure.canvas.draw()  # the layout the labels are measured in
-    renderer = ax.figure.canvas.get_renderer()
-    unit_x = (points[:, 0] - points[:, 0].min()) / (np.ptp(points[:, 0]) + 1e-12)
+    from adjustText import adjust_text
 
-    def put(i: int, shift: int) -> tuple[Any, Any]:
-        right_half = unit_x[i] > 0.5
-        label = ax.annotate(
-            phrases[i],
-            points[i],
-            xytext=(-5 if right_half else 5, 3 - 10 * shift),
-            textcoords="offset points",
-            ha="right" if right_half else "left",
-            va="center",
-            fontsize=7,
-            arrowprops=dict(arrowstyle="-", color="0.6", linewidth=0.5) if shift else None,
-        )
-        label.set_in_layout(False)
-        label.update_positions(renderer)
-        return label, Text.get_window_extent(label, renderer)  # the words only, not the leader line
-
-    placed: list[Any] = []
-    for i in np.argsort(-points[:, 1], kind="stable"):
-        for shift in range(12):  # down a line at a time
-            label, box = put(i, shift)
-            if not any(box.overlaps(other) for other in placed):
-                break
-            label.remove()
-        else:  # nothing within 12 lines clears: where it was first
-            label, box = put(i, 0)
-        placed.append(box)
+    ax.margins(x=0.08, y=0.15)  # room at the edges: labels stay inside the axes
+    texts = [ax.text(x, y, phrase, fontsize=MIN_FONT_PT) for (x, y), phrase in zip(points, phrases)]
+    adjust_text(
+        texts,
+        x=points[:, 0],
+        y=points[:, 1],
+        ax=ax,
+        prevent_crossings=True,
+        expand=(1.1, 1.4),
+        iter_lim=1000,
+        arrowprops=dict(arrowstyle="-", color="0.5", linewidth=0.6),
+    )
 
 
 def representations(data: ReportData, folder: Path) -> Plot | None:
@@ -361,25 +356,24 @@ def representations(data: ReportData, folder: Path) -> Plot | None:
                 chosen.append((arm, run["seed"], phrases, vectors))
     if not chosen:
         return None
-    ncols = min(len(chosen), 2)
-    nrows = math.ceil(len(chosen) / ncols)
-    fig, axes = figure(6.5 * ncols, 5.0 * nrows, ncols=ncols, nrows=nrows)
+    ncols = 1  # one panel a row: long labels need the width, and the page shows it at full size
+    nrows = len(chosen)
+    fig, axes = figure(7.5, 5.5 * nrows, ncols=ncols, nrows=nrows)
     labels = []  # (axes, points, phrases), annotated once every panel has its final layout
-    palette = arm_palette(data.arms)
+    design = Design.of(data, [arm for arm, *_ in chosen])  # each arm in its colour of every other figure
     for ax, (arm, seed, phrases, vectors) in zip(axes, chosen):
         centred = vectors - vectors.mean(axis=0)
         _, s, vt = np.linalg.svd(centred, full_matrices=False)
         points = centred @ vt[:2].T  # [n_phrases, 2]
         explained = s**2 / np.sum(s**2)
-        ax.scatter(points[:, 0], points[:, 1], color=palette[arm], s=30)
+        ax.scatter(points[:, 0], points[:, 1], color=design.colour(arm), s=30)
         labels.append((ax, points, phrases))
         ax.set(
             title=f"{arm} (seed {seed})",
             xlabel=f"PC1 ({explained[0]:.0%} of variance)",
             ylabel=f"PC2 ({explained[1]:.0%})",
         )
-        ax.title.set_color(palette[arm])
-        ax.margins(x=0.08, y=0.15)
+        ax.title.set_color(design.colour(arm))
     for ax in axes[len(chosen) :]:
         ax.remove()
     fig.suptitle("PCA of sentence representations (final encoder state)")
@@ -408,13 +402,24 @@ def word_f(data: ReportData, folder: Path) -> Plot | None:
     why = (
         "compare-mt's word accuracy analysis: rare words are where a fixed vocabulary and a small model fail "
     )
-    why += "first; mean ± 1 sd over seeds"
+    why += "first; " + ("mean ± 1 sd over seeds" if _most_seeds(df) > 1 else "one seed per arm")
     return Plot("word_f", "Word F-measure by training frequency", f"{why}; {design.caption()}.")
 
 
-def build_figures(data: ReportData, folder: Path, effects: list[Effects] = ()) -> dict[str, Plot]:
+def _most_seeds(df: pd.DataFrame) -> int:
+    """The most runs any arm contributes to `df` (rows with arm and run_dir)."""
+    if "run_dir" not in df or df.empty:
+        return 1
+    return int(df.groupby("arm")["run_dir"].nunique().max())
+
+
+def build_figures(
+    data: ReportData, folder: Path, effects: list[Effects] = (), buckets: dict | None = None
+) -> dict[str, Plot]:
     """Every figure of a report; `effects`: the effects of each metric the forest plot shows (the first
-    is the report's metric, whose resolved interactions are drawn too)."""
+    is the report's metric, whose resolved interactions are drawn too); `buckets`: the bucket scores
+    (buckets.bucket_scores) by key."""
+    buckets = buckets or {}
     folder.mkdir(parents=True, exist_ok=True)
     for old in [*folder.glob("*.png"), *folder.glob("*.pdf")]:
         old.unlink()  # a figure that no longer applies must not survive from an earlier report
@@ -424,8 +429,8 @@ def build_figures(data: ReportData, folder: Path, effects: list[Effects] = ()) -
             interactions(effects[0], folder) if effects else None,
             test_scores(data, folder),
             val_curves(data, folder),
-            bucket_plot(data, folder, "by_length"),
-            bucket_plot(data, folder, "by_frequency"),
+            bucket_plot(data, folder, "by_length", buckets.get("by_length")),
+            bucket_plot(data, folder, "by_frequency", buckets.get("by_frequency")),
             word_f(data, folder),
             teacher_forcing(data, folder),
             representations(data, folder),

@@ -55,17 +55,15 @@ def label(row: Effect) -> str:
     return f"{names} ({', '.join(axis_value_label(a, v) for a, v in zip(row.axes, row.levels))})"
 
 
-def _p(p: float | None, samples: int, floor: bool | None = None) -> str:
-    """A p-value; `≤` where the bootstrap's resolution bounds it (no resample as extreme: 1 / (R + 1),
-    and a Holm-adjusted p of such a one)."""
+def _p(p: float | None) -> str:
+    """A p-value to 4 decimals; `< 0.0001` below that."""
     if p is None:
         return DASH
-    at_floor = p <= 1 / (samples + 1) + 1e-12 if floor is None else floor
-    return f"≤ {p:.4f}" if at_floor else f"{p:.4f}"
+    return "< 0.0001" if p < 0.0001 else f"{p:.4f}"
 
 
-def _holm_p(row: Effect, samples: int) -> str:
-    return _p(row.p_holm, samples, floor=row.p is not None and row.p <= 1 / (samples + 1) + 1e-12)
+def _holm_p(row: Effect) -> str:
+    return _p(row.p_holm)
 
 
 def effects_table(effects: Effects) -> Table:
@@ -93,7 +91,7 @@ def effects_table(effects: Effects) -> Table:
             size, interval = f"{row.estimate:+.{d}f}", f"{row.low:+.{d}f} to {row.high:+.{d}f}"
         disp.append(
             {"Effect": label(row), "Kind": row.kind, "Δ": size, "95% interval": interval}
-            | {"p": _p(row.p, effects.samples), "p (Holm)": _holm_p(row, effects.samples)}
+            | {"p": _p(row.p), "p (Holm)": _holm_p(row)}
             | {"Resolved": _resolved(row, effects)}
             | {"Seeds per arm to resolve": _needed(row)}
         )
@@ -128,13 +126,20 @@ def _needed(row: Effect) -> str:
 
 
 def _method(effects: Effects) -> str:
-    what = "seeds within each arm and test sentences" if effects.sentences else "seeds within each arm"
+    parts = []
+    if effects.seed_sd is not None:
+        parts.append(f"the seeds' variance within arms (t with {effects.seed_df} degrees of freedom)")
+    if effects.sentences:
+        parts.append(
+            f"the test set's ({effects.samples} bootstrap resamples of its sentences, shared by all runs)"
+        )
     text = (
         f"Δ: the change in {metric_phrase(effects.metric)} from each axis's base level, averaged over the "
         "other axes' levels where the design has both arms; an interaction is the difference of "
-        f"differences over each complete 2x2 square of arms. Intervals and p: a bootstrap ({effects.samples} "
-        f"resamples of {what}); an axis of more than two levels also gets an omnibus Wald test. "
-        f"Seeds per arm to resolve: for {POWER:.0%} power at p < {ALPHA}, at the pooled seed-to-seed sd"
+        f"differences over each complete 2x2 square of arms. Intervals and p: t-based, from "
+        f"{' and '.join(parts) or 'nothing (no source of variance)'}; an axis of more than two levels also "
+        f"gets an omnibus Wald test. Seeds per arm to resolve: for {POWER:.0%} power at p < {ALPHA} by the "
+        "same law, at the pooled seed-to-seed sd"
     )
     text += f" ({effects.seed_sd:.{decimals(effects.metric) + 1}f})." if effects.seed_sd is not None else "."
     if effects.one_seed and not effects.sentences:
@@ -164,8 +169,7 @@ def findings(effects: Effects, data: ReportData) -> list[str]:
         elif row.kind == "omnibus":
             verdict = "its levels differ" if row.resolved else "no difference among its levels is resolved"
             lines.append(
-                f"- {_cap(axis_name(row.axes[0]))}: {verdict} (omnibus Wald test, p (Holm) "
-                f"{_holm_p(row, effects.samples)})."
+                f"- {_cap(axis_name(row.axes[0]))}: {verdict} (omnibus Wald test, p (Holm) {_holm_p(row)})."
             )
         elif row.resolved:
             lines.append(
@@ -193,7 +197,7 @@ def _change(row: Effect, d: int) -> str:
 
 
 def _interval(row: Effect, d: int, effects: Effects) -> str:
-    return f"95% interval {row.low:+.{d}f} to {row.high:+.{d}f}, p (Holm) {_holm_p(row, effects.samples)}"
+    return f"95% interval {row.low:+.{d}f} to {row.high:+.{d}f}, p (Holm) {_holm_p(row)}"
 
 
 def _advice(row: Effect) -> str:

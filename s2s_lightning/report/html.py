@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import base64
 import html
+import math
 import re
+import struct
 import sys
 from pathlib import Path
 
@@ -18,6 +20,7 @@ import markdown
 
 from ..errors import S2SError
 from ..records import atomic_write_text
+from .labels import DPI, MIN_FONT_PT
 
 MIME = {".png": "image/png", ".pdf": "application/pdf", ".csv": "text/csv", ".tex": "application/x-tex"}
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
@@ -32,11 +35,13 @@ nav.toc ol { margin: .3em 0; padding-left: 1.2em; } nav.toc a { text-decoration:
 table { border-collapse: collapse; margin: .6em 0 1.4em; font-size: .9em; display: block; overflow-x: auto; }
 th, td { border: 1px solid #d0d7de; padding: .25em .6em; } th { background: #f6f8fa; }
 tr:nth-child(even) td { background: #fbfbfb; } th.sortable { cursor: pointer; }
-img { max-width: 100%; height: auto; } pre { background: #f6f8fa; padding: .6em; overflow-x: auto; }
+img { max-width: 100%; height: auto; } p.figure { overflow-x: auto; } p.figure img { max-width: none; }
+sub { font-size: 12px; } pre { background: #f6f8fa; padding: .6em; overflow-x: auto; }
 code { font-size: .92em; } sub a { color: #57606a; }
 @media print {
   body { max-width: none; margin: 0; font-size: 10.5pt; } nav.toc { display: none; } a { color: inherit; }
   h2 { break-after: avoid; } table, img, figure { break-inside: avoid; } table { display: table; }
+  p.figure img { max-width: 100%; width: auto !important; }
   pre { white-space: pre-wrap; word-break: break-all; }
 }
 """
@@ -77,6 +82,23 @@ def _embed(text: str, out_dir: Path) -> tuple[str, dict[str, str]]:
     return re.sub(r"(\]|!\[[^\]]*\])\(((?:figures|tables)/[^)\s]+)\)", swap, text), names
 
 
+SMALL_PRINT_PX = 12  # the page's smallest text (the CSV/LaTeX links under each table)
+
+
+def _sized_figures(body: str) -> str:
+    """Every figure at a width where its smallest text (MIN_FONT_PT at DPI) is as large as the page's
+    small print: wide figures keep that size and scroll sideways instead of shrinking (the two-panel
+    PCA figure's labels were ~6 px)."""
+
+    def size(match: re.Match) -> str:
+        png = base64.b64decode(match.group(2)[:64])  # the header: width at bytes 16-20 (IHDR)
+        inches = struct.unpack(">I", png[16:20])[0] / DPI
+        width = math.ceil(inches * SMALL_PRINT_PX * 72 / MIN_FONT_PT)
+        return f'<p class="figure"><img{match.group(1)} style="width: {width}px" /></p>'
+
+    return re.sub(r'<p><img([^>]*src="data:image/png;base64,([^"]+)"[^>]*?)\s*/?></p>', size, body)
+
+
 def _toc(body: str) -> str:
     items = re.findall(r'<h2 id="([^"]+)">(.*?)</h2>', body)
     links = "".join(f'<li><a href="#{anchor}">{title}</a></li>' for anchor, title in items)
@@ -87,6 +109,7 @@ def render_html(readme: str, out_dir: Path) -> str:
     """The report page from the README's Markdown and the files beside it in `out_dir`."""
     text, names = _embed(readme, Path(out_dir))
     body = markdown.markdown(text, extensions=["tables", "fenced_code", "toc"], output_format="html")
+    body = _sized_figures(body)
     for uri, name in names.items():  # data: links download under their file's name (browsers open none)
         body = body.replace(f'href="{uri}"', f'href="{uri}" download="{html.escape(name)}"')
     title = re.search(r"<h1[^>]*>(.*?)</h1>", body)

@@ -28,6 +28,10 @@ _LABELS = {
 }
 _FRACTIONS = {M.TEST_EXACT_MATCH, M.TEST_TOKEN_ACC}  # 3 decimals; BLEU, chrF and perplexity get 2
 DASH = "—"
+# Figures: PNG resolution, and the smallest text any figure prints (report.html shows every figure at a
+# size where that text is as large as the page's small print).
+DPI = 150
+MIN_FONT_PT = 8
 
 # How each paper axis reads in the report; any other axis by its key's last part.
 AXIS_NAMES = {

@@ -28,7 +28,11 @@ SECTIONS = [  # heading, tables, figures: in this order, each only when it has s
     ("Beam size", ["beam"], []),
     ("Paired significance", ["significance_pooled", "significance"], []),
     ("Training curves", [], ["val_curves"]),
-    ("Sentence length and word frequency", ["word_f"], ["by_length", "by_frequency", "word_f"]),
+    (
+        "Sentence length and word frequency",
+        ["by_length", "by_frequency", "word_f"],
+        ["by_length", "by_frequency", "word_f"],
+    ),
     ("Teacher forcing", [], ["teacher_forcing"]),
     ("Sentence representations", [], ["representations"]),
     ("Sweep health", ["health", "failures"], []),

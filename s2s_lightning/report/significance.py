@@ -4,16 +4,21 @@ test), Holm-corrected over the table."""
 
 from __future__ import annotations
 
+import functools
 import math
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ..analysis import (
+    AR_TRIALS,
     PAIRED_BOOTSTRAP_SAMPLES,
+    SentenceScores,
     exact_mcnemar,
     holm,
+    monte_carlo_error,
     paired_bleu,
     pooled_randomization,
     sentence_scores,
@@ -35,6 +40,24 @@ ALPHA = 0.05
 def test_files(run_dir: str) -> tuple[list[str], list[str]] | None:
     hyp, ref = Path(run_dir) / split_file("test", "hyp"), Path(run_dir) / split_file("test", "ref")
     return (read_lines(hyp), read_lines(ref)) if hyp.is_file() and ref.is_file() else None
+
+
+def run_sentence_scores(task: str, run_dir: str) -> tuple[SentenceScores, tuple[str, ...]] | None:
+    """A run's per-sentence test scores and its references (the test set it was scored on), computed once
+    per version of its files; None without its test files."""
+    stamps = tuple(
+        (p.stat().st_mtime_ns, p.stat().st_size) if p.is_file() else None
+        for p in (Path(run_dir) / split_file("test", "hyp"), Path(run_dir) / split_file("test", "ref"))
+    )
+    return _sentence_scores(task, run_dir, stamps)
+
+
+@functools.lru_cache(maxsize=512)
+def _sentence_scores(task: str, run_dir: str, _stamps: tuple) -> tuple[SentenceScores, tuple] | None:
+    files = test_files(run_dir)
+    if files is None or len(files[0]) != len(files[1]):
+        return None
+    return sentence_scores(task, *files), tuple(files[1])
 
 
 def one_axis_pairs(data: ReportData) -> list[tuple[str, str, str]]:
@@ -138,6 +161,8 @@ def pooled_significance_table(data: ReportData) -> Table | None:
         return None
     numbers = pd.DataFrame(nums)
     numbers["p_holm"] = holm(list(numbers["p_value"]))
+    # Holm scales a p by at most the number of pairs: its Monte Carlo error scales with it
+    numbers["p_holm_mc_error"] = numbers["p_mc_error"] * numbers["p_holm"] / numbers["p_value"]
     bold = {(i, "p (Holm)") for i, p in enumerate(numbers["p_holm"]) if p < ALPHA}
     return Table(
         "significance_pooled",
@@ -145,8 +170,10 @@ def pooled_significance_table(data: ReportData) -> Table | None:
         "Each pair of arms that differ in one axis, compared once over all seeds (MultEval's way): Δ is the "
         "mean over seeds of B − A; s_dev is the sd of an arm's score across seeds (training variance), "
         "s_sel the sd across bootstrap resamples of the test set (from each run's 95% interval, mean over "
-        "seeds); p comes from approximate randomization (1,000 shuffles of each sentence's A and B outputs "
-        f"within its seed), corrected for the table's pairs by Holm's method; bold: p (Holm) < {ALPHA}.",
+        f"seeds); p comes from approximate randomization ({AR_TRIALS:,} shuffles of each sentence's A and B "
+        f"outputs within its seed, drawn anew for each pair), corrected for the table's pairs by Holm's "
+        f"method; ± its Monte Carlo error where that error could move it across {ALPHA}; bold: p (Holm) < "
+        f"{ALPHA}.",
         _pooled_display(numbers, decimals(metric)),
         numbers,
         text_columns=3,
@@ -173,7 +200,8 @@ def _pooled_row(data: ReportData, a: str, b: str, axis: str, seeds: list) -> dic
         "s_dev_b": float(np.std(score_b, ddof=1)) if len(seeds) > 1 else math.nan,
         "s_sel_a": float(np.nanmean([_selection_sd(data, ra) for ra, *_ in seeds])),
         "s_sel_b": float(np.nanmean([_selection_sd(data, rb) for _, rb, *_ in seeds])),
-        "p_value": pooled_randomization(pairs),
+        "p_value": (p := pooled_randomization(pairs, stream=zlib.crc32(f"{a}\0{b}".encode()))),
+        "p_mc_error": monte_carlo_error(p, AR_TRIALS),
     }
 
 
@@ -192,7 +220,12 @@ def _pooled_display(numbers: pd.DataFrame, d: int) -> pd.DataFrame:
             "Δ (B − A)": [f"{x:+.{d}f}" for x in numbers["delta"]],
             "A: s_dev / s_sel": [spread(x, y) for x, y in zip(numbers["s_dev_a"], numbers["s_sel_a"])],
             "B: s_dev / s_sel": [spread(x, y) for x, y in zip(numbers["s_dev_b"], numbers["s_sel_b"])],
-            "p": [f"{p:.4f}" for p in numbers["p_value"]],
-            "p (Holm)": [f"{p:.4f}" for p in numbers["p_holm"]],
+            "p": [_with_error(p, e) for p, e in zip(numbers["p_value"], numbers["p_mc_error"])],
+            "p (Holm)": [_with_error(p, e) for p, e in zip(numbers["p_holm"], numbers["p_holm_mc_error"])],
         }
     )
+
+
+def _with_error(p: float, error: float) -> str:
+    """A Monte Carlo p-value, with ± its error where 3 errors reach across the threshold."""
+    return f"{p:.4f} ± {error:.4f}" if abs(p - ALPHA) <= 3 * error else f"{p:.4f}"

@@ -26,12 +26,14 @@ from s2s_lightning.cli import build_parser
 from s2s_lightning.cli import main as s2s
 from s2s_lightning.errors import S2SError
 from s2s_lightning.records import write_json
+from s2s_lightning.report.buckets import bucket_label as _bucket_label
+from s2s_lightning.report.buckets import bucket_scores, merged_edges
 from s2s_lightning.report.build import build_report
 from s2s_lightning.report.design import arm_palette
 from s2s_lightning.report.design import figure as _figure
 from s2s_lightning.report.design import legend as _legend
-from s2s_lightning.report.figures import _bucket_label, bucket_plot
-from s2s_lightning.report.labels import metric_label
+from s2s_lightning.report.figures import bucket_plot
+from s2s_lightning.report.labels import MIN_FONT_PT, metric_label
 from s2s_lightning.report.load import RunsSource, StudySource, WandbSource, load
 from s2s_lightning.report.table import fmt_score, tex_escape
 from s2s_lightning.report.tables import summary_table, table1
@@ -311,7 +313,44 @@ def test_bucket_labels_name_the_analysis_intervals(tmp_path):
     for analysis in data.runs["analysis"]:  # every sentence in one bucket: no length figure
         if isinstance(analysis, dict) and analysis.get("by_length"):
             analysis["by_length"] = analysis["by_length"][:1]
-    assert bucket_plot(data, tmp_path, "by_length") is None and not list(tmp_path.iterdir())
+    df = bucket_scores(data, "by_length")
+    assert (
+        df is None and bucket_plot(data, tmp_path, "by_length", df) is None and not list(tmp_path.iterdir())
+    )
+
+
+def test_a_bucket_of_one_sentence_is_merged_into_its_neighbour():
+    """The Multi30k report's last length bucket held one sentence and made the figure's most striking
+    point; buckets now merge, smallest first into its smaller neighbour, keeping the configured edges."""
+    lengths = np.array(
+        [3] * 40 + [8] * 200 + [13] * 300 + [18] * 250 + [23] * 120 + [28] * 60 + [33] * 8 + [40]
+    )
+    edges = merged_edges(lengths, [0, 5, 10, 15, 20, 25, 30, 35, 1000], 30)
+    assert edges == [0, 5, 10, 15, 20, 25, 1000]
+    counts = [int(((lengths > lo) & (lengths <= hi)).sum()) for lo, hi in zip(edges[:-1], edges[1:])]
+    assert min(counts) >= 30 and sum(counts) == len(lengths)
+    assert merged_edges(np.array([1, 2]), [0, 1, 2], 30) == [0, 2]  # too few for two buckets: one
+
+
+@pytest.mark.parametrize("task", ["addition", "translation"])
+def test_every_bucket_point_has_an_interval_and_a_table(reports, task):
+    table = pd.read_csv(reports[task] / "tables" / "by_length.csv")
+    assert list(table.columns) == ["arm", "bucket", "lo", "hi", "n", "seeds", "score", "low", "high"]
+    assert (table["low"] <= table["score"]).all() and (table["score"] <= table["high"]).all()
+    assert (table["low"] < table["high"]).any()
+    top = 1.0 if task == "addition" else 100.0
+    assert table["low"].min() >= 0 and table["high"].max() <= top  # never past the metric's range
+    n = table.groupby("bucket")["n"].first()
+    assert n.sum() == len(
+        (ADDITION if task == "addition" else TRANSLATION)
+        .joinpath("fwd-tf1-s0" if task == "addition" else "fwd-s0", "test.ref.txt")
+        .read_text()
+        .splitlines()
+    )
+    assert n.min() >= min(30, n.sum() // 4)
+    readme = (reports[task] / "README.md").read_text()
+    section = readme.split("## Sentence length and word frequency")[1].split("\n## ")[0]
+    assert "tables/by_length.csv" in section and "95% interval" in section and "(n=" in section
 
 
 def test_palette_is_one_colour_per_arm_in_order():
@@ -408,9 +447,21 @@ def test_pca_labels_never_overprint():
     _annotate(ax, points, phrases)
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
-    boxes = [Text.get_window_extent(t, renderer) for t in ax.texts]
-    assert len(boxes) == len(phrases)
+    labels = [t for t in ax.texts if t.get_text()]  # leader lines are annotations without text
+    boxes = [Text.get_window_extent(t, renderer) for t in labels]
+    assert len(boxes) == len(phrases) and all(t.get_fontsize() >= MIN_FONT_PT for t in labels)
     assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+    # No leader line crosses another: segments from each moved label to its point.
+    lines = [
+        (np.array(a.xy), np.array(a.xyann)) for a in ax.texts if not a.get_text() and hasattr(a, "xyann")
+    ]
+
+    def crosses(p, q):
+        (a, b), (c, d) = p, q
+        side = lambda u, v, w: np.sign(np.cross(v - u, w - u))  # noqa: E731
+        return side(a, b, c) * side(a, b, d) < 0 and side(c, d, a) * side(c, d, b) < 0
+
+    assert not any(crosses(p, q) for i, p in enumerate(lines) for q in lines[i + 1 :])
 
 
 # ------------------------------------------------------------------------------------ README
@@ -659,6 +710,66 @@ def test_pooled_randomization_and_holm():
     ]
     assert pooled_randomization(better, samples=200) == pytest.approx(1 / 201)  # no shuffle reaches the gap
     assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+
+
+@pytest.mark.parametrize("drop_b", [0.27, 0.26])
+def test_one_seed_randomization_equals_sacrebleus_paired_ar_within_its_monte_carlo_error(tmp_path, drop_b):
+    """The pooled test over one seed is sacreBLEU's --paired-ar (10,000 trials): the p-values agree within
+    their Monte Carlo errors. With 1,000 trials from one seed shared by every pair, a Multi30k pair gave
+    p = 0.010 where sacreBLEU gave 0.0026."""
+    import json
+    import random
+    import subprocess
+    import sys
+
+    from s2s_lightning.analysis import AR_TRIALS, monte_carlo_error, pooled_randomization, sentence_scores
+
+    rng = random.Random(0)
+    vocab = [f"w{i}" for i in range(300)]
+    refs = [" ".join(rng.choice(vocab) for _ in range(rng.randint(6, 16))) for _ in range(400)]
+
+    def noisy(seed, drop):
+        g = random.Random(seed)
+        return [" ".join(w for w in ref.split() if g.random() > drop) for ref in refs]
+
+    hyp_a, hyp_b = noisy(1, 0.30), noisy(2, drop_b)
+    for name, lines in (("ref", refs), ("a", hyp_a), ("b", hyp_b)):
+        (tmp_path / f"{name}.txt").write_text("\n".join(lines) + "\n")
+    cli = Path(sys.executable).parent / "sacrebleu"
+    out = subprocess.run(
+        [
+            cli,
+            tmp_path / "ref.txt",
+            "-i",
+            tmp_path / "a.txt",
+            tmp_path / "b.txt",
+            "--paired-ar",
+            "-m",
+            "bleu",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    theirs = json.loads(out.stdout)[1]["BLEU"]["p_value"]
+    ours = pooled_randomization(
+        [(sentence_scores("translation", hyp_a, refs), sentence_scores("translation", hyp_b, refs))]
+    )
+    error = math.hypot(monte_carlo_error(theirs, AR_TRIALS), monte_carlo_error(ours, AR_TRIALS))
+    assert 0.001 < theirs < 0.05 and abs(ours - theirs) <= 4 * error, (ours, theirs, error)
+
+
+def test_each_pair_draws_its_own_shuffles():
+    from s2s_lightning.analysis import SentenceScores, pooled_randomization
+
+    rng = np.random.default_rng(1)
+    a = SentenceScores("exact_match", (rng.random(400) < 0.5).astype(float), None)
+    b = SentenceScores("exact_match", np.where(rng.random(400) < 0.1, 1 - a.scores, a.scores), None)
+    p = {stream: pooled_randomization([(a, b)], samples=2000, stream=stream) for stream in range(4)}
+    assert (
+        len(set(p.values())) > 1
+    )  # another stream, other shuffles: the p-values differ in their last digits
+    assert max(p.values()) - min(p.values()) < 0.05
 
 
 def test_pooled_significance_table(reports):

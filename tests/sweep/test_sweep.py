@@ -75,6 +75,7 @@ name = ov["tracking.name"]
 with open(os.environ["FAKE_LOG"], "a") as f:
     f.write(f"{name} {'resume' if resume else 'start'} seed={ov['seed']} lr={ov.get('train.lr', '-')}\n")
 if os.environ.get("FAKE_REFUSE"):  # refused before it starts, as `s2s train` refuses bad input: exit 2
+    time.sleep(float(os.environ.get("FAKE_REFUSE_S", "0")))  # a real refusal comes after seconds of imports
     print(f"s2s: error: {os.environ['FAKE_REFUSE']}", file=sys.stderr)
     sys.exit(2)
 def check_one_writer():
@@ -1145,6 +1146,7 @@ def test_a_refusal_every_trial_shares_stops_the_sweep(tmp_path, fake, monkeypatc
     repeat it, so the sweep stops with that message instead of failing every trial in turn."""
     train, executions = fake
     monkeypatch.setenv("FAKE_REFUSE", "train.accelerator=gpu: no CUDA device is visible")
+    monkeypatch.setenv("FAKE_REFUSE_S", "0.3")  # a real refusal takes seconds (imports): not instant
     monkeypatch.setattr(coordinator, "PROGRESS_S", 0.0)
     # Six seeds: the second arm's refusals leave the coordinator five trials' time to notice (with three,
     # a loaded machine let the one worker finish them all first, once in four full runs).
