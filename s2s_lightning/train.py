@@ -173,8 +173,7 @@ for _name in ("pytorch_lightning.utilities.rank_zero", "lightning_fabric.utiliti
 logging.raiseExceptions = False
 # Warnings every run printed that say nothing about it: data loader workers (batches are built in the
 # main process on purpose), a deprecation inside Lightning, and the checkpoint folder a resume reuses.
-# Lightning warns on every run where SLURM's `srun` is installed but not used: runs start their own
-# ranks on purpose (make_trainer), so that line would only bury a refusal's one-line error.
+# Lightning warns wherever SLURM's srun is installed but unused; runs start their own ranks (make_trainer).
 warnings.filterwarnings("ignore", message="The `srun` command is available on your system but is not used")
 QUIET_WARNINGS = (
     ".*does not have many workers.*",

@@ -32,7 +32,7 @@ SWEEP = [
 ]
 REPORT = [
     "report", "report.labels", "report.arms", "report.load", "report.table", "report.significance",
-    "report.health", "report.tables", "report.effects", "report.findings", "report.design",
+    "report.health", "report.buckets", "report.tables", "report.effects", "report.findings", "report.design",
     "report.effect_figures", "report.figures", "report.readme", "report.html", "report.build",
 ]
 # fmt: on

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from s2s_lightning.report.build import build_report
+from s2s_lightning.report.labels import DPI, MIN_FONT_PT
 from s2s_lightning.report.table import fmt_score
 
 RECORDS = Path(__file__).parents[1] / "fixtures" / "records"
@@ -85,6 +86,12 @@ def test_the_page_renders_offline_in_chromium_to_png_and_pdf(report, tmp_path):
         page.wait_for_load_state("load")
         decoded = page.evaluate("[...document.images].map(i => i.complete && i.naturalWidth > 0)")
         tables = page.evaluate("document.querySelectorAll('table').length")
+        # Each figure's smallest text (MIN_FONT_PT at DPI in the PNG) as the page shows it, in CSS px,
+        # against the page's small print (the links under each table).
+        shown = page.evaluate(
+            f"[...document.images].map(i => i.clientWidth / i.naturalWidth * {MIN_FONT_PT} * {DPI} / 72)"
+        )
+        small_print = page.evaluate("parseFloat(getComputedStyle(document.querySelector('sub')).fontSize)")
         text = page.inner_text("body")
         page.screenshot(path=str(tmp_path / "page.png"), full_page=False)
         page.pdf(path=str(tmp_path / "page.pdf"))
@@ -96,6 +103,7 @@ def test_the_page_renders_offline_in_chromium_to_png_and_pdf(report, tmp_path):
         browser.close()
     assert [u for u in requests if not u.startswith(("file:", "data:"))] == []
     assert decoded and all(decoded) and tables == len(list(report.glob("tables/*.md")))
+    assert small_print >= 11 and min(shown) >= small_print - 0.5, (shown, small_print)
     assert all(number in text for number in headline_numbers(report))
     values = [float(c.split(" ")[0]) for c in column]
     assert values == sorted(values)  # a click sorts by value

@@ -886,3 +886,15 @@ def test_a_report_folder_that_is_a_file_is_refused_in_one_line(tmp_path, capsys)
     assert err == [
         f"s2s: error: -o {tmp_path / 'taken'} is a file, not a folder: name a folder for the report"
     ]
+
+
+def test_captions_say_what_the_figure_holds(tmp_path):
+    """One seed per arm: the captions said "diamonds and bars: mean ± 1 sd" and "band of ± 1 sd" over
+    figures with neither. With seeds, a bar of a proportion stops at 0 and 1, and the caption says so."""
+    one = [ADDITION / name for name in ("fwd-tf1-s0", "rev-tf1-s0", "rev-tf0.5-s0")]
+    readme = build_report(one, tmp_path / "one").read_text()
+    assert "one seed per arm, so the diamond is that run (no bar" in readme
+    assert "one seed per arm (no band" in readme and "band of ± 1 sd" not in readme
+    readme = build_report(ADDITION, tmp_path / "all").read_text()
+    assert "diamonds and bars: mean ± 1 sd over seeds, cut at the metric's range (0 to 1)" in readme
+    assert "mean over seeds with a band of ± 1 sd" in readme
