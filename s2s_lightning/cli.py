@@ -270,6 +270,17 @@ def _report_parser(sub) -> None:
     p.add_argument(
         "-o", "--out", type=Path, required=True, metavar="DIR", help="report folder, e.g. reports/NAME"
     )
+    p.add_argument(
+        "--records",
+        type=Path,
+        metavar="FILE",
+        help="read --runs / --study inside this archive (a report's records.tar.gz), not the runs folder",
+    )
+    p.add_argument(
+        "--save-records",
+        action="store_true",
+        help="also write OUT/records.tar.gz: the records this report was built from, without checkpoints",
+    )
     p.add_argument("--title", help="README title (default: 'Report: NAME')")
     p.add_argument(
         "--metric",

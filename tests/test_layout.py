@@ -33,7 +33,8 @@ SWEEP = [
 REPORT = [
     "report", "report.labels", "report.arms", "report.load", "report.table", "report.significance",
     "report.health", "report.buckets", "report.tables", "report.effects", "report.findings", "report.design",
-    "report.effect_figures", "report.figures", "report.readme", "report.html", "report.build",
+    "report.effect_figures", "report.figures", "report.readme", "report.html", "report.archive",
+    "report.build",
 ]
 # fmt: on
 TOP = ["cli", "__main__"]

@@ -8,6 +8,8 @@ written by readme.py, and holds what `s2s report` runs (its parser lives in cli.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import shlex
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +18,7 @@ from .. import metrics as M
 from ..errors import S2SError
 from ..records import atomic_write_text
 from ..sweep.storage import default_storage, redact
+from .archive import check_source, pack, unpacked
 from .buckets import KEYS, bucket_scores, bucket_table
 from .figures import build_figures
 from .findings import effects_of, effects_table, findings
@@ -35,10 +38,12 @@ def build_report(
     command: str | None = None,
     note: str | None = None,
     metric: str | None = None,
+    save_records: bool = False,
 ) -> Path:
     """Load `source`, write tables/, figures/ and README.md into `out_dir`; return the README path.
     `note`: Markdown put under the Findings (how the runs were made, their wall time); `metric`: the
-    metric of the effects table and the Findings (default: the task's primary metric)."""
+    metric of the effects table and the Findings (default: the task's primary metric); `save_records`:
+    also write OUT/records.tar.gz, the records the report was built from (archive.py)."""
     if isinstance(source, (str, Path)):
         source = RunsSource((Path(source),))
     elif not isinstance(source, (RunsSource, StudySource, WandbSource)):
@@ -64,6 +69,8 @@ def build_report(
     )
     atomic_write_text(readme, text)
     write_page(out_dir)
+    if save_records:
+        pack(data, source, out_dir)
     return readme
 
 
@@ -99,6 +106,8 @@ def command_line(args: argparse.Namespace) -> str:
     words += ["-o", str(args.out)] + (["--title", args.title] if args.title else [])
     words += ["--note", str(args.note)] if args.note else []
     words += ["--metric", args.metric] if args.metric else []
+    words = (["--records", str(args.records)] if args.records else []) + words
+    words += ["--save-records"] if args.save_records else []
     return "s2s report " + shlex.join(words)
 
 
@@ -109,13 +118,22 @@ def run_report(args: argparse.Namespace) -> int:
             note = Path(args.note).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise S2SError(f"cannot read --note {args.note}: {exc}") from None
-    readme = build_report(
-        source_from_args(args),
-        args.out,
+    source, out = source_from_args(args), Path(args.out)
+    build = functools.partial(
+        build_report,
+        source,
         title=args.title,
         command=command_line(args),
         note=note,
         metric=args.metric,
+        save_records=args.save_records,
     )
+    if args.records:  # the paths --runs / --study name, read inside the archive
+        check_source(source)
+        out = out.resolve()
+        with unpacked(args.records) as root, contextlib.chdir(root):
+            readme = build(out)
+    else:
+        readme = build(out)
     print(f"wrote {readme}")
     return 0

@@ -898,3 +898,42 @@ def test_captions_say_what_the_figure_holds(tmp_path):
     readme = build_report(ADDITION, tmp_path / "all").read_text()
     assert "diamonds and bars: mean ± 1 sd over seeds, cut at the metric's range (0 to 1)" in readme
     assert "mean over seeds with a band of ± 1 sd" in readme
+
+
+def test_a_report_rebuilds_from_its_saved_records_and_bad_archives_are_one_line(
+    tmp_path, monkeypatch, capsys
+):
+    """--save-records keeps what the report read (no checkpoints) in OUT/records.tar.gz, the same bytes
+    for the same records; --records builds the same report from it, the runs folder gone."""
+    import tarfile
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(TRANSLATION, "runs")
+    (tmp_path / "runs" / "fwd-s0" / "checkpoints").mkdir()
+    (tmp_path / "runs" / "fwd-s0" / "checkpoints" / "last.ckpt").write_bytes(b"weights")
+    assert s2s(["report", "--runs", "runs", "-o", "first", "--save-records"]) == 0
+    with tarfile.open("first/records.tar.gz") as tar:
+        names = tar.getnames()
+    assert "runs/fwd-s0/record.json" in names and "runs/fwd-s0/test.hyp.txt" in names
+    assert not [n for n in names if "checkpoints" in n or n.startswith("/")]
+    shutil.rmtree("runs")
+    assert (
+        s2s(
+            ["report", "--records", "first/records.tar.gz", "--runs", "runs", "-o", "again", "--save-records"]
+        )
+        == 0
+    )
+    assert (tmp_path / "again" / "records.tar.gz").read_bytes() == (
+        tmp_path / "first" / "records.tar.gz"
+    ).read_bytes()
+    for table in (tmp_path / "first" / "tables").iterdir():
+        assert (tmp_path / "again" / "tables" / table.name).read_bytes() == table.read_bytes(), table.name
+    (tmp_path / "broken.tar.gz").write_bytes(b"not a tar")
+    for args, error in [
+        (["nothing.tar.gz", "--runs", "runs"], "--records nothing.tar.gz not found"),
+        (["broken.tar.gz", "--runs", "runs"], "--records broken.tar.gz is not a readable records archive"),
+        (["first/records.tar.gz", "--runs", str(tmp_path / "runs")], "is absolute; name paths as they are"),
+    ]:
+        assert s2s(["report", "--records", *args, "-o", "x"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and error in err, err
