@@ -96,6 +96,13 @@ def _sweep(args: argparse.Namespace) -> int:
     return COMMANDS[args.sweep_command](args)
 
 
+def _wandb_workspace(args: argparse.Namespace) -> int:
+    from .report.workspace import save
+
+    print(save(args.file))
+    return 0
+
+
 def _reproduce(args: argparse.Namespace) -> int:
     from .reproduce import run_reproduce
 
@@ -277,6 +284,11 @@ def _report_parser(sub) -> None:
         help="read --runs / --study inside this archive (a report's records.tar.gz), not the runs folder",
     )
     p.add_argument(
+        "--wandb-workspace",
+        metavar="ENTITY/PROJECT",
+        help="with --study: the study's W&B workspace, as OUT/wandb_workspace.json and, online, on W&B",
+    )
+    p.add_argument(
         "--save-records",
         action="store_true",
         help="also write OUT/records.tar.gz: the records this report was built from, without checkpoints",
@@ -301,6 +313,15 @@ def _sweep_common(p: argparse.ArgumentParser, storage: bool = True) -> None:
     if storage:
         p.add_argument("--storage", help=SWEEP_STORAGE_HELP)
         p.add_argument("--runs-dir", default="runs", help="where run directories go (default: runs)")
+
+
+def _workspace_parser(sub) -> None:
+    p = sub.add_parser(
+        "wandb-workspace",
+        help="create on W&B the workspace `s2s report --wandb-workspace` wrote offline (like wandb sync)",
+    )
+    p.add_argument("file", type=Path, metavar="FILE", help="a report's wandb_workspace.json")
+    p.set_defaults(func=_wandb_workspace)
 
 
 def _reproduce_parser(sub) -> None:
@@ -396,6 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
         _evaluate_parsers,
         _bench_parser,
         _report_parser,
+        _workspace_parser,
         _sweep_parsers,
         _reproduce_parser,
     ):

@@ -34,7 +34,7 @@ REPORT = [
     "report", "report.labels", "report.arms", "report.load", "report.table", "report.significance",
     "report.health", "report.buckets", "report.tables", "report.effects", "report.findings", "report.design",
     "report.effect_figures", "report.figures", "report.readme", "report.html", "report.archive",
-    "report.build",
+    "report.dashboard", "report.workspace", "report.build",
 ]
 # fmt: on
 TOP = ["cli", "__main__"]

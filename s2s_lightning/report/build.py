@@ -20,6 +20,7 @@ from ..records import atomic_write_text
 from ..sweep.storage import default_storage, redact
 from .archive import check_source, pack, unpacked
 from .buckets import KEYS, bucket_scores, bucket_table
+from .dashboard import publish
 from .figures import build_figures
 from .findings import effects_of, effects_table, findings
 from .html import write_page
@@ -27,6 +28,7 @@ from .load import RunsSource, Source, StudySource, WandbSource, load
 from .readme import render_readme
 from .table import write_tables
 from .tables import build_tables
+from .workspace import write_workspace
 
 
 # ---------------------------------------------------------------------------------------- README
@@ -39,11 +41,13 @@ def build_report(
     note: str | None = None,
     metric: str | None = None,
     save_records: bool = False,
+    wandb_workspace: str | None = None,
 ) -> Path:
     """Load `source`, write tables/, figures/ and README.md into `out_dir`; return the README path.
     `note`: Markdown put under the Findings (how the runs were made, their wall time); `metric`: the
     metric of the effects table and the Findings (default: the task's primary metric); `save_records`:
-    also write OUT/records.tar.gz, the records the report was built from (archive.py)."""
+    also write OUT/records.tar.gz, the records the report was built from (archive.py);
+    `wandb_workspace`: ENTITY/PROJECT of the study's saved W&B workspace (workspace.py)."""
     if isinstance(source, (str, Path)):
         source = RunsSource((Path(source),))
     elif not isinstance(source, (RunsSource, StudySource, WandbSource)):
@@ -71,6 +75,11 @@ def build_report(
     write_page(out_dir)
     if save_records:
         pack(data, source, out_dir)
+    if wandb_workspace:
+        if not isinstance(source, StudySource):
+            raise S2SError("--wandb-workspace goes with --study: the workspace shows a study's runs")
+        for line in write_workspace(data, source.name, wandb_workspace, out_dir):
+            print(line)
     return readme
 
 
@@ -127,6 +136,7 @@ def run_report(args: argparse.Namespace) -> int:
         note=note,
         metric=args.metric,
         save_records=args.save_records,
+        wandb_workspace=args.wandb_workspace,
     )
     if args.records:  # the paths --runs / --study name, read inside the archive
         check_source(source)
@@ -136,4 +146,7 @@ def run_report(args: argparse.Namespace) -> int:
     else:
         readme = build(out)
     print(f"wrote {readme}")
+    if args.study:  # the Optuna dashboard opens on the report (not for a study unpacked from --records)
+        for line in publish(args.study, args.storage or default_storage(), out) if not args.records else []:
+            print(line)
     return 0

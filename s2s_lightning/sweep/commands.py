@@ -14,7 +14,7 @@ from .coordinator import SweepInterrupted, join_sweep, run_sweep
 from .launch import SweepLaunch
 from .plan import FULL, expand, load_ablation
 from .status import dry_run, sweep_status
-from .storage import default_storage, open_storage, repair_journal, storage_label
+from .storage import artifact_dir, default_storage, open_storage, repair_journal, storage_label
 from .wandb_grid import render_sweep
 
 
@@ -91,7 +91,11 @@ def _cmd_wandb(args: argparse.Namespace) -> int:
 
 def run_dashboard(args: argparse.Namespace) -> int:
     """`s2s dashboard`: optuna-dashboard on the sweep's storage."""
-    import optuna_dashboard  # a web server's worth of imports, for this command only
+    try:
+        import optuna_dashboard  # a web server's worth of imports, for this command only
+    except ImportError:
+        raise S2SError("s2s dashboard needs optuna-dashboard: pip install -e '.[dashboard]'") from None
+    from optuna.artifacts import FileSystemArtifactStore
 
     check_port(args.port)
     try:
@@ -106,7 +110,9 @@ def run_dashboard(args: argparse.Namespace) -> int:
     print(
         f"optuna-dashboard for {storage_label(args.storage, args.runs_dir)} on http://127.0.0.1:{args.port}/"
     )
-    optuna_dashboard.run_server(store, host="127.0.0.1", port=args.port)
+    target = args.storage or default_storage(args.runs_dir)
+    artifacts = FileSystemArtifactStore(str(artifact_dir(target, args.runs_dir)))  # the reports' files
+    optuna_dashboard.run_server(store, host="127.0.0.1", port=args.port, artifact_store=artifacts)
     return 0
 
 

@@ -35,15 +35,8 @@ from ..records import RECORD_FILE
 from .plan import SEED, Plan
 
 # User attributes of every trial.
-KIND, ARM, SLOT, RAN_IN, WORKER, HEARTBEAT, STALE = (
-    "kind",
-    "arm",
-    "slot",
-    "ran_in",
-    "worker",
-    "heartbeat",
-    "stale",
-)
+KIND, ARM, SLOT, RAN_IN = "kind", "arm", "slot", "ran_in"
+WORKER, HEARTBEAT, STALE = "worker", "heartbeat", "stale"
 GRID, TUNE = "grid", "tune"
 STOPPED = "stopped"  # a trial stopped because the sweep was (SIGINT/SIGTERM): resumable, not failed
 PLAN_ATTR = "plan"  # main study user attribute: the plan's fingerprint
@@ -57,6 +50,11 @@ DEFAULT_RUNS_DIR = "runs"
 def default_storage(runs_dir: str | Path = DEFAULT_RUNS_DIR) -> str:
     """The storage of every command given no --storage: one journal file under the runs folder."""
     return str(Path(runs_dir) / DEFAULT_JOURNAL)
+
+
+def artifact_dir(storage: str, runs_dir: str | Path = DEFAULT_RUNS_DIR) -> Path:
+    """Optuna's artifact store of a storage (report files): beside a journal, else RUNS/optuna/artifacts."""
+    return (Path(storage).parent if "://" not in storage else Path(runs_dir) / "optuna") / "artifacts"
 
 
 def redact(text: str) -> str:

@@ -84,9 +84,14 @@ def _suggest(trial: optuna.Trial, key: str, dim: SearchDim) -> Any:
     return trial.suggest_float(key, dim.low, dim.high, log=dim.type == "log_uniform")
 
 
-def seed_choices(plan: Plan) -> list[int]:
-    """The `seed` param's categorical choices; fixed for the study's lifetime (Optuna requires it)."""
-    return list(dict.fromkeys(plan.seeds + [plan.ablation.spec.nuisance.seed]))
+def seed_choices(plan: Plan, study: optuna.Study | None = None) -> list:
+    """The `seed` param's categorical choices: the plan's seeds (the tuning seed was one too, though no
+    grid trial uses it, so dashboards offered it). Optuna wants one distribution per param for a study's
+    lifetime: a study that already has a seed distribution keeps it."""
+    for t in study.get_trials(deepcopy=False) if study is not None else []:
+        if SEED in t.distributions:
+            return list(t.distributions[SEED].choices)
+    return list(dict.fromkeys(plan.seeds))
 
 
 def _float(value: Any) -> float | None:
@@ -239,7 +244,7 @@ class TrialRunner:
         else:
             for axis in plan.axes:
                 trial.suggest_categorical(axis, list(dict.fromkeys(a.values[axis] for a in plan.arms)))
-            seed = trial.suggest_categorical(SEED, seed_choices(plan))
+            seed = trial.suggest_categorical(SEED, seed_choices(plan, study))
             nuisance = {k: _suggest(trial, k, dim) for k, dim in plan.nuisance.items()} if self.tuning else {}
             run_dir = grid_run_dir(self.runs_dir, plan, arm.name, seed)
             name, group = f"{arm.name}-seed{seed}", plan.study

@@ -937,3 +937,42 @@ def test_a_report_rebuilds_from_its_saved_records_and_bad_archives_are_one_line(
         assert s2s(["report", "--records", *args, "-o", "x"]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and error in err, err
+
+
+def _wsgi_get(app, path: str) -> tuple[str, bytes]:
+    from wsgiref.util import setup_testing_defaults
+
+    environ: dict = {"PATH_INFO": path, "REQUEST_METHOD": "GET"}
+    setup_testing_defaults(environ)
+    status = []
+    body = b"".join(app(environ, lambda s, headers, exc_info=None: status.append(s)))
+    return status[0], body
+
+
+def test_the_optuna_dashboard_shows_the_reports_findings_and_files(tmp_path, capsys):
+    """After `s2s report --study`, optuna-dashboard's own app (WSGI, no server) returns the study's note
+    (the report's Findings) and the report's page as an artifact; making the report again uploads
+    nothing new."""
+    optuna_dashboard = pytest.importorskip("optuna_dashboard")
+    import optuna
+    from optuna.artifacts import FileSystemArtifactStore
+
+    from s2s_lightning.sweep.storage import artifact_dir, open_storage
+
+    source = make_study(tmp_path, "journal")
+    args = ["report", "--study", "addition", "--storage", source.storage, "-o", str(tmp_path / "out")]
+    assert s2s(args) == 0
+    assert "note set to the report's Findings" in capsys.readouterr().out
+    store = artifact_dir(source.storage)
+    backend = open_storage(source.storage, create=False)
+    app = optuna_dashboard.wsgi(backend, artifact_store=FileSystemArtifactStore(str(store)))
+    study = optuna.load_study(study_name="addition", storage=backend)
+    status, body = _wsgi_get(app, f"/api/studies/{study._study_id}")
+    note = json.loads(body)["note"]["body"]
+    findings = (tmp_path / "out" / "README.md").read_text().split("## Findings\n\n")[1].split("\n\n")[0]
+    assert status.startswith("200") and findings in note
+    digest, artifact = study.user_attrs["report_artifacts"]["report.html"]
+    status, body = _wsgi_get(app, f"/artifacts/{study._study_id}/{artifact}")
+    assert status.startswith("200") and body == (tmp_path / "out" / "report.html").read_bytes()
+    assert s2s(args) == 0
+    assert "0 of" in capsys.readouterr().out  # the same files: nothing uploaded again

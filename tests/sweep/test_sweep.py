@@ -1163,3 +1163,14 @@ def test_dry_run_checks_the_runs_folder_can_be_written(tmp_path):
         status.dry_run(ablation_file(tmp_path), "full", blocker / "runs")
     assert "nothing started" in status.dry_run(ablation_file(tmp_path), "full", tmp_path / "new" / "runs")
     assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.integration
+def test_the_seed_param_offers_only_the_plans_seeds(tmp_path, fake):
+    """The tuning seed was a choice of every grid trial's `seed` param, so the Optuna dashboard offered a
+    seed no trial used."""
+    train, _ = fake
+    path, runs = ablation_file(tmp_path, seeds=[3, 4]), tmp_path / "runs"
+    run_sweep(SweepLaunch(path, runs_dir=runs, train_command=train, poll_s=0.05))
+    study = optuna.load_study(study_name="small", storage=open_storage(None, runs))
+    assert {tuple(t.distributions[SEED].choices) for t in study.trials} == {(3, 4)}
