@@ -146,7 +146,10 @@ def run_report(args: argparse.Namespace) -> int:
     else:
         readme = build(out)
     print(f"wrote {readme}")
-    if args.study:  # the Optuna dashboard opens on the report (not for a study unpacked from --records)
-        for line in publish(args.study, args.storage or default_storage(), out) if not args.records else []:
-            print(line)
+    if args.study and not args.records:  # the Optuna dashboard opens on the report
+        try:
+            lines = publish(args.study, args.storage or default_storage(), out)
+        except OSError as exc:  # the report stands; only the dashboard's copy is missing
+            lines = [f"the report was written, but not into study '{args.study}' for its dashboard: {exc}"]
+        print("\n".join(lines))
     return 0
