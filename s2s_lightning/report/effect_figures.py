@@ -7,10 +7,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .design import DASHES, PRINT_COLOURS, Plot, figure, save
+from .design import DASHES, Plot, figure, save
 from .effects import Effects
 from .findings import label
-from .labels import axis_name, axis_value_label, metric_label
+from .labels import axis_name, axis_value_label, is_fraction, metric_label
+
+# Greys, not the design's colours: these figures show effects and axis levels, not arms, and a colour
+# of the palette would read as the arm it stands for in every other figure.
+NEUTRAL = ["0.1", "0.55", "0.35", "0.7"]
 
 
 def forest(all_effects: list[Effects], folder: Path) -> Plot | None:
@@ -25,7 +29,7 @@ def forest(all_effects: list[Effects], folder: Path) -> Plot | None:
     for i, (ax, (effects, rows)) in enumerate(zip(axes, panels)):
         y = np.arange(len(rows))[::-1]
         for yi, row in zip(y, rows):
-            colour = PRINT_COLOURS[0] if row.kind == "main" else PRINT_COLOURS[1]
+            colour = NEUTRAL[0] if row.kind == "main" else NEUTRAL[1]
             ax.plot([row.low, row.high], [yi, yi], color=colour, linewidth=2)
             face = colour if row.resolved else "white"
             ax.plot([row.estimate], [yi], "o", color=colour, markerfacecolor=face, markersize=7)
@@ -38,7 +42,7 @@ def forest(all_effects: list[Effects], folder: Path) -> Plot | None:
     return Plot(
         "effects",
         "Effects with their intervals",
-        "Each main effect (blue) and two-way interaction (orange) with its 95% interval (seeds and test "
+        "Each main effect (black) and two-way interaction (grey) with its 95% interval (seeds and test "
         "sentences; the effects table says how), one "
         "panel per metric; a filled point is resolved (p (Holm) < 0.05 and an interval that excludes 0). "
         "Panels after the first keep the first's row order.",
@@ -53,6 +57,7 @@ def interactions(effects: Effects, folder: Path) -> Plot | None:
     if not pairs:
         return None
     fig, axes = figure(4.6 * len(pairs) + 0.6, 3.6, ncols=len(pairs))
+    bounds = (0.0, 1.0) if is_fraction(effects.metric) else (0.0, 100.0) if "bleu" in effects.metric else None
     for ax, (a, b) in zip(axes, pairs):
         xs = effects.levels[a]
         for j, level in enumerate(effects.levels[b]):
@@ -61,14 +66,17 @@ def interactions(effects: Effects, folder: Path) -> Plot | None:
                 cells = [c for c in effects.cells if _at(effects, c, {a: x, b: level})]
                 found = effects.interval({c: 1 / len(cells) for c in cells}) if cells else None
                 point = np.mean([effects.cells[c] for c in cells]) if cells else np.nan
+                low, high = (found[1], found[2]) if found else (point, point)
+                if bounds:  # a proportion's interval stops at 0 and 1
+                    low, high = max(low, bounds[0]), min(high, bounds[1])
                 means.append(point)
-                lows.append(point - found[1] if found else 0.0)
-                highs.append(found[2] - point if found else 0.0)
+                lows.append(point - low)
+                highs.append(high - point)
             ax.errorbar(
                 range(len(xs)),
                 means,
                 yerr=[lows, highs],
-                color=PRINT_COLOURS[j % len(PRINT_COLOURS)],
+                color=NEUTRAL[j % len(NEUTRAL)],
                 dashes=DASHES[j % len(DASHES)],
                 marker="o",
                 capsize=3,
@@ -87,8 +95,8 @@ def interactions(effects: Effects, folder: Path) -> Plot | None:
         "interactions",
         "Interactions",
         f"Mean {metric_label(effects.metric)} by one axis of each resolved interaction, one line per level "
-        "of the other, averaged over the remaining axes and seeds; error bars: 95% intervals (seeds' t and "
-        "test-set resampling, as in the effects table).",
+        "of the other (line style and grey), averaged over the remaining axes and seeds; error bars: 95% "
+        "intervals (seeds' t and test-set resampling, as in the effects table), cut at the metric's range.",
     )
 
 

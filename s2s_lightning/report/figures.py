@@ -360,7 +360,7 @@ def representations(data: ReportData, folder: Path) -> Plot | None:
     nrows = len(chosen)
     fig, axes = figure(7.5, 5.5 * nrows, ncols=ncols, nrows=nrows)
     labels = []  # (axes, points, phrases), annotated once every panel has its final layout
-    design = Design.of(data, [arm for arm, *_ in chosen])  # each arm in its colour of every other figure
+    design = Design.of(data, present(data, data.completed))  # each arm in its colour of every figure
     for ax, (arm, seed, phrases, vectors) in zip(axes, chosen):
         centred = vectors - vectors.mean(axis=0)
         _, s, vt = np.linalg.svd(centred, full_matrices=False)

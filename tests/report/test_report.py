@@ -976,3 +976,25 @@ def test_the_optuna_dashboard_shows_the_reports_findings_and_files(tmp_path, cap
     assert status.startswith("200") and body == (tmp_path / "out" / "report.html").read_bytes()
     assert s2s(args) == 0
     assert "0 of" in capsys.readouterr().out  # the same files: nothing uploaded again
+
+
+def test_pca_panels_keep_each_arms_colour_of_every_other_figure(tmp_path, monkeypatch):
+    """The addition report's PCA panels (both reversed arms) were drawn in the colour of the first level
+    (forward's blue) because the colours were worked out from the panels' arms alone."""
+    import matplotlib.colors
+
+    import s2s_lightning.report.figures as figures
+    from s2s_lightning.report.design import Design, present
+
+    data = load(RunsSource((TRANSLATION,)))
+    forward = [a for a in data.arms if data.arm_axes[a]["data.reverse_source"] is False]
+    drop = data.runs["arm"].isin(forward)
+    data.runs.loc[drop, "representations"] = None  # only the reversed arm has encoder vectors
+    saved = {}
+    monkeypatch.setattr(figures, "save", lambda fig, folder, name: saved.update({name: fig}))
+    assert figures.representations(data, tmp_path) is not None
+    (ax,) = saved["representations"].axes
+    design = Design.of(data, present(data, data.completed))
+    reversed_arm = next(a for a in data.arms if a not in forward)
+    assert matplotlib.colors.same_color(ax.title.get_color(), design.colour(reversed_arm))
+    assert not matplotlib.colors.same_color(ax.title.get_color(), design.colour(forward[0]))
