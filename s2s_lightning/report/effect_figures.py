@@ -10,7 +10,7 @@ import numpy as np
 from .design import DASHES, Plot, figure, save
 from .effects import Effects
 from .findings import label
-from .labels import axis_name, axis_value_label, is_fraction, metric_label
+from .labels import axis_name, axis_value_label, metric_label, metric_range
 
 # Greys, not the design's colours: these figures show effects and axis levels, not arms, and a colour
 # of the palette would read as the arm it stands for in every other figure.
@@ -57,7 +57,7 @@ def interactions(effects: Effects, folder: Path) -> Plot | None:
     if not pairs:
         return None
     fig, axes = figure(4.6 * len(pairs) + 0.6, 3.6, ncols=len(pairs))
-    bounds = (0.0, 1.0) if is_fraction(effects.metric) else (0.0, 100.0) if "bleu" in effects.metric else None
+    bounds = metric_range(effects.metric)
     for ax, (a, b) in zip(axes, pairs):
         xs = effects.levels[a]
         for j, level in enumerate(effects.levels[b]):
@@ -67,7 +67,7 @@ def interactions(effects: Effects, folder: Path) -> Plot | None:
                 found = effects.interval({c: 1 / len(cells) for c in cells}) if cells else None
                 point = np.mean([effects.cells[c] for c in cells]) if cells else np.nan
                 low, high = (found[1], found[2]) if found else (point, point)
-                if bounds:  # a proportion's interval stops at 0 and 1
+                if bounds:  # an interval stops at the metric's range
                     low, high = max(low, bounds[0]), min(high, bounds[1])
                 means.append(point)
                 lows.append(point - low)

@@ -31,7 +31,7 @@ from .design import (
 )
 from .effect_figures import forest, interactions
 from .effects import Effects
-from .labels import MIN_FONT_PT, is_fraction, metric_label, metric_phrase
+from .labels import MIN_FONT_PT, metric_label, metric_phrase, metric_range
 from .load import ReportData, val_history, word_f_rows
 
 TF_AXIS = "train.teacher_forcing_ratio"
@@ -121,9 +121,7 @@ def test_scores(data: ReportData, folder: Path) -> Plot | None:
     colours = {arm: design.colour(arm) for arm in arms}  # the colour of the arm's level, as in every figure
     fig, (ax,) = figure(7.0, 1.6 + 0.5 * len(arms))
     summary = df.groupby("arm")[metric].agg(["mean", "std", "count"]).reindex(arms)
-    bounds = (
-        (0.0, 1.0) if is_fraction(metric) else (0.0, 100.0) if "bleu" in metric or "chrf" in metric else None
-    )
+    bounds = metric_range(metric)
     for i, (arm, row) in enumerate(summary.iterrows()):
         ax.scatter(row["mean"], i, marker="D", s=64, color=colours[arm], zorder=4)
         if row["count"] > 1:

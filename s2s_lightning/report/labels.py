@@ -78,6 +78,14 @@ def is_fraction(metric: str) -> bool:
     return metric in _FRACTIONS
 
 
+def metric_range(metric: str) -> tuple[float, float] | None:
+    """The values a metric can take, where bounded: a fraction 0 to 1, BLEU and chrF 0 to 100 (an error
+    bar stops there)."""
+    if is_fraction(metric):
+        return (0.0, 1.0)
+    return (0.0, 100.0) if "bleu" in metric or "chrf" in metric else None
+
+
 def decimals(metric: str) -> int:
     return 3 if is_fraction(metric) else 2
 
