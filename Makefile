@@ -22,10 +22,11 @@ demo: setup
 	WANDB_MODE=offline $(VENV)/bin/s2s sweep run ablations/addition.yaml --budget quick --workers 2
 	$(VENV)/bin/s2s report --study addition-quick -o reports/addition-quick
 
-# Lint and format checks first (ruff, configured in pyproject.toml), then the tests.
+# Lint, format and type checks first (ruff and mypy, configured in pyproject.toml), then the tests.
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 test: lint
 	$(VENV)/bin/pytest
@@ -53,4 +54,4 @@ wheelhouse:
 	@ls $(WHEELHOUSE) | wc -l | xargs echo "wheels in $(WHEELHOUSE):"
 
 clean:
-	rm -rf runs wandb .pytest_cache
+	rm -rf runs wandb .pytest_cache .mypy_cache $(WHEELHOUSE)

@@ -43,7 +43,7 @@ from pathlib import Path
 
 import yaml
 
-from .records import COMPLETED
+from .records import COMPLETED, RunKey
 
 REPO = Path(__file__).resolve().parents[1]
 ABLATION = REPO / "ablations" / "paper_multi30k.yaml"
@@ -219,8 +219,8 @@ class Acceptance:
         }
         self.run(["train", "--run-dir", str(run_dir), *self.overrides(extra)], s, f"{s.name}.log")
         record = json.loads((run_dir / "record.json").read_text())
-        s.numbers = {"val ppl": record["metrics"]["val/ppl"], "s": record["wall_time_s"]}
-        s.numbers.update({k: v for k, v in record["numerics"]["ran_in"].items()})
+        s.numbers = {"val ppl": record[RunKey.METRICS]["val/ppl"], "s": record[RunKey.WALL_TIME_S]}
+        s.numbers.update({k: v for k, v in record[RunKey.NUMERICS]["ran_in"].items()})
 
     def packed_step(self, s: Step, k: int) -> None:
         steps = "3" if self.dry else "60"
@@ -263,7 +263,10 @@ class Acceptance:
         }
         self.run(["train", "--run-dir", str(run_dir), *self.overrides(extra)], s, f"{s.name}.log")
         record = json.loads((run_dir / "record.json").read_text())
-        s.numbers = {"ranks": record["numerics"]["world_size"], "test ppl": record["metrics"]["test/ppl"]}
+        s.numbers = {
+            "ranks": record[RunKey.NUMERICS]["world_size"],
+            "test ppl": record[RunKey.METRICS]["test/ppl"],
+        }
 
     def study_step(self, s: Step, k: int) -> None:
         ablation = ABLATION if not self.dry else self.dry_ablation()
@@ -275,9 +278,9 @@ class Acceptance:
             self.run(args, s, "study.log")
         finally:
             records = [json.loads(r.read_text()) for r in (self.out / "runs" / "study").rglob("record.json")]
-            done = [r for r in records if r.get("status") == COMPLETED]
+            done = [r for r in records if r.get(RunKey.STATUS) == COMPLETED]
             s.numbers = {"runs completed": len(done), "runs started": len(records)}
-            seconds = sorted(r["wall_time_s"] for r in done if r.get("wall_time_s") is not None)
+            seconds = sorted(r[RunKey.WALL_TIME_S] for r in done if r.get(RunKey.WALL_TIME_S) is not None)
             if seconds:  # the `gpu` budget's estimate is corrected from these
                 s.numbers["median s/run"] = seconds[len(seconds) // 2]
 
@@ -320,7 +323,7 @@ class Acceptance:
         for precision in ("32-true", "bf16-mixed"):
             self.step(f"ppl-{precision.split('-')[0]}", t["ppl"], lambda s, p=precision: self.ppl_step(s, p))
         ppl = {
-            x.name: x.numbers.get("val ppl")
+            x.name: float(x.numbers["val ppl"])
             for x in self.steps
             if x.name.startswith("ppl-") and x.status == "ok"
         }

@@ -29,13 +29,14 @@ from pathlib import Path
 
 import numpy as np
 from sacrebleu.metrics import BLEU
-from sacrebleu.significance import PairedTest
+from sacrebleu.significance import PairedTest, Result
 
 from . import metrics as M
 from .records import atomic_write_text, read_counts, read_lines, split_file
 
 SCORES_COLUMNS = ("index", "src_len", "avg_freq_rank", "score")
 BOOTSTRAP_SEED = 12345
+ALPHA = 0.05  # the reports' significance level: every test, interval (95%) and power calculation
 PAIRED_BOOTSTRAP_SAMPLES = 1000
 
 
@@ -189,12 +190,12 @@ def word_f_by_frequency(
         return int(np.searchsorted(edges, counts.get(word, 0), side="left")) - 1
 
     for hyp, ref in zip(hyps, refs):
-        h, r = Counter(hyp), Counter(ref)
-        for word, c in h.items():
+        hyp_counts, ref_counts = Counter(hyp), Counter(ref)
+        for word, c in hyp_counts.items():
             hyp_total[bucket(word)] += c
-        for word, c in r.items():
+        for word, c in ref_counts.items():
             ref_total[bucket(word)] += c
-            matched[bucket(word)] += min(c, h.get(word, 0))
+            matched[bucket(word)] += min(c, hyp_counts.get(word, 0))
     out = []
     for i in range(n):
         if not hyp_total[i] and not ref_total[i]:
@@ -255,6 +256,7 @@ def paired_bleu(
     )
     _, results = test()
     base, other = next(v for k, v in results.items() if k != "System")
+    assert isinstance(base, Result) and isinstance(other, Result) and other.p_value is not None
     return base.score, other.score, other.p_value
 
 

@@ -22,7 +22,7 @@ import torch
 
 from .config import Config, load_config
 from .data import DataBundle, source_tensor
-from .environment import peak_memory_mb
+from .environment import parse_device, peak_memory_mb
 from .errors import S2SError
 from .model import (
     Seq2Seq,
@@ -30,7 +30,6 @@ from .model import (
     decode_batch_size,
     lstm_dtype,
     mixed_dtype,
-    parse_device,
     use_tf32,
 )
 from .search import decode
@@ -114,7 +113,7 @@ def decode_speed(
     batches of `batch_size` sorted by length, as evaluation decodes."""
     model.eval()
     order = sorted(range(len(src_ids)), key=lambda i: len(src_ids[i]))
-    generated = 0
+    generated = torch.zeros((), dtype=torch.long, device=device)
     e = cfg.eval
     _sync(device)
     start = time.perf_counter()
@@ -230,7 +229,8 @@ def _decode_speeds(
     src_ids = bundle.splits["val"].src_ids[: args.sentences]
     batch_size = decode_batch_size(cfg.eval, device.type)
     single_ids = evenly_spaced(sorted(src_ids, key=len), args.one_at_a_time or 0)
-    batched, single = {}, {} if args.one_at_a_time else None
+    batched: dict[str, dict] = {}
+    single: dict[str, dict] | None = {} if args.one_at_a_time else None
     with autocast(cfg, device):
         for name, beam in BEAMS:
             batched[name] = decode_speed(model, src_ids, beam, batch_size, device, cfg)

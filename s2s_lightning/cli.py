@@ -9,6 +9,7 @@ on stderr with exit code 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from pathlib import Path
@@ -22,11 +23,24 @@ SWEEP_STORAGE_HELP = (
 )
 
 
-# --- handlers: the one place each command's module is imported (each is heavy: torch, pandas, optuna)
-def _train(args: argparse.Namespace) -> int:
-    from .train import run_train
+# --- handlers. Each command's module is imported here, by name, only when that command runs (each is heavy:
+# torch, pandas, optuna); every handler takes the parsed arguments and returns the exit code.
+HANDLERS: dict[str, tuple[str, str]] = {
+    "train": ("train", "run_train"),
+    "evaluate": ("inference", "run_evaluate"),
+    "translate": ("inference", "run_translate"),
+    "bench": ("bench", "run_bench"),
+    "report": ("report.build", "run_report"),
+    "wandb-workspace": ("report.workspace", "run_save"),
+    "sweep": ("sweep.commands", "run_command"),
+    "dashboard": ("sweep.commands", "run_dashboard"),
+    "reproduce": ("reproduce", "run_reproduce"),
+}
 
-    return run_train(args)
+
+def run_handler(args: argparse.Namespace) -> int:
+    module, function = HANDLERS[args.command]
+    return int(getattr(importlib.import_module(f"{__package__}.{module}"), function)(args) or 0)
 
 
 def _config(args: argparse.Namespace) -> int:
@@ -66,55 +80,6 @@ def commented_yaml(cfg) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _evaluate(args: argparse.Namespace) -> int:
-    from .inference import run_evaluate
-
-    return run_evaluate(args)
-
-
-def _translate(args: argparse.Namespace) -> int:
-    from .inference import run_translate
-
-    return run_translate(args)
-
-
-def _bench(args: argparse.Namespace) -> int:
-    from .bench import run_bench
-
-    return run_bench(args)
-
-
-def _report(args: argparse.Namespace) -> int:
-    from .report.build import run_report
-
-    return run_report(args)
-
-
-def _sweep(args: argparse.Namespace) -> int:
-    from .sweep.commands import COMMANDS
-
-    return COMMANDS[args.sweep_command](args)
-
-
-def _wandb_workspace(args: argparse.Namespace) -> int:
-    from .report.workspace import save
-
-    print(save(args.file))
-    return 0
-
-
-def _reproduce(args: argparse.Namespace) -> int:
-    from .reproduce import run_reproduce
-
-    return run_reproduce(args)
-
-
-def _dashboard(args: argparse.Namespace) -> int:
-    from .sweep.commands import run_dashboard
-
-    return run_dashboard(args)
-
-
 # --- parsers
 def _train_parser(sub) -> None:
     p = sub.add_parser("train", help="train and evaluate one configuration, writing a run record")
@@ -134,7 +99,7 @@ def _train_parser(sub) -> None:
     p.add_argument(
         "overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. model.num_layers=4"
     )
-    p.set_defaults(func=_train)
+    p.set_defaults(func=run_handler)
 
 
 def _config_parser(sub) -> None:
@@ -206,7 +171,7 @@ def _evaluate_parsers(sub) -> None:
         help="instead of scoring, write RUN_DIR/representations.json: the encoder's final hidden "
         "vector for each line of PHRASES",
     )
-    p.set_defaults(func=_evaluate)
+    p.set_defaults(func=run_handler)
 
     p = _run_dirs_parser(
         sub,
@@ -215,7 +180,7 @@ def _evaluate_parsers(sub) -> None:
         "Read source sentences on stdin, write translations on stdout, one line per line (an "
         "empty line gives an empty line).",
     )
-    p.set_defaults(func=_translate)
+    p.set_defaults(func=run_handler)
 
 
 def _bench_parser(sub) -> None:
@@ -247,7 +212,7 @@ def _bench_parser(sub) -> None:
         help="also decode N sentences one at a time (batching's speed-up)",
     )
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, as for s2s train")
-    p.set_defaults(func=_bench)
+    p.set_defaults(func=run_handler)
 
 
 def _report_parser(sub) -> None:
@@ -304,7 +269,7 @@ def _report_parser(sub) -> None:
         metavar="FILE",
         help="Markdown put under the README's header, e.g. how the runs were made and their wall time",
     )
-    p.set_defaults(func=_report)
+    p.set_defaults(func=run_handler)
 
 
 def _sweep_common(p: argparse.ArgumentParser, storage: bool = True) -> None:
@@ -321,7 +286,7 @@ def _workspace_parser(sub) -> None:
         help="create on W&B the workspace `s2s report --wandb-workspace` wrote offline (like wandb sync)",
     )
     p.add_argument("file", type=Path, metavar="FILE", help="a report's wandb_workspace.json")
-    p.set_defaults(func=_wandb_workspace)
+    p.set_defaults(func=run_handler)
 
 
 def _reproduce_parser(sub) -> None:
@@ -334,7 +299,7 @@ def _reproduce_parser(sub) -> None:
     )
     p.add_argument("run", type=Path, metavar="RUN", help="a run directory written by s2s train")
     p.add_argument("--run-dir", type=Path, metavar="NEW", help="train the reproduction into NEW")
-    p.set_defaults(func=_reproduce)
+    p.set_defaults(func=run_handler)
 
 
 def _launch_flags(q: argparse.ArgumentParser) -> None:
@@ -398,13 +363,13 @@ def _sweep_parsers(sub) -> None:
     x = actions.add_parser("wandb", help="write the scientific grid x seeds as a W&B sweep config")
     _sweep_common(x, storage=False)
     x.add_argument("-o", "--output", help="output file, e.g. sweeps/addition.yaml (default: stdout)")
-    p.set_defaults(func=_sweep)
+    p.set_defaults(func=run_handler)
 
     d = sub.add_parser("dashboard", help="serve optuna-dashboard for the studies on 127.0.0.1")
     d.add_argument("--storage", help="Optuna storage (default: RUNS_DIR/optuna/studies.journal)")
     d.add_argument("--runs-dir", default="runs")
     d.add_argument("--port", type=int, default=8080)
-    d.set_defaults(func=_dashboard)
+    d.set_defaults(func=run_handler)
 
 
 def build_parser() -> argparse.ArgumentParser:

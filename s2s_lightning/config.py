@@ -282,7 +282,7 @@ class Config(_Section):
     tracking: TrackingConfig = TrackingConfig()
     """Weights & Biases."""
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
 
     def get(self, dotted: str) -> Any:
@@ -329,7 +329,8 @@ def _format_error(err: ValidationError) -> str:
         parent = first["loc"][:-1]
         section: Any = Config
         for part in parent:
-            field = section.model_fields.get(str(part)) if isinstance(section, type) else None
+            is_model = isinstance(section, type) and issubclass(section, BaseModel)
+            field = section.model_fields.get(str(part)) if is_model else None
             section = field.annotation if field is not None else None
         allowed = (
             sorted(section.model_fields)
@@ -361,7 +362,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key, value
 
 
-def set_dotted(tree: dict, key: str, value: Any) -> None:
+def set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
     parts = key.split(".")
     node = tree
     for part in parts[:-1]:
@@ -375,8 +376,8 @@ def set_dotted(tree: dict, key: str, value: Any) -> None:
 class _UniqueKeyLoader(yaml.SafeLoader):
     """safe_load refusing a key given twice in a mapping (PyYAML silently keeps the last one)."""
 
-    def construct_mapping(self, node, deep=False):
-        lines: dict = {}
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        lines: dict[Any, int] = {}
         for key_node, _ in node.value:
             key, line = self.construct_object(key_node, deep=deep), key_node.start_mark.line + 1
             if isinstance(key, Hashable) and lines.setdefault(key, line) != line:
@@ -385,7 +386,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
-def read_yaml(path: str | Path) -> dict:
+def read_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise S2SError(f"config file not found: {path}")
@@ -405,7 +406,7 @@ def read_yaml(path: str | Path) -> dict:
     return data
 
 
-def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """A nested config dict as dotted keys: {"model": {"peeky": True}} -> {"model.peeky": True}."""
     out: dict[str, Any] = {}
     for key, value in tree.items():
@@ -465,7 +466,9 @@ def resume_changes(saved: Config, new: Config) -> list[str]:
     ]
 
 
-def build_config(base: dict | None = None, overrides: list[str] | dict | None = None) -> Config:
+def build_config(
+    base: dict[str, Any] | None = None, overrides: list[str] | dict[str, Any] | None = None
+) -> Config:
     """Validate `base` (a nested dict) with dotted overrides applied on top."""
     tree = copy.deepcopy(base or {})
     items = overrides.items() if isinstance(overrides, dict) else map(parse_override, overrides or [])
@@ -477,5 +480,7 @@ def build_config(base: dict | None = None, overrides: list[str] | dict | None = 
         raise S2SError(_format_error(err)) from None
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | dict | None = None) -> Config:
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | dict[str, Any] | None = None
+) -> Config:
     return build_config(read_yaml(path) if path else {}, overrides)

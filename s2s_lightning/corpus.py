@@ -175,12 +175,15 @@ def read_parallel(folder: Path, splits: dict[str, str], src: str, tgt: str) -> C
         raise S2SError(f"data folder not found: {folder}")
     out = {}
     for role, split in splits.items():
-        paths = [_find_file(folder, split, lang) for lang in (src, tgt)]
-        for lang, path in zip((src, tgt), paths):
-            if path is None:
-                raise S2SError(f"missing data file {folder / f'{split}.{lang}'} (or .gz)")
-        out[role] = read_aligned(paths[0], paths[1])
+        out[role] = read_aligned(_need_file(folder, split, src), _need_file(folder, split, tgt))
     return out
+
+
+def _need_file(folder: Path, split: str, lang: str) -> Path:
+    path = _find_file(folder, split, lang)
+    if path is None:
+        raise S2SError(f"missing data file {folder / f'{split}.{lang}'} (or .gz)")
+    return path
 
 
 def data_folder(cfg: DataConfig) -> Path:

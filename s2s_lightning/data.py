@@ -234,6 +234,7 @@ class DataBundle:
             )
             src_vocab = src_vocab or Vocab.build(train_src, self.cfg.min_freq, self.cfg.max_src_vocab)
             tgt_vocab = tgt_vocab or Vocab.build(train_tgt, self.cfg.min_freq, self.cfg.max_tgt_vocab)
+        assert src_vocab is not None and tgt_vocab is not None and counts is not None  # checked above
         self.src_vocab, self.tgt_vocab = src_vocab, tgt_vocab
         self.src_freq, self.tgt_freq = counts  # training word counts: frequency ranks in analyses
         self.codec = TextCodec(cfg.data, self.src_vocab, self.tgt_vocab, self.pair)

@@ -1,6 +1,6 @@
 """Facts about the environment a run ran in, for its record: the code's git commit, whether the tree
 was edited and how (the diff, staged and unstaged, and the package's untracked files), the installed
-distributions, library versions, and peak memory."""
+distributions, library versions, peak memory; and the device a command computes on (`--device`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,12 @@ import resource
 import subprocess
 from importlib.metadata import PackageNotFoundError, distributions, version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from .errors import S2SError
+
+if TYPE_CHECKING:
+    import torch
 
 
 def peak_memory_mb(device: Any) -> float:
@@ -91,3 +96,19 @@ CACHE_ENV = "S2S_CACHE_DIR"
 def cache_dir() -> Path:
     """Where downloads and tokenized corpora are kept between runs: $S2S_CACHE_DIR, else ~/.cache."""
     return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "s2s_lightning"))
+
+
+def parse_device(name: str) -> torch.device:
+    """`--device` (auto, cpu, cuda, cuda:N) as torch names it: auto is the GPU if there is one; a GPU this
+    machine lacks is refused here, in one line, rather than deep inside the first CUDA call."""
+    import torch  # heavy: only the commands that compute ask for a device
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise S2SError(f"unknown device '{name}' (e.g. auto, cpu, cuda, cuda:1)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise S2SError(f"--device {name}: no CUDA device is visible")
+    return device

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import sacrebleu
@@ -352,6 +352,7 @@ def check_same_inputs(out: Path, inputs: dict) -> None:
     if not path.is_file():
         return
     old = read_json(path)
+    keys: Collection[str]
     if "inputs" in old:
         before, keys = old["inputs"], INPUT_KEYS
     else:  # written before evaluations recorded their inputs: what they did record

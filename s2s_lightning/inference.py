@@ -22,14 +22,17 @@ from .checkpoint import load_into
 from .config import Config, cpu_threads, load_config
 from .corpus import addition_data_seed, data_folder, read_aligned, read_parallel
 from .data import DataBundle, source_tensor
+from .environment import parse_device
 from .errors import S2SError
 from .evaluation import beam_rows, check_same_inputs, decode_ids, evaluate_split, evaluation_inputs
-from .model import Seq2Seq, decode_batch_size, parse_device
+from .model import Seq2Seq, decode_batch_size
 from .records import (
     CHECKPOINTS,
     CONFIG_FILE,
     EVAL_FILE,
     REPRESENTATIONS_FILE,
+    EvalKey,
+    EvalRecord,
     as_line,
     check_writable,
     checkpoint_path,
@@ -159,6 +162,7 @@ OWN_SPLITS = ("train", "val", "test")
 def evaluate_runs(
     run_dirs: Sequence[str | Path],
     split: str = "test",
+    *,
     beam: int | None = None,
     out_dir: str | Path | None = None,
     checkpoint: str = "best",
@@ -168,7 +172,7 @@ def evaluate_runs(
     reference: str | Path | None = None,
     data_dir: str | Path | None = None,
     as_is: bool = False,
-) -> tuple[dict, Path]:
+) -> tuple[EvalRecord, Path]:
     """Score runs (several = an ensemble) without training; returns (metrics.json dict, out dir).
 
     The test set: the runs' own `split` (train, val, test); another split of their data folder (or of
@@ -180,9 +184,7 @@ def evaluate_runs(
     ens = load_ensemble(run_dirs, checkpoint, dev, as_is)
     eval_cfg = _eval_config(ens.cfg, beam, batch_size)
     beam_rows(ens.models[0], eval_cfg)  # a beam that cannot be decoded is refused before any folder is made
-    out = (
-        Path(out_dir) if out_dir is not None else eval_dir(run_dirs[0], split, eval_cfg.beam_size, checkpoint)
-    )
+    out = Path(out_dir) if out_dir else eval_dir(run_dirs[0], split, eval_cfg.beam_size, checkpoint)
     bundle = _test_bundle(ens, run_dirs, split, own, (source, reference, data_dir))
     inputs = evaluation_inputs(run_dirs, split, checkpoint, eval_cfg.beam_size, (source, reference, data_dir))
     check_same_inputs(out, inputs)
@@ -193,28 +195,29 @@ def evaluate_runs(
         result = evaluate_split(
             ens.models, bundle, split, eval_cfg, out, dev, prefix=None if own else "test", progress=label
         )
+        assert result is not None  # one process: it scores
     except BaseException:  # Ctrl-C or a failure mid-decoding: leave no empty eval folder behind
         if new_dir and out.is_dir() and not any(out.iterdir()):
             out.rmdir()
         raise
-    record = {
-        "beam_size": eval_cfg.beam_size,
-        "split": split,
-        "metrics": result["metrics"],
-        "bleu_signature": result["bleu_signature"],
-        "members": [str(d) for d in run_dirs],
-        "sentences_per_s": result["sentences_per_s"],
-        "checkpoint": checkpoint,
-        "checkpoint_positions": [getattr(m, "checkpoint_position", None) for m in ens.models],  # epoch, step
-        "length_normalize": eval_cfg.length_normalize,
-        "signatures": result["signatures"],
-        "num_sentences": len(result["hyps"]),
-        "unknown": result["unknown"],
-        "device": str(dev),
-    }
+    record = EvalRecord(
+        beam_size=eval_cfg.beam_size,
+        split=split,
+        metrics=result["metrics"],
+        bleu_signature=result["bleu_signature"],
+        members=[str(d) for d in run_dirs],
+        sentences_per_s=result["sentences_per_s"],
+        checkpoint=checkpoint,
+        checkpoint_positions=[m.checkpoint_position for m in ens.models],  # epoch, step
+        length_normalize=eval_cfg.length_normalize,
+        signatures=result["signatures"],
+        num_sentences=len(result["hyps"]),
+        unknown=result["unknown"],
+        device=str(dev),
+    )
     if source is not None:
-        record["files"] = {"source": str(source), "reference": str(reference)}
-    write_json(out / EVAL_FILE, {**record, "inputs": inputs})
+        record[EvalKey.FILES] = {"source": str(source), "reference": str(reference)}
+    write_json(out / EVAL_FILE, {**record, EvalKey.INPUTS: inputs})
     return record, out
 
 
@@ -394,28 +397,29 @@ def run_evaluate(args: argparse.Namespace) -> int:
     record, out = evaluate_runs(
         args.run_dirs,
         args.split,
-        args.beam,
-        args.out,
-        args.checkpoint,
-        args.device,
-        args.batch_size,
-        args.src,
-        args.ref,
-        args.data_dir,
-        args.as_is,
+        beam=args.beam,
+        out_dir=args.out,
+        checkpoint=args.checkpoint,
+        device=args.device,
+        batch_size=args.batch_size,
+        source=args.src,
+        reference=args.ref,
+        data_dir=args.data_dir,
+        as_is=args.as_is,
     )
-    metrics = " ".join(f"{k}={v:.4g}" for k, v in sorted(record["metrics"].items()))
-    unk = record["unknown"]
+    metrics = " ".join(f"{k}={v:.4g}" for k, v in sorted(record[EvalKey.METRICS].items()))
+    unk = record[EvalKey.UNKNOWN]
     empty = unk.get("empty_source_lines") or []
     if empty:  # a blank line is scored (its translation against its reference), never skipped
         shown = ", ".join(map(str, empty[:10])) + (", ..." if len(empty) > 10 else "")
         print(
-            f"s2s: warning: {len(empty)} of {record['num_sentences']} source lines are empty (line {shown}); "
+            f"s2s: warning: {len(empty)} of {record[EvalKey.NUM_SENTENCES]} source lines are empty "
+            f"(line {shown}); "
             "they are scored as they are",
             file=sys.stderr,
         )
     print(
-        f"{metrics} beam={record['beam_size']} ({time.perf_counter() - start:.1f} s); <unk>: "
+        f"{metrics} beam={record[EvalKey.BEAM_SIZE]} ({time.perf_counter() - start:.1f} s); <unk>: "
         f"{unk['source_unk']} of {unk['source_tokens']} source tokens, {unk['hypothesis_unk']} in the "
         f"translations -> {out / EVAL_FILE}"
     )

@@ -6,6 +6,7 @@ A sweep's objective must be one of these, so it can never optimise a metric that
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 TRAIN_LOSS = "train/loss"
 TRAIN_TOKENS_PER_S = "train/tokens_per_s"
@@ -58,8 +59,10 @@ FINAL = (
     TEST_CHRF,
 )
 
+Direction = Literal["minimize", "maximize"]
+
 # Direction of "better" for every metric a sweep may optimise.
-DIRECTIONS = {
+DIRECTIONS: dict[str, Direction] = {
     VAL_LOSS: "minimize",
     VAL_PPL: "minimize",
     VAL_TOKEN_ACC: "maximize",

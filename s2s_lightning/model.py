@@ -147,6 +147,8 @@ class Decoder(nn.Module):
 
 
 class Seq2Seq(nn.Module):
+    checkpoint_position: dict | None = None  # where in training its loaded checkpoint was written
+
     def __init__(self, src_vocab_size: int, tgt_vocab_size: int, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
@@ -300,22 +302,8 @@ def use_deterministic(setting: str | bool, device_type: str) -> dict:
     torch.backends.cudnn.deterministic = policy["cudnn"]
     torch.backends.cudnn.benchmark = False
     # Deterministic mode would also fill every new tensor with NaN (a pass over memory per allocation).
-    torch.utils.deterministic.fill_uninitialized_memory = False
+    torch.utils.deterministic.fill_uninitialized_memory = False  # type: ignore[attr-defined]  # (no stub)
     return policy
-
-
-def parse_device(name: str) -> torch.device:
-    """`--device` (auto, cpu, cuda, cuda:N) as torch names it: auto is the GPU if there is one; a GPU this
-    machine lacks is refused here, in one line, rather than deep inside the first CUDA call."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise S2SError(f"unknown device '{name}' (e.g. auto, cpu, cuda, cuda:1)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise S2SError(f"--device {name}: no CUDA device is visible")
-    return device
 
 
 def check_precision(precision: str, device_type: str) -> None:

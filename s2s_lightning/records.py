@@ -29,10 +29,10 @@ import math
 import os
 import tempfile
 from collections import Counter
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, Final, TypedDict, cast
 
 import yaml
 
@@ -96,7 +96,127 @@ class RunRecord(TypedDict, total=False):
     device: str
 
 
-def checkpoint_path(run_dir: Path, which: str = "last") -> Path:
+class RunKey:
+    """record.json's keys (RunRecord's fields), named once for the code that reads or writes them."""
+
+    STATUS: Final = "status"
+    ERROR: Final = "error"
+    TASK: Final = "task"
+    DATA: Final = "data"
+    SRC_LANG: Final = "src_lang"
+    TGT_LANG: Final = "tgt_lang"
+    SEED: Final = "seed"
+    ARM: Final = "arm"
+    AXES: Final = "axes"
+    BEAM_SIZE: Final = "beam_size"
+    METRICS: Final = "metrics"
+    BLEU_SIGNATURE: Final = "bleu_signature"
+    RUN_DIR: Final = "run_dir"
+    STARTED_AT: Final = "started_at"
+    FINISHED_AT: Final = "finished_at"
+    VERSIONS: Final = "versions"
+    GIT_COMMIT: Final = "git_commit"
+    GIT_DIRTY: Final = "git_dirty"
+    GIT_DIFF: Final = "git_diff"
+    UNTRACKED: Final = "untracked"
+    STUDY: Final = "study"
+    STORAGE: Final = "storage"
+    TRIAL_NUMBER: Final = "trial_number"
+    WANDB: Final = "wandb"
+    RESUMED_FROM: Final = "resumed_from"
+    NUM_PARAMETERS: Final = "num_parameters"
+    NUMERICS: Final = "numerics"
+    WALL_TIME_S: Final = "wall_time_s"
+    EPOCHS_COMPLETED: Final = "epochs_completed"
+    PEAK_MEMORY_MB: Final = "peak_memory_mb"
+    DEVICE: Final = "device"
+
+
+class EvalInputs(TypedDict, total=False):
+    """What an evaluation scored (evaluation.evaluation_inputs): the same inputs may replace it."""
+
+    members: list[str]  # the runs, resolved paths
+    split: str
+    checkpoint: str  # best or last
+    beam_size: int
+    files_sha256: list[str] | str  # outside source and reference files, by content ("unknown": old)
+    data_dir: str  # another data folder's split
+
+
+class EvalRecord(TypedDict, total=False):
+    """EVAL_FILE (metrics.json): what `s2s evaluate` writes (inference.evaluate_runs) and reports read."""
+
+    beam_size: int
+    split: str  # the runs' own split, another split of their data, or the name of outside files
+    metrics: dict[str, float]  # final metrics (metrics.FINAL names; any held-out set scores as test/)
+    bleu_signature: str | None
+    members: list[str]  # the runs, as given (several: an ensemble)
+    sentences_per_s: float
+    checkpoint: str  # best or last
+    checkpoint_positions: list[dict[str, int] | None]  # each member's {"epoch", "step"}
+    length_normalize: bool
+    signatures: dict[str, str]  # sacreBLEU signature of each metric
+    num_sentences: int
+    unknown: dict[str, Any]  # source and hypothesis tokens, how many were <unk>, empty source lines
+    device: str
+    files: dict[str, str]  # outside files: {"source", "reference"}
+    inputs: EvalInputs
+
+
+class EvalKey:
+    """metrics.json's keys (EvalRecord's fields)."""
+
+    BEAM_SIZE: Final = "beam_size"
+    SPLIT: Final = "split"
+    METRICS: Final = "metrics"
+    BLEU_SIGNATURE: Final = "bleu_signature"
+    MEMBERS: Final = "members"
+    SENTENCES_PER_S: Final = "sentences_per_s"
+    CHECKPOINT: Final = "checkpoint"
+    CHECKPOINT_POSITIONS: Final = "checkpoint_positions"
+    LENGTH_NORMALIZE: Final = "length_normalize"
+    SIGNATURES: Final = "signatures"
+    NUM_SENTENCES: Final = "num_sentences"
+    UNKNOWN: Final = "unknown"
+    DEVICE: Final = "device"
+    FILES: Final = "files"
+    INPUTS: Final = "inputs"
+
+
+class InputKey:
+    """EvalInputs' keys."""
+
+    MEMBERS: Final = "members"
+    SPLIT: Final = "split"
+    CHECKPOINT: Final = "checkpoint"
+    BEAM_SIZE: Final = "beam_size"
+    FILES_SHA256: Final = "files_sha256"
+    DATA_DIR: Final = "data_dir"
+
+
+def is_evaluation(data: object) -> bool:
+    """Is this parsed metrics.json an evaluation record (other tools write files called metrics.json)?"""
+    return isinstance(data, dict) and isinstance(data.get(EvalKey.METRICS), dict) and EvalKey.MEMBERS in data
+
+
+def read_eval(folder: str | Path) -> EvalRecord:
+    """FOLDER/metrics.json, an evaluation record (refused when it is not one)."""
+    path = Path(folder) / EVAL_FILE
+    data = read_json(path)
+    if not is_evaluation(data):
+        raise S2SError(f"{path} is not an evaluation record (no '{EvalKey.METRICS}' and '{EvalKey.MEMBERS}')")
+    return cast(EvalRecord, data)
+
+
+def as_float(value: Any) -> float | None:
+    """A number read from a record or a trial as a float; None when missing or not a number."""
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def checkpoint_path(run_dir: str | Path, which: str = "last") -> Path:
     """RUN/checkpoints/{best,last}.ckpt"""
     return Path(run_dir) / CHECKPOINT_DIR / f"{which}.ckpt"
 
@@ -110,7 +230,7 @@ def scores_file(split: str) -> str:
     return f"{split}.scores.tsv"
 
 
-def eval_dir(run_dir: Path, split: str, beam_size: int, checkpoint: str = "best") -> Path:
+def eval_dir(run_dir: str | Path, split: str, beam_size: int, checkpoint: str = "best") -> Path:
     """Where `s2s evaluate RUN --beam K` writes by default: named by what it scored, the split (or the
     name given to outside files), the beam and, when not the best, the checkpoint (`test_beam12_last`)."""
     suffix = "" if checkpoint == "best" else f"_{checkpoint}"
@@ -157,31 +277,31 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def write_json(path: Path, data: dict) -> None:
+def write_json(path: Path, data: Mapping[str, Any]) -> None:
     atomic_write_text(path, json.dumps(_clean(data), indent=2, sort_keys=False) + "\n")
 
 
-def read_json(path: Path) -> dict:
+def read_json(path: Path) -> dict[str, Any]:
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        return dict(json.loads(Path(path).read_text(encoding="utf-8")))
     except FileNotFoundError:
         raise S2SError(f"{path} not found") from None
     except (ValueError, UnicodeDecodeError):
         raise S2SError(f"{path} is not valid JSON") from None
 
 
-def read_record(run_dir: Path) -> RunRecord:
+def read_record(run_dir: str | Path) -> RunRecord:
     """RUN/record.json; an S2SError when it is missing or unreadable."""
     return read_json(Path(run_dir) / RECORD_FILE)  # type: ignore[return-value]
 
 
-def record_status(run_dir: Path) -> str | None:
+def record_status(run_dir: str | Path) -> str | None:
     """The status in RUN/record.json, or None when there is no record yet."""
     path = Path(run_dir) / RECORD_FILE
-    return read_json(path).get("status") if path.is_file() else None
+    return read_json(path).get(RunKey.STATUS) if path.is_file() else None
 
 
-def write_yaml(path: Path, data: dict) -> None:
+def write_yaml(path: Path, data: dict[str, Any]) -> None:
     atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))
 
 
@@ -201,7 +321,7 @@ def read_lines(path: Path) -> list[str]:
         return f.read().split("\n")[:-1]
 
 
-def write_csv(path: Path, rows: list[dict]) -> None:
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     columns: list[str] = []
     for row in rows:
         columns += [k for k in row if k not in columns]
@@ -212,7 +332,7 @@ def write_csv(path: Path, rows: list[dict]) -> None:
     atomic_write_text(path, buf.getvalue())
 
 
-def read_history(path: Path) -> list[dict]:
+def read_history(path: Path) -> list[dict[str, Any]]:
     """history.csv as one dict per epoch: `epoch` and `step` ints, every other column a float or None.
     No file yet: no rows."""
     path = Path(path)
@@ -231,11 +351,11 @@ def _history_value(key: str, text: str | None) -> int | float | None:
     return int(float(text)) if key in ("epoch", "step") else float(text)
 
 
-def write_counts(run_dir: Path, src: Counter, tgt: Counter) -> None:
+def write_counts(run_dir: str | Path, src: Counter[str], tgt: Counter[str]) -> None:
     write_json(Path(run_dir) / COUNTS_FILE, {"src": dict(src.most_common()), "tgt": dict(tgt.most_common())})
 
 
-def read_counts(run_dir: Path) -> tuple[Counter, Counter] | None:
+def read_counts(run_dir: str | Path) -> tuple[Counter[str], Counter[str]] | None:
     """(source, target) training word counts; None for a run written before they were recorded."""
     path = Path(run_dir) / COUNTS_FILE
     if not path.is_file():
@@ -252,7 +372,7 @@ class RunBusy(S2SError):
 
 
 @contextmanager
-def pid_lock(path: Path, busy) -> Iterator[None]:
+def pid_lock(path: Path, busy: Callable[[str], BaseException]) -> Iterator[None]:
     """Hold an exclusive flock on `path` for the block, with the holder's pid in the file; when another
     live process holds it, raise `busy(pid)`. The kernel releases the lock when its holder dies, kill -9
     included; the file stays (removing it would let two holders in)."""
@@ -274,7 +394,7 @@ def pid_lock(path: Path, busy) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def lock_holder(run_dir: Path) -> str | None:
+def lock_holder(run_dir: str | Path) -> str | None:
     """The pid of the process writing `run_dir` (a run still training), or None; takes no lock itself."""
     path = Path(run_dir) / LOCK_FILE
     if not path.is_file():
@@ -288,7 +408,7 @@ def lock_holder(run_dir: Path) -> str | None:
     return None
 
 
-def run_lock(run_dir: Path):
+def run_lock(run_dir: str | Path) -> AbstractContextManager[None]:
     """RUN/.lock for the block: one writer per run directory, whatever started it (a sweep on any
     storage, a user's second `s2s train`)."""
     return pid_lock(
@@ -300,7 +420,7 @@ def run_lock(run_dir: Path):
     )
 
 
-def check_writable(run_dir: Path) -> None:
+def check_writable(run_dir: str | Path) -> None:
     """Fail before any work starts if the run directory cannot be written."""
     run_dir = Path(run_dir)
     try:

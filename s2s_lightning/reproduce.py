@@ -17,7 +17,7 @@ from pathlib import Path
 from .config import AXES
 from .environment import git_toplevel, installed_distributions
 from .errors import S2SError
-from .records import CONFIG_FILE, ENVIRONMENT_FILE, GIT_DIFF_FILE, RunRecord, read_record
+from .records import CONFIG_FILE, ENVIRONMENT_FILE, GIT_DIFF_FILE, RunKey, RunRecord, read_record
 
 # Runs the CLI of the checkout named by $S2S_CODE (python -m would put the working directory first).
 BOOT = (
@@ -33,7 +33,7 @@ def _git(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 def _plan(run_dir: Path) -> tuple[RunRecord, Path, str]:
     """(record, repository, commit): refused when the run names no commit or the repository lacks it."""
     record = read_record(run_dir)
-    commit = record.get("git_commit")
+    commit = record.get(RunKey.GIT_COMMIT)
     if not commit:
         raise S2SError(
             f"{run_dir} records no git commit (trained outside a git checkout): nothing to check out"
@@ -51,7 +51,7 @@ def _plan(run_dir: Path) -> tuple[RunRecord, Path, str]:
         raise S2SError(
             f"commit {commit[:12]} of {run_dir} is not in the repository {repo}; fetch it (git fetch) first"
         )
-    if record.get("git_dirty") and not (run_dir / GIT_DIFF_FILE).is_file():
+    if record.get(RunKey.GIT_DIRTY) and not (run_dir / GIT_DIFF_FILE).is_file():
         raise S2SError(
             f"{run_dir} was trained from an edited tree but holds no {GIT_DIFF_FILE} (a run from before "
             "diffs were recorded): its code cannot be rebuilt"
@@ -60,7 +60,7 @@ def _plan(run_dir: Path) -> tuple[RunRecord, Path, str]:
 
 
 def _train_args(record: RunRecord, run_dir: Path, new_dir: str) -> list[str]:
-    extra = [a for a in (record.get("axes") or {}) if a not in AXES]
+    extra = [a for a in (record.get(RunKey.AXES) or {}) if a not in AXES]
     axes = [w for a in extra for w in ("--axis", a)]
     return ["train", "--config", str(run_dir / CONFIG_FILE), "--run-dir", new_dir, *axes]
 
@@ -73,12 +73,12 @@ def commands(run_dir: Path, new_dir: str = "runs/reproduced") -> list[str]:
     diff = run_dir / GIT_DIFF_FILE
     lines = [
         f"# {run_dir}: commit {commit[:12]}"
-        + (f", with the changes in {GIT_DIFF_FILE}" if record.get("git_dirty") else ", a clean tree")
-        + f"; seed {record.get('seed')}",
+        + (f", with the changes in {GIT_DIFF_FILE}" if record.get(RunKey.GIT_DIRTY) else ", a clean tree")
+        + f"; seed {record.get(RunKey.SEED)}",
         f"git clone {shlex.quote(origin)} s2s-reproduce && cd s2s-reproduce",
         f"git checkout --quiet {commit}",
     ]
-    if record.get("git_dirty"):
+    if record.get(RunKey.GIT_DIRTY):
         lines.append(f"git apply {shlex.quote(str(diff))}")
     env = run_dir / ENVIRONMENT_FILE
     constraints = f" -c {shlex.quote(str(env))}" if env.is_file() else ""
@@ -105,13 +105,14 @@ def reproduce(run_dir: Path, new_dir: Path) -> int:
             done = _git(*step, cwd=code if step[0] == "checkout" else Path(tmp))
             if done.returncode:
                 raise S2SError(f"git {step[0]} failed: {(done.stderr.strip().splitlines() or ['?'])[-1]}")
-        if record.get("git_dirty"):
+        if record.get(RunKey.GIT_DIRTY):
             done = _git("apply", str(run_dir / GIT_DIFF_FILE), cwd=code)
             if done.returncode:
                 why = (done.stderr.strip().splitlines() or ["?"])[0]
                 raise S2SError(f"{run_dir / GIT_DIFF_FILE} does not apply to commit {commit[:12]}: {why}")
         print(
-            f"code: commit {commit[:12]}" + (" with its diff" if record.get("git_dirty") else ""), flush=True
+            f"code: commit {commit[:12]}" + (" with its diff" if record.get(RunKey.GIT_DIRTY) else ""),
+            flush=True,
         )
         cmd = [sys.executable, "-c", BOOT, *_train_args(record, run_dir, str(new_dir))]
         return subprocess.run(cmd, env=dict(os.environ, S2S_CODE=str(code))).returncode

@@ -18,7 +18,7 @@ import random
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytorch_lightning as pl
@@ -37,6 +37,7 @@ from .records import (
     CONFIG_FILE,
     RECORD_FILE,
     VOCAB_FILE,
+    RunKey,
     atomic_write_bytes,
     checkpoint_path,
     read_record,
@@ -91,7 +92,7 @@ class RandomState(pl.Callback):
 
     def state_dict(self) -> dict[str, Any]:
         version, state, gauss = random.getstate()
-        np_state = np.random.get_state()
+        np_state = cast(tuple, np.random.get_state())  # the legacy tuple form
         return {
             "sampler_epoch": self.sampler.epoch if self.sampler is not None else None,
             "torch": torch.get_rng_state(),
@@ -190,14 +191,14 @@ def nothing_to_resume(cfg: Config, run_dir: Path) -> str | None:
     """Why `--resume` of `run_dir` has nothing to do (it completed, and `cfg` trains no longer than it
     did), or None. A completed run is left as it is: no test re-run, no new timestamps, no W&B run."""
     record = read_record(run_dir) if (run_dir / RECORD_FILE).is_file() else {}
-    if record.get("status") != COMPLETED or not (run_dir / CONFIG_FILE).is_file():
+    if record.get(RunKey.STATUS) != COMPLETED or not (run_dir / CONFIG_FILE).is_file():
         return None
     saved = load_config(run_dir / CONFIG_FILE)
     trained = saved.train.max_epochs
     if cfg.train.max_epochs > trained or resume_changes(saved, cfg):
         return None  # more to train, or a change that train() refuses with its own message
     return (
-        f"{run_dir} is complete ({record.get('epochs_completed', trained)} epochs of "
+        f"{run_dir} is complete ({record.get(RunKey.EPOCHS_COMPLETED, trained)} epochs of "
         f"train.max_epochs={trained}): nothing to do; resume with train.max_epochs={trained + 1} or more "
         "to train it further"
     )

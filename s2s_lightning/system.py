@@ -21,7 +21,7 @@ from . import metrics as M
 from .config import Config
 from .data import Batch
 from .errors import S2SError
-from .model import Seq2Seq, fused_optimizer, lstm_dtype
+from .model import Seq2Seq, deterministic_policy, fused_optimizer, lstm_dtype
 from .search import greedy
 from .text import PAD_ID
 
@@ -113,7 +113,8 @@ class Seq2SeqSystem(pl.LightningModule):
         """Whether this epoch's validation decodes for the task metric: every eval.val_decode_every
         epochs and always on the last (the BLEU curve's price; perplexity is measured every epoch)."""
         every, epoch = self.cfg.eval.val_decode_every, self.current_epoch
-        last = self.trainer is not None and epoch == self.trainer.max_epochs - 1
+        max_epochs = self.trainer.max_epochs if self.trainer is not None else None
+        last = max_epochs is not None and epoch == max_epochs - 1
         return (
             self.cfg.eval.val_task_metric
             and self.score_hyps is not None
@@ -255,6 +256,7 @@ class Seq2SeqSystem(pl.LightningModule):
 
     def configure_optimizers(self):
         t = self.cfg.train
+        opt: torch.optim.Optimizer
         if t.optimizer == "sgd":
             opt = torch.optim.SGD(self.model.parameters(), lr=t.lr)
         else:  # fused (auto: on CUDA): one kernel for the update and no host read of the step count
@@ -282,3 +284,18 @@ class Seq2SeqSystem(pl.LightningModule):
         data are set up (its first call, at step 0) any count gives epoch 0."""
         n = self.trainer.num_training_batches
         return int(n) if math.isfinite(n) and n > 0 else 1
+
+
+def numerics(cfg: Config, trainer: pl.Trainer, model: Seq2Seq) -> dict:
+    """How a run computed, for its record: ranks, TF32, the dtypes its LSTMs and output layer ran in."""
+    device_type = trainer.strategy.root_device.type
+    return {
+        "world_size": trainer.world_size,
+        "threads": torch.get_num_threads(),
+        "tf32": device_type == "cuda"
+        and torch.get_float32_matmul_precision() != "highest",  # use_tf32 set it
+        "precision": str(cfg.train.precision),
+        "fused_optimizer": cfg.train.optimizer == "adam" and fused_optimizer(cfg.train, device_type),
+        "deterministic": deterministic_policy(cfg.train.deterministic, device_type),
+        "ran_in": model.ran_in(),
+    }

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytorch_lightning as pl
 import torch
@@ -56,8 +56,6 @@ from .model import (
     check_precision,
     count_parameters,
     decode_batch_size,
-    deterministic_policy,
-    fused_optimizer,
     use_deterministic,
     use_tf32,
 )
@@ -71,6 +69,7 @@ from .records import (
     INTERRUPTED,
     RECORD_FILE,
     RUNNING,
+    RunKey,
     RunRecord,
     atomic_write_text,
     check_writable,
@@ -92,7 +91,7 @@ from .resume import (
     nothing_to_resume,
     resume_config,
 )
-from .system import DIVERGENCE_CHECK_EVERY, DivergenceError, Seq2SeqSystem
+from .system import DIVERGENCE_CHECK_EVERY, DivergenceError, Seq2SeqSystem, numerics
 from .text import write_vocabs
 from .wandb_logging import SampleTranslations, finish_wandb, make_wandb_logger
 
@@ -103,31 +102,31 @@ def _now() -> str:
 
 def base_record(cfg: Config, run_dir: Path, axes: Sequence[str] = ()) -> RunRecord:
     """The record a run starts with; `axes`: its study's scientific axes beyond the four paper AXES."""
-    return {
-        "status": RUNNING,
-        "error": None,
-        "task": M.task_of(cfg.data.name),
-        "data": cfg.data.name,
-        "src_lang": cfg.data.src_lang if cfg.data.name != "addition" else None,
-        "tgt_lang": cfg.data.tgt_lang if cfg.data.name != "addition" else None,
-        "seed": cfg.seed,
-        "arm": arm_name(cfg, axes),
-        "axes": {k: cfg.get(k) for k in (*AXES, *check_axes(cfg, axes))},
-        "beam_size": cfg.eval.beam_size,
-        "metrics": {},
-        "bleu_signature": None,
-        "run_dir": str(run_dir),
-        "started_at": _now(),
-        "finished_at": None,
-        "versions": library_versions(),
-        "git_commit": git_commit(),
-        "git_dirty": git_dirty(),
-        "git_diff": None,
-        "untracked": [],
-        "study": os.environ.get("S2S_STUDY"),
-        "storage": os.environ.get("S2S_STORAGE"),
-        "trial_number": _int_env("S2S_TRIAL_NUMBER"),
-    }
+    return RunRecord(
+        status=RUNNING,
+        error=None,
+        task=M.task_of(cfg.data.name),
+        data=cfg.data.name,
+        src_lang=cfg.data.src_lang if cfg.data.name != "addition" else None,
+        tgt_lang=cfg.data.tgt_lang if cfg.data.name != "addition" else None,
+        seed=cfg.seed,
+        arm=arm_name(cfg, axes),
+        axes={k: cfg.get(k) for k in (*AXES, *check_axes(cfg, axes))},
+        beam_size=cfg.eval.beam_size,
+        metrics={},
+        bleu_signature=None,
+        run_dir=str(run_dir),
+        started_at=_now(),
+        finished_at=None,
+        versions=library_versions(),
+        git_commit=git_commit(),
+        git_dirty=git_dirty(),
+        git_diff=None,
+        untracked=[],
+        study=os.environ.get("S2S_STUDY"),
+        storage=os.environ.get("S2S_STORAGE"),
+        trial_number=_int_env("S2S_TRIAL_NUMBER"),
+    )
 
 
 def _int_env(name: str) -> int | None:
@@ -234,7 +233,7 @@ def make_trainer(cfg: Config, run_dir: Path, callbacks: list) -> pl.Trainer:
             accelerator=t.accelerator,
             devices=t.devices,
             strategy=t.strategy,
-            precision=t.precision,
+            precision=cast(Any, t.precision),  # a str Lightning validates
             gradient_clip_val=t.grad_clip,
             gradient_clip_algorithm="norm",
             logger=False,  # the W&B logger joins once the run is recorded (train)
@@ -262,22 +261,7 @@ def make_trainer(cfg: Config, run_dir: Path, callbacks: list) -> pl.Trainer:
     return trainer
 
 
-def numerics(cfg: Config, trainer: pl.Trainer, model: Seq2Seq) -> dict:
-    """How a run computed, for its record: ranks, TF32, the dtypes its LSTMs and output layer ran in."""
-    device_type = trainer.strategy.root_device.type
-    return {
-        "world_size": trainer.world_size,
-        "threads": torch.get_num_threads(),
-        "tf32": device_type == "cuda"
-        and torch.get_float32_matmul_precision() != "highest",  # use_tf32 set it
-        "precision": str(cfg.train.precision),
-        "fused_optimizer": cfg.train.optimizer == "adam" and fused_optimizer(cfg.train, device_type),
-        "deterministic": deterministic_policy(cfg.train.deterministic, device_type),
-        "ran_in": model.ran_in(),
-    }
-
-
-def train(cfg: Config, run_dir: str | Path, resume: bool = False, axes: Sequence[str] = ()) -> dict:
+def train(cfg: Config, run_dir: str | Path, resume: bool = False, axes: Sequence[str] = ()) -> RunRecord:
     """Train and evaluate `cfg`, writing the run record into run_dir. Returns the record.
     `axes`: the config keys beyond AXES that are scientific axes of the run's study (recorded).
 
@@ -365,8 +349,8 @@ def _train(run: RunContext, resume: bool) -> RunRecord:
     best = min(rows, key=lambda r: r[M.VAL_PPL], default={})
     metrics.update({k: v for k, v in best.items() if k.startswith("val/")})
     metrics.update(result["metrics"])
-    run.record["metrics"] = {k: float(v) for k, v in metrics.items() if v is not None}
-    run.record["bleu_signature"] = result.get("bleu_signature")
+    run.record[RunKey.METRICS] = {k: float(v) for k, v in metrics.items() if v is not None}
+    run.record[RunKey.BLEU_SIGNATURE] = result.get("bleu_signature")
     return _finish(run, COMPLETED, None)
 
 
@@ -389,8 +373,8 @@ def _start(run: RunContext, resume: bool) -> tuple[DataBundle, Path | None]:
         write_counts(run_dir, bundle.src_freq, bundle.tgt_freq)
         _write_provenance(run)
         if resume and (run_dir / RECORD_FILE).is_file():
-            run.record["wandb"] = read_record(run_dir).get("wandb")
-            run.record["resumed_from"] = str(ckpt_path) if ckpt_path else None
+            run.record[RunKey.WANDB] = read_record(run_dir).get(RunKey.WANDB)
+            run.record[RunKey.RESUMED_FROM] = str(ckpt_path) if ckpt_path else None
         write_json(run_dir / RECORD_FILE, run.record)
     return bundle, ckpt_path
 
@@ -398,10 +382,10 @@ def _start(run: RunContext, resume: bool) -> tuple[DataBundle, Path | None]:
 def _write_provenance(run: RunContext) -> None:
     """RUN/environment.txt always; RUN/git.diff (named in the record) when the tree was edited."""
     atomic_write_text(run.run_dir / ENVIRONMENT_FILE, installed_distributions())
-    diff = git_diff() if run.record.get("git_dirty") else None
+    diff = git_diff() if run.record.get(RunKey.GIT_DIRTY) else None
     if diff:
         atomic_write_text(run.run_dir / GIT_DIFF_FILE, diff)
-        run.record.update(git_diff=GIT_DIFF_FILE, untracked=untracked_files())
+        run.record[RunKey.GIT_DIFF], run.record[RunKey.UNTRACKED] = GIT_DIFF_FILE, untracked_files()
 
 
 def _fit_and_test(run: RunContext, bundle: DataBundle, ckpt_path: Path | None) -> tuple[list, dict]:
@@ -416,11 +400,13 @@ def _fit_and_test(run: RunContext, bundle: DataBundle, ckpt_path: Path | None) -
     scorer = HypothesisScorer(bundle)
     run.system = system = Seq2SeqSystem(cfg, model, scorer)
     if run.writer:  # one W&B run per training run, not per rank
-        run.logger, record["wandb"] = make_wandb_logger(cfg, run.run_dir, record, record.get("wandb"))
+        run.logger, record[RunKey.WANDB] = make_wandb_logger(
+            cfg, run.run_dir, record, record.get(RunKey.WANDB)
+        )
         if run.logger is not None:
             trainer.loggers = [run.logger]
-            trainer.callbacks.append(SampleTranslations(run.logger, scorer))
-        record["num_parameters"] = count_parameters(model)
+            trainer.callbacks.append(SampleTranslations(run.logger, scorer))  # type: ignore[attr-defined]
+        record[RunKey.NUM_PARAMETERS] = count_parameters(model)
         write_json(run.run_dir / RECORD_FILE, record)
     with warnings.catch_warnings():
         for message in QUIET_WARNINGS:
@@ -434,12 +420,12 @@ def _fit_and_test(run: RunContext, bundle: DataBundle, ckpt_path: Path | None) -
         )
         if run.checkpoint.best_model_path:
             system.model.load_state_dict(model_state(run.checkpoint.best_model_path))
-        record["numerics"] = numerics(cfg, trainer, model)  # the training's dtypes, before any evaluation
+        record[RunKey.NUMERICS] = numerics(cfg, trainer, model)  # training's dtypes, before any evaluation
         test_loader = bundle.loader("test", batch_size=eval_batch, device_type=device_type)
         test_out = trainer.test(system, test_loader, verbose=False)
     # Under `ddp` the ranks are still joined: each decodes its share of the test set, as in validation.
     ranks = (trainer.global_rank, trainer.world_size) if torch.distributed.is_initialized() else (0, 1)
-    record["numerics"]["test_decoded_by"] = ranks[1]  # ranks
+    record[RunKey.NUMERICS]["test_decoded_by"] = ranks[1]  # ranks
     result = None
     if trainer.is_global_zero or ranks[1] > 1:
         args = ([system.model], bundle, "test", cfg.eval, run.run_dir, system.device)
@@ -450,15 +436,15 @@ def _fit_and_test(run: RunContext, bundle: DataBundle, ckpt_path: Path | None) -
 def _finish(run: RunContext, status: str, error: str | None) -> RunRecord:
     device = run.system.device if run.system is not None else torch.device("cpu")
     run.record.update(
-        {
-            "status": status,
-            "error": error,
-            "wall_time_s": time.perf_counter() - run.start,
-            "epochs_completed": int(run.trainer.current_epoch),
-            "peak_memory_mb": peak_memory_mb(device),
-            "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
-            "finished_at": _now(),
-        }
+        RunRecord(
+            status=status,
+            error=error,
+            wall_time_s=time.perf_counter() - run.start,
+            epochs_completed=int(run.trainer.current_epoch),
+            peak_memory_mb=peak_memory_mb(device),
+            device=str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
+            finished_at=_now(),
+        )
     )
     if run.trainer.is_global_zero:
         write_json(run.run_dir / RECORD_FILE, run.record)
@@ -493,8 +479,10 @@ def run_train(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return exc.exit_code
-    metrics = " ".join(f"{k}={v:.4g}" for k, v in sorted(record["metrics"].items()) if k.startswith("test/"))
-    print(f"{record['status']}: {run_dir} {metrics}")
-    if record.get("error"):
-        print(f"s2s: error: {record['error']}", file=sys.stderr)
-    return 0 if record["status"] == COMPLETED else 1
+    metrics = " ".join(
+        f"{k}={v:.4g}" for k, v in sorted(record[RunKey.METRICS].items()) if k.startswith("test/")
+    )
+    print(f"{record[RunKey.STATUS]}: {run_dir} {metrics}")
+    if record.get(RunKey.ERROR):
+        print(f"s2s: error: {record[RunKey.ERROR]}", file=sys.stderr)
+    return 0 if record[RunKey.STATUS] == COMPLETED else 1

@@ -9,13 +9,14 @@ from __future__ import annotations
 import netrc
 import os
 from pathlib import Path
+from typing import Any
 
 import pytorch_lightning as pl
 from pytorch_lightning.loggers import WandbLogger
 
 from .analysis import run_word_f
 from .config import Config
-from .records import ANALYSIS_FILE, COMPLETED, RunRecord, read_json
+from .records import ANALYSIS_FILE, COMPLETED, RunKey, RunRecord, read_json
 
 SAMPLES = 10  # validation sentences whose translations every validation logs
 
@@ -41,8 +42,9 @@ def wandb_mode(cfg: Config) -> str:
     An explicit `tracking.wandb` is honoured; WANDB_MODE in the environment decides under `auto` and
     can only downgrade an explicit choice (offline/disabled are kill switches, never upgrades).
     """
-    env = {"dryrun": "offline"}.get(os.environ.get("WANDB_MODE", ""), os.environ.get("WANDB_MODE", ""))
-    env = env if env in _RANK else None
+    given = os.environ.get("WANDB_MODE", "")
+    given = {"dryrun": "offline"}.get(given, given)
+    env = given if given in _RANK else None
     if cfg.tracking.wandb == "auto":
         return env or ("online" if _api_key_configured() else "offline")
     if env and _RANK[env] < _RANK[cfg.tracking.wandb]:
@@ -52,8 +54,8 @@ def wandb_mode(cfg: Config) -> str:
 
 def run_tags(record: RunRecord) -> list[str]:
     """W&B tags that filter a project the way a study is read: each axis value and the study."""
-    tags = [f"{axis.rsplit('.', 1)[-1]}={value}" for axis, value in (record.get("axes") or {}).items()]
-    return tags + ([f"study={record['study']}"] if record.get("study") else [])
+    tags = [f"{axis.rsplit('.', 1)[-1]}={value}" for axis, value in (record.get(RunKey.AXES) or {}).items()]
+    return tags + ([f"study={record[RunKey.STUDY]}"] if record.get(RunKey.STUDY) else [])
 
 
 def make_wandb_logger(cfg: Config, run_dir: Path, record: RunRecord, previous: dict | None = None):
@@ -65,7 +67,7 @@ def make_wandb_logger(cfg: Config, run_dir: Path, record: RunRecord, previous: d
         return None, {"mode": "disabled"}
     t = cfg.tracking
     run_id = (previous or {}).get("id")  # resuming a run continues its W&B run
-    arm = record["arm"]
+    arm = record[RunKey.ARM]
     kwargs = dict(
         project=t.project,
         entity=t.entity,
@@ -157,10 +159,10 @@ def finish_wandb(logger, record: RunRecord) -> None:
     """Write the final record and tables into the run's summary and close it."""
     import wandb  # loaded already by _start; local for the same reason
 
-    if record.get("status") == COMPLETED:
-        log_final_tables(logger, Path(record["run_dir"]))
+    if record.get(RunKey.STATUS) == COMPLETED:
+        log_final_tables(logger, Path(record[RunKey.RUN_DIR]))
 
-    summary = dict(record.get("metrics", {}))
+    summary: dict[str, Any] = dict(record.get(RunKey.METRICS, {}))
     for key in (
         "axes",
         "status",
@@ -177,4 +179,4 @@ def finish_wandb(logger, record: RunRecord) -> None:
         if record.get(key) is not None:
             summary[key] = record[key]
     logger.experiment.summary.update(summary)
-    wandb.finish(exit_code=0 if record.get("status") == COMPLETED else 1)
+    wandb.finish(exit_code=0 if record.get(RunKey.STATUS) == COMPLETED else 1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -133,3 +134,18 @@ def test_the_readme_states_no_test_counts():
 
     readme = (REPO / "README.md").read_text()
     assert not re.findall(r"\b\d+ tests\b", readme)
+
+
+def test_every_command_has_a_handler_that_exists():
+    """Each subcommand runs through HANDLERS (or is `config`, which needs no heavy module), and each
+    handler names a function of a module that imports."""
+    import importlib
+
+    from s2s_lightning import cli
+
+    sub = next(a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for command, parser in sub.choices.items():
+        func = parser.get_default("func")
+        assert func is cli.run_handler and command in cli.HANDLERS or command == "config", command
+    for module, function in cli.HANDLERS.values():
+        assert callable(getattr(importlib.import_module(f"s2s_lightning.{module}"), function))

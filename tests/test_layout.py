@@ -27,8 +27,8 @@ CORE = [
     "inference", "reproduce", "bench", "acceptance",
 ]
 SWEEP = [
-    "sweep", "sweep.plan", "sweep.storage", "sweep.wandb_grid", "sweep.launch", "sweep.rundir",
-    "sweep.trial", "sweep.worker", "sweep.status", "sweep.coordinator", "sweep.commands",
+    "sweep", "sweep.plan", "sweep.journal", "sweep.storage", "sweep.wandb_grid", "sweep.launch",
+    "sweep.rundir", "sweep.trial", "sweep.worker", "sweep.status", "sweep.coordinator", "sweep.commands",
 ]
 REPORT = [
     "report", "report.labels", "report.arms", "report.load", "report.table", "report.significance",
@@ -76,6 +76,10 @@ def package_imports(name: str) -> set[str]:
             for alias in node.names:
                 if alias.name.startswith("s2s_lightning."):
                     out.add(alias.name.split(".", 1)[1])
+    if name == "cli":  # the command modules it imports by name when a command runs
+        from s2s_lightning.cli import HANDLERS
+
+        out |= {module for module, _ in HANDLERS.values()}
     return out
 
 

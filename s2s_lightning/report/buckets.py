@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..analysis import BOOTSTRAP_SEED, read_scores
+from ..analysis import BOOTSTRAP_SEED, SentenceScores, read_scores
 from .labels import DASH, decimals
 from .load import ReportData
 from .significance import run_sentence_scores
@@ -60,7 +60,7 @@ def merged_edges(values: np.ndarray, edges: list[float], minimum: int) -> list[f
     return edges
 
 
-def _runs(data: ReportData, key: str) -> list[tuple[str, str, np.ndarray, object]] | None:
+def _runs(data: ReportData, key: str) -> list[tuple[str, str, np.ndarray, SentenceScores]] | None:
     """(run dir, arm, bucketed value per sentence, sentence scores) of every completed run, or None when
     some run lacks its per-sentence files or the runs were not scored on the same sentences."""
     column = KEYS[key][2]

@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import os
 import shlex
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from .. import metrics as M
@@ -141,7 +142,7 @@ def run_report(args: argparse.Namespace) -> int:
     if args.records:  # the paths --runs / --study name, read inside the archive
         check_source(source)
         out = out.resolve()
-        with unpacked(args.records) as root, contextlib.chdir(root):
+        with unpacked(args.records) as root, _inside(root):
             readme = build(out)
     else:
         readme = build(out)
@@ -153,3 +154,14 @@ def run_report(args: argparse.Namespace) -> int:
             lines = [f"the report was written, but not into study '{args.study}' for its dashboard: {exc}"]
         print("\n".join(lines))
     return 0
+
+
+@contextlib.contextmanager
+def _inside(folder: Path) -> Iterator[None]:
+    """The working directory set to `folder` for the block (contextlib.chdir is Python 3.11+)."""
+    before = os.getcwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(before)

@@ -15,9 +15,7 @@ from pathlib import Path
 
 import optuna
 
-from ..sweep.storage import artifact_dir, open_storage
-
-UPLOADED = "report_artifacts"  # study user attribute: file name -> [sha256, artifact id]
+from ..sweep.storage import REPORT_ARTIFACTS, artifact_dir, open_storage
 
 
 def findings_of(readme: str) -> list[str]:
@@ -45,7 +43,7 @@ def publish(name: str, storage: str, out_dir: Path) -> list[str]:
     where = artifact_dir(storage)
     where.mkdir(parents=True, exist_ok=True)
     store = FileSystemArtifactStore(str(where))
-    uploaded = dict(study.user_attrs.get(UPLOADED) or {})
+    uploaded = dict(study.user_attrs.get(REPORT_ARTIFACTS) or {})
     files = [out_dir / "report.html", *sorted((out_dir / "figures").glob("*.png"))]
     fresh = 0
     for path in files:
@@ -55,6 +53,6 @@ def publish(name: str, storage: str, out_dir: Path) -> list[str]:
         artifact = upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=study)
         uploaded[path.name] = [digest, artifact]
         fresh += 1
-    study.set_user_attr(UPLOADED, json.loads(json.dumps(uploaded)))
+    study.set_user_attr(REPORT_ARTIFACTS, json.loads(json.dumps(uploaded)))
     lines.append(f"study '{name}': {fresh} of {len(files)} report files uploaded as artifacts to {where}")
     return lines

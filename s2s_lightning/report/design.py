@@ -132,7 +132,7 @@ def save(fig: Figure, folder: Path, name: str) -> None:
 def legend(fig: Figure, handles: list, labels: list[str], max_cols: int) -> None:
     """A legend under the plot in up to `max_cols` columns, fewer when long labels would run past the
     figure's edges (6 Multi30k arm names in 3 columns did)."""
-    renderer = fig.canvas.get_renderer()
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]  # Agg's, the backend set for reports
     for ncol in range(min(len(labels), max_cols), 0, -1):
         legend = fig.legend(handles, labels, loc="outside lower center", ncol=ncol, frameon=False)
         if ncol == 1 or legend.get_window_extent(renderer).width <= 0.98 * fig.bbox.width:

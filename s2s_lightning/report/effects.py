@@ -37,9 +37,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..analysis import BOOTSTRAP_SEED, SentenceScores, holm
+from ..analysis import ALPHA, BOOTSTRAP_SEED, SentenceScores, holm
 
-ALPHA = 0.05
 POWER = 0.8
 SAMPLES = 1000
 MAX_SEEDS = 1000  # "seeds needed" beyond this is reported as none
@@ -72,8 +71,12 @@ class Effect:
             self.estimate is not None
             and self.p_holm is not None
             and self.p_holm < ALPHA
-            and (self.kind == "omnibus" or not (self.low <= 0 <= self.high))
+            and (self.kind == "omnibus" or not _straddles_zero(self.low, self.high))
         )
+
+
+def _straddles_zero(low: float | None, high: float | None) -> bool:
+    return low is None or high is None or low <= 0 <= high
 
 
 @dataclass
@@ -147,7 +150,7 @@ def estimate(
     levels = {f: sorted(dict.fromkeys(runs[f]), key=_key) for f in factors}
     groups = dict(iter(runs.groupby(factors, sort=False, dropna=False))) if factors else {(): runs}
     groups = {(cell if isinstance(cell, tuple) else (cell,)): g for cell, g in groups.items()}
-    use_sentences = bool(sentences) and all(r in sentences for r in runs["run_dir"])
+    use_sentences = sentences is not None and bool(sentences) and all(r in sentences for r in runs["run_dir"])
     sd, dof = _pooled_sd(groups, metric)
     effects = Effects(
         metric=metric,
@@ -166,8 +169,8 @@ def estimate(
         else {},
     )
     effects.rows = _contrasts(effects)
-    tested = [r for r in effects.rows if r.p is not None]
-    for row, adjusted in zip(tested, holm([r.p for r in tested])):
+    tested = [(r, r.p) for r in effects.rows if r.p is not None]
+    for (row, _), adjusted in zip(tested, holm([p for _, p in tested])):
         row.p_holm = adjusted
     return effects
 
@@ -254,7 +257,8 @@ def _one(effects: Effects, axes: tuple, levels: tuple, bases: tuple) -> Effect:
         row.why = UNTESTABLE
         return row
     _, row.low, row.high, row.p = found
-    row.df = effects.variance(row.weights)[1]
+    law = effects.variance(row.weights)
+    row.df = law[1] if law is not None else None
     _seeds_needed(effects, row)
     return row
 
@@ -298,10 +302,11 @@ def _seeds_needed(effects: Effects, row: Effect) -> None:
     sd at k seeds per arm plus the sentence variance, which does not shrink with seeds."""
     from scipy import stats
 
-    if effects.seed_sd is None or row.estimate is None:
+    estimate = row.estimate
+    if effects.seed_sd is None or estimate is None:
         return
     sentence_only = effects.variance(row.weights, seeds=10**12)  # seeds -> infinity: the sentence part
-    if row.estimate == 0 or (sentence_only and _short(row.estimate, *sentence_only, stats)):
+    if estimate == 0 or (sentence_only and _short(estimate, *sentence_only, stats)):
         row.why = (
             "the test set's sampling variance alone, as these seeds measure it, is at least this large: "
             "more seeds are unlikely to resolve it, a larger test set would"
@@ -310,7 +315,7 @@ def _seeds_needed(effects: Effects, row: Effect) -> None:
 
     def powered(k: int) -> bool:
         law = effects.variance(row.weights, seeds=k)
-        return law is None or not _short(row.estimate, *law, stats)
+        return law is None or not _short(estimate, *law, stats)
 
     if not powered(MAX_SEEDS):
         row.why = f"more than {MAX_SEEDS} seeds per arm"

@@ -6,6 +6,7 @@ legend order from its `Design` (design.py).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -412,7 +413,7 @@ def _most_seeds(df: pd.DataFrame) -> int:
 
 
 def build_figures(
-    data: ReportData, folder: Path, effects: list[Effects] = (), buckets: dict | None = None
+    data: ReportData, folder: Path, effects: Sequence[Effects] = (), buckets: dict | None = None
 ) -> dict[str, Plot]:
     """Every figure of a report; `effects`: the effects of each metric the forest plot shows (the first
     is the report's metric, whose resolved interactions are drawn too); `buckets`: the bucket scores

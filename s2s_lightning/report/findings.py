@@ -11,9 +11,9 @@ from __future__ import annotations
 import pandas as pd
 
 from .. import metrics as M
-from ..analysis import sentence_scores
+from ..analysis import ALPHA, sentence_scores
 from ..errors import S2SError
-from .effects import ALPHA, POWER, UNTESTABLE, Effect, Effects, estimate
+from .effects import POWER, UNTESTABLE, Effect, Effects, estimate
 from .labels import DASH, axis_name, axis_value_label, decimals, metric_label, metric_phrase
 from .load import ReportData, val_history
 from .significance import test_files
@@ -36,8 +36,9 @@ def effects_of(data: ReportData, metric: str) -> Effects | None:
     runs = data.completed.copy()
     sentences = None
     if metric == data.spec.primary:
-        files = {r: test_files(r) for r in runs["run_dir"]}
-        if all(f is not None and len(f[0]) == len(f[1]) for f in files.values()):
+        found = {r: test_files(r) for r in runs["run_dir"]}
+        files = {r: f for r, f in found.items() if f is not None and len(f[0]) == len(f[1])}
+        if len(files) == len(found):
             refs = {tuple(f[1]) for f in files.values()}
             if len(refs) == 1:  # one shared test set: one sentence weight draw fits every run
                 sentences = {r: sentence_scores(data.task, hyp, ref) for r, (hyp, ref) in files.items()}
@@ -188,12 +189,14 @@ def _cap(text: str) -> str:
 
 
 def _change(row: Effect, d: int) -> str:
+    estimate = row.estimate
+    assert estimate is not None  # only estimated effects are described
     if row.kind == "interaction":
         a, b = (axis_value_label(x, v) for x, v in zip(row.axes, row.levels))
         b0 = axis_value_label(row.axes[1], row.bases[1])
-        more = "more" if row.estimate >= 0 else "less"
-        return f"gains {abs(row.estimate):.{d}f} {more} from {a} with {b} than with {b0}"
-    return f"{'rises' if row.estimate > 0 else 'falls'} by {abs(row.estimate):.{d}f}"
+        more = "more" if estimate >= 0 else "less"
+        return f"gains {abs(estimate):.{d}f} {more} from {a} with {b} than with {b0}"
+    return f"{'rises' if estimate > 0 else 'falls'} by {abs(estimate):.{d}f}"
 
 
 def _interval(row: Effect, d: int, effects: Effects) -> str:

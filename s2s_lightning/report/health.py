@@ -31,7 +31,10 @@ def health_table(data: ReportData) -> Table:
     """Run directories by their record's status, next to Optuna trials by state (grid and tuning) for a
     study source: a retried trial shares its run directory with the attempts before it, so trials can
     outnumber run directories."""
-    columns = {"Run directories": (data.runs["status"], data.runs["wall_time_s"])}
+    # title -> (statuses, wall times or None, trials without a run record or None)
+    columns: dict[str, tuple[pd.Series, pd.Series | None, int | None]] = {
+        "Run directories": (data.runs["status"], data.runs["wall_time_s"], None)
+    }
     if data.trials is not None:
         for title, part in [
             ("Optuna trials", data.trials[~data.trials["tuning"]]),
@@ -52,10 +55,10 @@ def health_table(data: ReportData) -> Table:
         items.append("without a run record")
     items.append("compute hours (sum of wall_time_s)")
     values = {}
-    for title, (states, walls, *missing) in columns.items():
+    for title, (states, walls, missing) in columns.items():
         counts = states.value_counts()
         hours = None if walls is None else float(round(walls.fillna(0).sum() / 3600, 3))
-        unrecorded = [missing[0] if missing else None] if data.trials is not None else []
+        unrecorded = [missing] if data.trials is not None else []
         values[title] = [len(states), *(int(counts.get(s, 0)) for s in statuses), *unrecorded, hours]
     disp = pd.DataFrame(
         {

@@ -10,10 +10,10 @@ paper axes, plus any other scientific axis of the study that ran them).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import optuna
 import pandas as pd
@@ -34,12 +34,17 @@ from ..records import (
     RECORD_FILE,
     REPRESENTATIONS_FILE,
     RUNNING,
+    EvalKey,
+    RunKey,
     RunRecord,
+    as_float,
+    is_evaluation,
+    read_eval,
     read_history,
     read_json,
     read_record,
 )
-from ..sweep.storage import open_storage
+from ..sweep.storage import RUN_DIR, WAS_INTERRUPTED, open_storage
 from .arms import name_arms, undeclared_differences
 from .labels import frequency_label
 
@@ -103,63 +108,64 @@ def dotted(tree: Any, key: str) -> Any:
     return tree
 
 
-def _float(value: Any) -> float | None:
-    try:
-        return None if value is None else float(value)
-    except (TypeError, ValueError):
-        return None
+# A run row's columns from its record.json: record key -> column, in the row's order. `arm` becomes
+# `arm_name` (the name the run was trained under): the report's own `arm` column is made by name_arms.
+COLUMNS: dict[str, str] = {
+    RunKey.STATUS: "status",
+    RunKey.ERROR: "error",
+    RunKey.TASK: "task",
+    RunKey.DATA: "data",
+    RunKey.SRC_LANG: "src_lang",
+    RunKey.TGT_LANG: "tgt_lang",
+    RunKey.SEED: "seed",
+    RunKey.ARM: "arm_name",
+    RunKey.BEAM_SIZE: "beam_size",
+    RunKey.BLEU_SIGNATURE: "bleu_signature",
+    RunKey.NUM_PARAMETERS: "num_parameters",
+    RunKey.WALL_TIME_S: "wall_time_s",
+    RunKey.EPOCHS_COMPLETED: "epochs_completed",
+    RunKey.PEAK_MEMORY_MB: "peak_memory_mb",
+    RunKey.DEVICE: "device",
+    RunKey.GIT_COMMIT: "git_commit",
+    RunKey.GIT_DIRTY: "git_dirty",
+    RunKey.VERSIONS: "versions",
+    RunKey.STUDY: "study",
+    RunKey.TRIAL_NUMBER: "trial_number",
+}
+_NUMBERS = (RunKey.WALL_TIME_S, RunKey.PEAK_MEMORY_MB)  # read as floats (None when not a number)
 
 
-def record_axes(record: dict) -> list[str]:
+def record_axes(record: Mapping[str, Any]) -> list[str]:
     """The axes a record names: the four paper axes, then any other scientific axis of its study."""
-    return [*AXES, *(a for a in (record.get("axes") or {}) if a not in AXES)]
+    return [*AXES, *(a for a in (record.get(RunKey.AXES) or {}) if a not in AXES)]
 
 
 def run_row(
     record: RunRecord,
     run_dir: str,
-    config: dict | None = None,
+    config: dict[str, Any] | None = None,
     history: pd.DataFrame | None = None,
-    analysis: dict | None = None,
-    representations: dict | None = None,
-) -> dict:
+    analysis: dict[str, Any] | None = None,
+    representations: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """One DataFrame row from a record (any source); the record is trusted only for its documented keys.
     Axis values are columns named by their config keys; `axes` lists the record's."""
-    if not isinstance(record, dict) or "status" not in record:
-        raise S2SError(f"{run_dir}: {RECORD_FILE} is not a run record (it has no 'status')")
-    task = record.get("task") or (M.task_of(record["data"]) if record.get("data") else None)
+    if not isinstance(record, dict) or RunKey.STATUS not in record:
+        raise S2SError(f"{run_dir}: {RECORD_FILE} is not a run record (it has no '{RunKey.STATUS}')")
+    data = record.get(RunKey.DATA)
+    task = record.get(RunKey.TASK) or (M.task_of(data) if data else None)
     if task not in M.TASKS:
         raise S2SError(f"{run_dir}: {RECORD_FILE} names no known task (got {task!r})")
-    axes = record.get("axes") or {}
-    metrics = record.get("metrics") or {}
-    row = {
-        "run_dir": run_dir,
-        "status": record["status"],
-        "error": record.get("error"),
-        "task": task,
-        "data": record.get("data"),
-        "src_lang": record.get("src_lang"),
-        "tgt_lang": record.get("tgt_lang"),
-        "seed": record.get("seed"),
-        "arm_name": record.get("arm"),
-        "beam_size": record.get("beam_size"),
-        "bleu_signature": record.get("bleu_signature"),
-        "num_parameters": record.get("num_parameters"),
-        "wall_time_s": _float(record.get("wall_time_s")),
-        "epochs_completed": record.get("epochs_completed"),
-        "peak_memory_mb": _float(record.get("peak_memory_mb")),
-        "device": record.get("device"),
-        "git_commit": record.get("git_commit"),
-        "git_dirty": record.get("git_dirty"),
-        "versions": record.get("versions") or {},
-        "study": record.get("study"),
-        "trial_number": record.get("trial_number"),
-        "axes": record_axes(record),
-    }
+    axes = record.get(RunKey.AXES) or {}
+    metrics = record.get(RunKey.METRICS) or {}
+    row: dict[str, Any] = {"run_dir": run_dir}
+    for key, column in COLUMNS.items():
+        row[column] = as_float(record.get(key)) if key in _NUMBERS else record.get(key)
+    row.update(task=task, versions=row["versions"] or {}, axes=record_axes(record))
     for axis in row["axes"]:
         row[axis] = axes[axis] if axis in axes else dotted(config, axis)
     for name in M.FINAL:
-        row[name] = _float(metrics.get(name))
+        row[name] = as_float(metrics.get(name))
     # Training speed: the median over epochs of target tokens/s (the first epoch pays for warm-up).
     speed = (
         history[M.TRAIN_TOKENS_PER_S].dropna()
@@ -176,7 +182,7 @@ def _history(path: Path) -> pd.DataFrame | None:
     return pd.DataFrame(rows).apply(pd.to_numeric) if rows else None
 
 
-def load_run_dir(run_dir: Path) -> dict:
+def load_run_dir(run_dir: Path) -> dict[str, Any]:
     """A row from a run directory written by `s2s train --run-dir`."""
     run_dir = Path(run_dir)
     config = read_yaml(run_dir / CONFIG_FILE) if (run_dir / CONFIG_FILE).is_file() else None
@@ -196,14 +202,10 @@ def load_run_dir(run_dir: Path) -> dict:
     return row
 
 
-def _is_evaluation(data: Any) -> bool:
-    return isinstance(data, dict) and isinstance(data.get("metrics"), dict) and "members" in data
-
-
-def _evaluations(files) -> list[Path]:
+def _evaluations(files: Iterable[Path]) -> list[Path]:
     """The folders of those metrics.json `files` that are evaluation records (other tools write files
     called metrics.json too)."""
-    return sorted(f.parent for f in files if _is_evaluation(read_json(f)))
+    return sorted(f.parent for f in files if is_evaluation(read_json(f)))
 
 
 def find_records(paths: Sequence[Path]) -> tuple[list[Path], list[Path]]:
@@ -216,8 +218,7 @@ def find_records(paths: Sequence[Path]) -> tuple[list[Path], list[Path]]:
         if (path / RECORD_FILE).is_file():
             runs.append(path)
         elif (path / EVAL_FILE).is_file():
-            if not _is_evaluation(read_json(path / EVAL_FILE)):
-                raise S2SError(f"{path / EVAL_FILE} is not an evaluation record (no 'metrics' and 'members')")
+            read_eval(path)  # refuses a metrics.json that is not an evaluation record
             evals.append(path)
         elif path.is_dir():  # not inside hidden folders: `.attempts/` keeps failed attempts a sweep retried
             runs += sorted(f.parent for f in path.rglob(RECORD_FILE) if not _hidden(f, path))
@@ -258,7 +259,7 @@ def _match_member(member: str, eval_dir: Path, runs: pd.DataFrame) -> str | None
     by_path = {Path(r).resolve(): r for r in runs["run_dir"]}
     for candidate in (Path(member), eval_dir / member, eval_dir.parent / member):
         if candidate.resolve() in by_path:
-            return by_path[candidate.resolve()]
+            return str(by_path[candidate.resolve()])
     same_name = [r for r in runs["run_dir"] if Path(r).name == Path(member).name]
     return same_name[0] if len(same_name) == 1 else None
 
@@ -266,29 +267,30 @@ def _match_member(member: str, eval_dir: Path, runs: pd.DataFrame) -> str | None
 def eval_rows(eval_dirs: list[Path], runs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for eval_dir in eval_dirs:
-        data = read_json(eval_dir / EVAL_FILE)
-        if data.get("checkpoint", "best") != "best":
+        data = read_eval(eval_dir)
+        if data.get(EvalKey.CHECKPOINT, "best") != "best":
             continue  # a report's rows are the runs' best checkpoints; `--checkpoint last` is a look aside
-        split = data.get("split", "test")
-        if data.get("files") and split in ("train", "val", "test"):
+        split = data.get(EvalKey.SPLIT, "test")
+        files = data.get(EvalKey.FILES)
+        if files and split in ("train", "val", "test"):
             # outside files scored under an own split's name (refused since): a test set of their own
-            split = Path(data["files"]["source"]).name
-        members = [str(m) for m in data.get("members") or []]
+            split = Path(files["source"]).name
+        members = [str(m) for m in data.get(EvalKey.MEMBERS) or []]
         in_run = eval_dir.parent.name == EVAL_DIR and (eval_dir.parent.parent / RECORD_FILE).is_file()
         matched = (
             [_match_member(str(eval_dir.parent.parent), eval_dir, runs)]
             if in_run and len(members) <= 1
             else [_match_member(m, eval_dir, runs) for m in members]
         )
-        row = {
+        row: dict[str, Any] = {
             "eval_dir": str(eval_dir),
             "split": split,
-            "beam_size": data.get("beam_size"),
+            "beam_size": data.get(EvalKey.BEAM_SIZE),
             "members": members,
             "n_members": max(len(members), 1),
             "member_runs": matched,
         }
-        row.update({name: _float(data["metrics"].get(name)) for name in M.FINAL})
+        row.update({name: as_float(data[EvalKey.METRICS].get(name)) for name in M.FINAL})
         rows.append(row)
     return pd.DataFrame(
         rows, columns=["eval_dir", "split", "beam_size", "members", "n_members", "member_runs", *M.FINAL]
@@ -308,9 +310,8 @@ def load_study(name: str, storage: str) -> tuple[list[Path], pd.DataFrame]:
     rows = []
     for study_name in [name, *sorted(n for n in names if n.startswith(f"{name}/"))]:
         for t in optuna.load_study(study_name=study_name, storage=backend).get_trials(deepcopy=False):
-            run_dir = t.user_attrs.get("run_dir")
-            record = Path(run_dir) / RECORD_FILE if run_dir else None
-            has_record = record is not None and record.is_file()
+            run_dir = t.user_attrs.get(RUN_DIR)
+            record = read_record(run_dir) if run_dir and (Path(run_dir) / RECORD_FILE).is_file() else None
             rows.append(
                 {
                     "study": study_name,
@@ -318,11 +319,11 @@ def load_study(name: str, storage: str) -> tuple[list[Path], pd.DataFrame]:
                     "number": t.number,
                     # a trial Ctrl-C or SIGTERM stopped is no failure of its config
                     "state": "INTERRUPTED"
-                    if t.state.name == "FAIL" and t.user_attrs.get("interrupted")
+                    if t.state.name == "FAIL" and t.user_attrs.get(WAS_INTERRUPTED)
                     else t.state.name,
                     "run_dir": run_dir,
-                    "has_record": has_record,
-                    "wall_time_s": _float(read_json(record).get("wall_time_s")) if has_record else None,
+                    "has_record": record is not None,
+                    "wall_time_s": as_float(record.get(RunKey.WALL_TIME_S)) if record is not None else None,
                 }
             )
     trials = pd.DataFrame(
@@ -330,7 +331,7 @@ def load_study(name: str, storage: str) -> tuple[list[Path], pd.DataFrame]:
     )
     # A retried trial shares its run directory with the attempts before it: each directory enters once,
     # as its record (written by the latest attempt) says.
-    return _unique([Path(r["run_dir"]) for r in rows if r["has_record"] and not r["tuning"]]), trials
+    return _unique([Path(str(r["run_dir"])) for r in rows if r["has_record"] and not r["tuning"]]), trials
 
 
 _WANDB_STATUS = {
@@ -342,7 +343,7 @@ _WANDB_STATUS = {
 }
 
 
-def load_wandb(path: str) -> list[dict]:
+def load_wandb(path: str) -> list[dict[str, Any]]:
     """Rows from W&B runs (config + summary); needs network access and `wandb login`."""
     parts = path.strip("/").split("/")
     if len(parts) not in (2, 3) or not all(parts):
@@ -361,23 +362,23 @@ def load_wandb(path: str) -> list[dict]:
     for run in found:
         config, summary = dict(run.config), dict(run.summary)
         record = {
-            "status": _WANDB_STATUS.get(run.state, run.state),
-            "data": dotted(config, "data.name"),
-            "seed": config.get("seed"),
+            RunKey.STATUS: _WANDB_STATUS.get(run.state, run.state),
+            RunKey.DATA: dotted(config, "data.name"),
+            RunKey.SEED: config.get("seed"),
             # The axes the run recorded (its summary), else the four paper axes from its config.
-            "axes": summary.get("axes") or {a: dotted(config, a) for a in AXES},
-            "beam_size": dotted(config, "eval.beam_size"),
-            "wall_time_s": summary.get("_runtime"),
-            "peak_memory_mb": summary.get("peak_memory_mb"),
-            "device": summary.get("device"),
-            "bleu_signature": summary.get("bleu_signature"),
-            "metrics": {m: summary.get(m) for m in M.FINAL},
+            RunKey.AXES: summary.get(RunKey.AXES) or {a: dotted(config, a) for a in AXES},
+            RunKey.BEAM_SIZE: dotted(config, "eval.beam_size"),
+            RunKey.WALL_TIME_S: summary.get("_runtime"),
+            RunKey.PEAK_MEMORY_MB: summary.get(RunKey.PEAK_MEMORY_MB),
+            RunKey.DEVICE: summary.get(RunKey.DEVICE),
+            RunKey.BLEU_SIGNATURE: summary.get(RunKey.BLEU_SIGNATURE),
+            RunKey.METRICS: {m: summary.get(m) for m in M.FINAL},
         }
         try:
             history = run.history(keys=["epoch", M.VAL_PPL, M.TRAIN_TOKENS_PER_S], pandas=True)
         except Exception:  # a curve is a nicety; the summary metrics are the report
             history = None
-        rows.append(run_row(record, run.url, config, history))
+        rows.append(run_row(cast(RunRecord, record), run.url, config, history))  # values may be None
     return rows
 
 

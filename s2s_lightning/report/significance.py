@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..analysis import (
+    ALPHA,
     AR_TRIALS,
     PAIRED_BOOTSTRAP_SAMPLES,
     SentenceScores,
@@ -32,8 +33,6 @@ from .labels import (
 )
 from .load import ReportData
 from .table import Table
-
-ALPHA = 0.05
 
 
 # ---------------------------------------------------------------------------------- significance

@@ -58,7 +58,7 @@ def summary_table(data: ReportData) -> Table:
         disp.append(row)
         nums.append(num)
     numbers = pd.DataFrame(nums)
-    bold = set()
+    bold: set[tuple[int, str]] = set()
     if len(data.arms) > 1:
         for m in metrics:
             col = numbers[f"{m} mean"]
@@ -135,8 +135,8 @@ def table1(data: ReportData) -> Table | None:
     for (arms, n_members, beam), runs in _ensemble_groups(data, ens):
         direction, extras = _lstm_words(data, arms or None)
         method = f"Ensemble of {n_members} {direction}LSTMs{extras}, beam {beam}"
-        arm = arms[0] if len(arms) == 1 else None
-        rows.append(_table1_row(metrics, method, runs, "ensemble", arm, n_members, beam))
+        member_arm = arms[0] if len(arms) == 1 else None
+        rows.append(_table1_row(metrics, method, runs, "ensemble", member_arm, n_members, beam))
     if not rows:
         return None
     what = (

@@ -12,6 +12,7 @@ a path into the nested config each run logs (wandb_logging: the resolved config 
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 from pathlib import Path
@@ -106,3 +107,9 @@ def save(path: Path | str) -> str:
             f"could not save the workspace from {path} on W&B: {str(exc).splitlines()[0]}"
         ) from None
     return f"W&B workspace: {workspace.url}"
+
+
+def run_save(args: argparse.Namespace) -> int:
+    """`s2s wandb-workspace FILE`."""
+    print(save(args.file))
+    return 0

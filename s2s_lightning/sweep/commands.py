@@ -11,10 +11,11 @@ from pathlib import Path
 from ..errors import S2SError
 from ..records import atomic_write_text
 from .coordinator import SweepInterrupted, join_sweep, run_sweep
+from .journal import repair_journal
 from .launch import SweepLaunch
 from .plan import FULL, expand, load_ablation
 from .status import dry_run, sweep_status
-from .storage import artifact_dir, default_storage, open_storage, repair_journal, storage_label
+from .storage import artifact_dir, default_storage, open_storage, storage_label
 from .wandb_grid import render_sweep
 
 
@@ -147,3 +148,8 @@ COMMANDS = {
     "wandb": _cmd_wandb,
     "repair": _cmd_repair,
 }
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """`s2s sweep SUBCOMMAND`."""
+    return COMMANDS[args.sweep_command](args)

@@ -24,13 +24,16 @@ from pathlib import Path
 from optuna.trial import TrialState
 
 from ..errors import S2SError
-from ..records import check_writable, pid_lock, read_record
+from ..records import RunKey, check_writable, pid_lock, read_record
 from .launch import SweepLaunch, WorkerSlot
 from .plan import FULL, Plan, expand, grid_text, load_ablation
-from .rundir import ADOPTED, adoptable
+from .rundir import adoptable
 from .status import format_status, preflight, status_rows
 from .storage import (
+    ADOPTED,
     ARM,
+    ERROR,
+    EXIT_CODE,
     RAN_IN,
     foreign_run_dirs,
     grid_key,
@@ -84,7 +87,8 @@ class Progress:
 
     def __init__(self, plan: Plan, main, run_id: str):
         self.plan, self.main, self.run_id = plan, main, run_id
-        self.start, self.checked, self.last = time.monotonic(), 0.0, None
+        self.last: tuple[int, int] | None = None  # (done, running) when progress was last printed
+        self.start, self.checked = time.monotonic(), 0.0
 
     def __call__(self) -> None:
         if time.monotonic() - self.checked < PROGRESS_S:
@@ -146,12 +150,8 @@ def shared_refusal(trials, run_id: str) -> str | None:
         return None
     refused: dict[str, set] = {}
     for t in mine:
-        if (
-            t.state == TrialState.FAIL
-            and t.user_attrs.get("exit_code") == REFUSED
-            and t.user_attrs.get("error")
-        ):
-            refused.setdefault(t.user_attrs["error"], set()).add(t.user_attrs.get(ARM))
+        if t.state == TrialState.FAIL and t.user_attrs.get(EXIT_CODE) == REFUSED and t.user_attrs.get(ERROR):
+            refused.setdefault(t.user_attrs[ERROR], set()).add(t.user_attrs.get(ARM))
     return next((error for error, arms in refused.items() if len(arms) >= 2), None)
 
 
@@ -261,6 +261,7 @@ def run_sweep(launch: SweepLaunch) -> dict:
 
     with coordinator_lock(runs_dir, plan.study):
         main, tuning = open_studies(store, plan, create=True, label=label, runs=runs_dir)
+        assert main is not None  # create=True
         _refuse_foreign(
             plan, runs_dir, [main, *tuning.values()], label, storage_identity(launch.storage, runs_dir)
         )
@@ -294,7 +295,7 @@ def _refuse_foreign(plan: Plan, runs_dir: Path, studies: list, label: str, ident
     foreign = [
         d
         for d in foreign_run_dirs(runs_dir / plan.study, studies)
-        if not adoptable(d, plan) or read_record(d).get("storage") not in (None, identity)
+        if not adoptable(d, plan) or read_record(d).get(RunKey.STORAGE) not in (None, identity)
     ]
     if foreign:
         raise S2SError(

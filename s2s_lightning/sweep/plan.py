@@ -133,9 +133,9 @@ class Plan:
     nuisance: dict[str, SearchDim]
     nuisance_trials: int  # per arm
     objective: str
-    direction: str
+    direction: M.Direction
     tuning_metric: str  # a val/ metric: selects nuisance values and feeds the pruner
-    tuning_direction: str
+    tuning_direction: M.Direction
     skipped: list[str] = dataclasses.field(default_factory=list)  # names of the grid points left out
 
     @property

@@ -26,6 +26,7 @@ from ..records import (
     RECORD_FILE,
     RUNNING,
     RunBusy,
+    RunKey,
     checkpoint_path,
     read_json,
     record_status,
@@ -36,9 +37,6 @@ from .plan import Plan, format_overrides
 from .storage import retryable
 
 FRESH, RESUME, ADOPT = "fresh", "resume", "adopt"
-
-
-ADOPTED = "adopted"  # user attr of a trial that took a run trained before instead of training
 
 
 def train_args(plan: Plan, run_dir: Path, resume: bool, overrides: dict[str, Any]) -> list[str]:
@@ -120,7 +118,7 @@ def close_record(run_dir: Path, why: str) -> None:
     path = run_dir / RECORD_FILE
     if path.is_file():
         record = read_json(path)
-        if record.get("status") == RUNNING:
+        if record.get(RunKey.STATUS) == RUNNING:
             record.update(status=INTERRUPTED, error=why)
             write_json(path, record)
 

@@ -9,6 +9,7 @@ import shlex
 import statistics
 from pathlib import Path
 
+import optuna
 from optuna.trial import TrialState
 
 from ..errors import S2SError
@@ -61,7 +62,7 @@ def status_rows(plan: Plan, main, tuning: dict) -> list[dict]:
             )
             row["seeds"][seed] = {
                 "state": state,
-                "value": t.value if state == "done" else None,
+                "value": t.value if t is not None and state == "done" else None,
                 "trial": None if t is None else t.number,
             }
         if arm.name in tuning:
@@ -134,7 +135,7 @@ def sweep_status(
 ) -> str:
     plan = expand(load_ablation(ablation), budget)
     label = storage_label(storage, runs_dir)
-    main, tuning = None, {}
+    main, tuning = None, dict[str, optuna.Study]()
     if storage_exists(storage, runs_dir):  # read only: a status never creates or writes a storage
         main, tuning = open_studies(
             open_storage(storage, runs_dir, create=False), plan, create=False, label=label

@@ -22,24 +22,56 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import optuna
 from optuna.storages import BaseStorage
-from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
-from optuna.storages.journal._file import get_lock_file  # the lock Optuna's own appends take
 from optuna.trial import FrozenTrial, TrialState
 
 from ..errors import S2SError
 from ..records import RECORD_FILE
+from .journal import CheckedJournal, check_journal
 from .plan import SEED, Plan
 
-# User attributes of every trial.
-KIND, ARM, SLOT, RAN_IN = "kind", "arm", "slot", "ran_in"
+# Trial and study attributes: every name a sweep writes into the storage and other processes (workers,
+# the coordinator, `s2s sweep status`, `s2s report --study`) read. Declared here, imported where used.
+# User attributes of every trial:
+KIND, ARM, SLOT, RAN_IN = "kind", "arm", "slot", "ran_in"  # KIND: GRID or TUNE; RAN_IN: the sweep's run id
 WORKER, HEARTBEAT, STALE = "worker", "heartbeat", "stale"
-GRID, TUNE = "grid", "tune"
+RUN_DIR = "run_dir"  # the trial's run directory, set before anything is written there
+RESUMED = "resumed"  # it continued a run directory's checkpoint
+ADOPTED = "adopted"  # it took a run trained before instead of training
 STOPPED = "stopped"  # a trial stopped because the sweep was (SIGINT/SIGTERM): resumable, not failed
-PLAN_ATTR = "plan"  # main study user attribute: the plan's fingerprint
+WAS_INTERRUPTED = "interrupted"  # its run was stopped by a signal (its record's status: interrupted)
+EXIT_CODE, ERROR, WALL_TIME_S = "exit_code", "error", "wall_time_s"  # of `s2s train`; and its metrics
+WANDB_ID = "wandb_id"  # the run's W&B id
+DUPLICATE_OF = "duplicate_of"  # the number of the trial that already holds this grid point
+TUNED_BY = "tuned_by"  # "<tuning study>#<trial>": where a grid trial's nuisance values came from
+FIXED_PARAMS = "fixed_params"  # system attribute, Optuna's own (enqueue_trial): the params it must take
+GRID, TUNE = "grid", "tune"
+# User attributes of a main study:
+PLAN_ATTR = "plan"  # the plan's fingerprint
+REPORT_ARTIFACTS = "report_artifacts"  # file name -> [sha256, artifact id] of a report's uploads
+TRIAL_ATTRIBUTES = (
+    KIND,
+    ARM,
+    SLOT,
+    RAN_IN,
+    WORKER,
+    HEARTBEAT,
+    STALE,
+    RUN_DIR,
+    RESUMED,
+    ADOPTED,
+    STOPPED,
+    WAS_INTERRUPTED,
+    EXIT_CODE,
+    ERROR,
+    WALL_TIME_S,
+    WANDB_ID,
+    DUPLICATE_OF,
+    TUNED_BY,
+)
 HEARTBEAT_S = 60.0
 STALE_AFTER_S = 600.0  # a trial on another host is stale after this long without a heartbeat
 CLAIM_GRACE_S = 30.0  # a claimed trial whose worker never wrote its identity is stale after this long
@@ -141,89 +173,6 @@ def storage_exists(url: str | None, runs_dir: str | Path = DEFAULT_RUNS_DIR) -> 
     return local is None or local.is_file()
 
 
-def _repair_hint(path: Path) -> str:
-    return f"s2s sweep repair --storage {path}"
-
-
-def check_journal(path: Path) -> None:
-    """Refuse a journal Optuna would misread: a last record cut short (a crash or a full disk while it
-    was appended; it never committed, and the next append would glue a record to it, corrupting the
-    file mid-way) or a line that is not a journal record."""
-    offset = 0
-    with open(path, "rb") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.endswith(b"\n"):
-                raise S2SError(
-                    f"Optuna journal {path} ends in a partial record at byte {offset} (written by a "
-                    f"process that crashed or ran out of disk; it never committed): drop it with "
-                    f"{_repair_hint(path)}"
-                )
-            try:
-                record = json.loads(line)
-            except ValueError:
-                record = None
-            if not isinstance(record, dict) or "op_code" not in record:
-                raise S2SError(
-                    f"Optuna journal {path} is corrupt at byte {offset} (line {number} is not a journal "
-                    "record); restore the file from a backup, or start the study again in a new one"
-                )
-            offset += len(line)
-
-
-def repair_journal(path: Path) -> str:
-    """Drop a journal's partial last record (it never committed), the file as it was kept beside it."""
-    if not path.is_file():
-        raise S2SError(f"Optuna journal {path} does not exist")
-    with get_lock_file(JournalFileSymlinkLock(str(path))):  # no worker appends meanwhile
-        data = path.read_bytes()
-        end = data.rfind(b"\n") + 1
-        if end == len(data):
-            check_journal(path)
-            return f"{path}: every record is whole; nothing to repair"
-        backup = path.with_name(path.name + ".before-repair")
-        backup.write_bytes(data)
-        os.truncate(path, end)
-        try:
-            check_journal(path)
-        except S2SError:
-            backup.replace(path)  # put it back as it was: more than a partial record is wrong
-            raise
-    return (
-        f"dropped the partial record at byte {end} of {path} ({len(data) - end} bytes; it never "
-        f"committed); the file as it was is kept as {backup}"
-    )
-
-
-class CheckedJournal(JournalFileBackend):
-    """Optuna's journal file that never appends after a partial record, and takes back its own append
-    when it fails part-way (a full disk), so every record in the file is whole."""
-
-    def append_logs(self, logs: list[dict[str, Any]]) -> None:
-        path = Path(self._file_path)
-        data = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in logs).encode("utf-8")
-        with get_lock_file(self._lock):
-            with open(path, "ab+") as f:
-                size = f.seek(0, os.SEEK_END)
-                if size:
-                    f.seek(size - 1)
-                    if f.read(1) != b"\n":
-                        start = path.read_bytes().rfind(b"\n") + 1
-                        raise S2SError(
-                            f"Optuna journal {path} ends in a partial record at byte {start}: nothing "
-                            f"more is written to it; drop it with {_repair_hint(path)}"
-                        )
-                try:
-                    f.write(data)
-                    f.flush()
-                    os.fsync(f.fileno())
-                except OSError as exc:
-                    f.truncate(size)  # the records before this append are all that committed
-                    raise S2SError(
-                        f"could not append to Optuna journal {path} ({exc.strerror or exc}); it is "
-                        "left as it was before this write"
-                    ) from None
-
-
 def foreign_run_dirs(study_dir: Path, studies: list[optuna.Study]) -> list[Path]:
     """Run directories under a study's folder that none of `studies` made: every trial names its run
     directory (user attr `run_dir`) before anything is written there, so a record nobody names belongs
@@ -250,7 +199,14 @@ def _first_difference(old: Any, new: Any, path: str = "") -> str:
     return f"{path}: {old!r} -> {new!r}"
 
 
-def _check_plan(main: optuna.Study, plan: Plan, fingerprint: dict, create: bool, label: str, runs) -> None:
+def _check_plan(
+    main: optuna.Study,
+    plan: Plan,
+    fingerprint: dict[str, Any],
+    create: bool,
+    label: str,
+    runs: str | Path | None,
+) -> None:
     """Stamp a new main study with its plan, or refuse one made from another version of the file."""
     saved = main.user_attrs.get(PLAN_ATTR)
     if saved is None and create:
@@ -278,7 +234,7 @@ def open_studies(
     storage: BaseStorage,
     plan: Plan,
     create: bool = True,
-    pruner=None,
+    pruner: optuna.pruners.BasePruner | None = None,
     label: str = "...",
     runs: Path | None = None,
 ) -> tuple[optuna.Study | None, dict[str, optuna.Study]]:
@@ -329,11 +285,11 @@ def _proc_start(pid: int) -> str | None:
         return None
 
 
-def worker_identity() -> dict:
+def worker_identity() -> dict[str, Any]:
     return {"host": socket.gethostname(), "pid": os.getpid(), "start": _proc_start(os.getpid())}
 
 
-def _pid_alive(info: dict) -> bool | None:
+def _pid_alive(info: dict[str, Any]) -> bool | None:
     """True/False for a worker on this host, None when it runs elsewhere (only heartbeats tell)."""
     if info.get("host") != socket.gethostname():
         return None
@@ -401,7 +357,7 @@ def _settled(attempts: list[FrozenTrial], run_id: str) -> bool:
     return False
 
 
-def grid_key(t: FrozenTrial) -> tuple:
+def grid_key(t: FrozenTrial) -> tuple[Any, Any]:
     return t.user_attrs.get(ARM), t.user_attrs.get(SEED)
 
 
@@ -441,7 +397,7 @@ def tuning_ready(study: optuna.Study | None) -> tuple[bool, FrozenTrial | None]:
     if not done:
         return True, None
     pick = max if study.direction == optuna.study.StudyDirection.MAXIMIZE else min
-    return True, pick(done, key=lambda t: t.value)
+    return True, pick(done, key=lambda t: cast(float, t.value))  # COMPLETE: has a value
 
 
 def claim(
@@ -459,7 +415,7 @@ def claim(
             candidates.append(((0, t.user_attrs.get(SLOT, 0), t.number), study, t))
     ready: dict[str, bool] = {}
     for t in main.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-        arm = t.user_attrs.get(ARM)
+        arm: str = t.user_attrs.get(ARM, "")
         if arm not in ready:
             ready[arm] = tuning_ready(tuning.get(arm))[0]
         waiting = True

@@ -12,7 +12,6 @@ writing into a run directory that a retry is about to reuse.
 from __future__ import annotations
 
 import ctypes
-import math
 import os
 import signal
 import subprocess
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from ..config import Config, build_config
@@ -32,22 +32,35 @@ from ..records import (
     LOG_FILE,
     RECORD_FILE,
     RUNNING,
+    RunKey,
     RunRecord,
+    as_float,
     read_history,
     read_record,
 )
 from .launch import SweepLaunch, WorkerSlot
 from .plan import SEED, Plan, SearchDim
-from .rundir import ADOPT, ADOPTED, RESUME, close_record, decide, grid_run_dir, train_args
+from .rundir import ADOPT, RESUME, close_record, decide, grid_run_dir, train_args
 from .storage import (
+    ADOPTED,
     ARM,
+    DUPLICATE_OF,
+    ERROR,
+    EXIT_CODE,
+    FIXED_PARAMS,
     GRID,
     HEARTBEAT,
     HEARTBEAT_S,
     KIND,
     RAN_IN,
+    RESUMED,
+    RUN_DIR,
     STOPPED,
     TUNE,
+    TUNED_BY,
+    WALL_TIME_S,
+    WANDB_ID,
+    WAS_INTERRUPTED,
     WORKER,
     grid_key,
     is_stale,
@@ -78,7 +91,9 @@ def die_with_parent(sig: int = signal.SIGKILL) -> None:
 
 def _suggest(trial: optuna.Trial, key: str, dim: SearchDim) -> Any:
     if dim.type == "categorical":
+        assert dim.values is not None  # plan.py validates: a categorical has values, the others a range
         return trial.suggest_categorical(key, dim.values)
+    assert dim.low is not None and dim.high is not None
     if dim.type in ("int", "log_int"):
         return trial.suggest_int(key, int(dim.low), int(dim.high), log=dim.type == "log_int")
     return trial.suggest_float(key, dim.low, dim.high, log=dim.type == "log_uniform")
@@ -89,17 +104,9 @@ def seed_choices(plan: Plan, study: optuna.Study | None = None) -> list:
     grid trial uses it, so dashboards offered it). Optuna wants one distribution per param for a study's
     lifetime: a study that already has a seed distribution keeps it."""
     for t in study.get_trials(deepcopy=False) if study is not None else []:
-        if SEED in t.distributions:
-            return list(t.distributions[SEED].choices)
+        if isinstance(seeds := t.distributions.get(SEED), CategoricalDistribution):
+            return list(seeds.choices)
     return list(dict.fromkeys(plan.seeds))
-
-
-def _float(value: Any) -> float | None:
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return None
-    return out if math.isfinite(out) else None
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -205,9 +212,7 @@ class TrialRunner:
                 return state
         trial = optuna.Trial(study, tid)  # after any fixed params are set: Trial reads them once
         chosen = self.choose(study, trial, frozen)
-        trial.set_user_attr(
-            "run_dir", str(chosen.run_dir)
-        )  # before anything is written there: the dir is ours
+        trial.set_user_attr(RUN_DIR, str(chosen.run_dir))  # before anything is written there: the dir is ours
         action = decide(
             chosen.run_dir,
             chosen.previous,
@@ -218,13 +223,13 @@ class TrialRunner:
             poll_s=self.poll_s,
         )
         if action == ADOPT:
-            wall = _float(read_record(chosen.run_dir).get("wall_time_s")) or 0.0
+            wall = as_float(read_record(chosen.run_dir).get(RunKey.WALL_TIME_S)) or 0.0
             trial.set_user_attr(ADOPTED, True)  # trained before: says nothing about this sweep's pace
             return self.store(
                 study, trial, chosen, Outcome(0, None, wall), f"{chosen.name} (adopted: trained before)"
             )
         resume = action == RESUME
-        trial.set_user_attr("resumed", resume)
+        trial.set_user_attr(RESUMED, resume)
         self.log(
             f"{study.study_name} trial {frozen.number} {chosen.name}: {'resumed' if resume else 'started'}"
         )
@@ -271,22 +276,20 @@ class TrialRunner:
             )
         ]
         if done:
-            self.storage.set_trial_user_attr(frozen._trial_id, "duplicate_of", done[0].number)
+            self.storage.set_trial_user_attr(frozen._trial_id, DUPLICATE_OF, done[0].number)
             study.tell(frozen.number, state=TrialState.FAIL)
             return TrialState.FAIL
         if not self.tuning:
             return None
         _, best = tuning_ready(self.tuning.get(arm))
         if best is None:
-            self.storage.set_trial_user_attr(
-                frozen._trial_id, "error", f"arm {arm}: no tuning trial completed"
-            )
+            self.storage.set_trial_user_attr(frozen._trial_id, ERROR, f"arm {arm}: no tuning trial completed")
             study.tell(frozen.number, state=TrialState.FAIL)
             return TrialState.FAIL
-        fixed = {**frozen.system_attrs.get("fixed_params", {}), **best.params}
-        self.storage.set_trial_system_attr(frozen._trial_id, "fixed_params", fixed)
+        fixed = {**frozen.system_attrs.get(FIXED_PARAMS, {}), **best.params}
+        self.storage.set_trial_system_attr(frozen._trial_id, FIXED_PARAMS, fixed)
         self.storage.set_trial_user_attr(
-            frozen._trial_id, "tuned_by", f"{tuning_study_name(self.plan, arm)}#{best.number}"
+            frozen._trial_id, TUNED_BY, f"{tuning_study_name(self.plan, arm)}#{best.number}"
         )
         return None
 
@@ -295,7 +298,8 @@ class TrialRunner:
     ) -> Outcome:
         """Run `cmd` (s2s train) to its end, reporting each epoch's tuning metric and a heartbeat; a tuning
         trial the pruner stops is killed. Ctrl-C or SIGTERM kills it, closes its record and re-raises."""
-        start, reported, pruned_at, last_beat = time.perf_counter(), set(), None, time.time()
+        start, pruned_at, last_beat = time.perf_counter(), None, time.time()
+        reported: set[int] = set()
         chosen.run_dir.mkdir(parents=True, exist_ok=True)
         with open(chosen.run_dir / LOG_FILE, "ab") as log:
             proc = subprocess.Popen(
@@ -324,7 +328,7 @@ class TrialRunner:
             except Interrupted:
                 _stop(proc)
                 close_record(chosen.run_dir, "interrupted by the sweep")
-                trial.set_user_attr("interrupted", True)
+                trial.set_user_attr(WAS_INTERRUPTED, True)
                 trial.set_user_attr(STOPPED, True)  # by a signal to the sweep (status: interrupted)
                 study.tell(trial, state=TrialState.FAIL)
                 self.log(f"{study.study_name} trial {trial.number} {chosen.name}: interrupted")
@@ -338,7 +342,7 @@ class TrialRunner:
         None."""
         pruned_at = None
         for row in read_history(chosen.run_dir / HISTORY_FILE):
-            epoch, value = row["epoch"], _float(row.get(self.plan.tuning_metric))
+            epoch, value = row["epoch"], as_float(row.get(self.plan.tuning_metric))
             if epoch not in reported and value is not None:
                 trial.report(value, epoch)
                 reported.add(epoch)
@@ -354,14 +358,14 @@ class TrialRunner:
         """Write the run's result into the trial (its metrics as user attributes) and finish it."""
         name, run_dir = label or chosen.name, chosen.run_dir
         record: RunRecord = read_record(run_dir) if (run_dir / RECORD_FILE).is_file() else {}
-        metrics = record.get("metrics") or {}
-        for key, value in metrics.items():
-            trial.set_user_attr(key, value)
-        trial.set_user_attr("wandb_id", (record.get("wandb") or {}).get("id"))
-        trial.set_user_attr("exit_code", outcome.returncode)
-        trial.set_user_attr("wall_time_s", round(outcome.wall_s, 1))
+        metrics = record.get(RunKey.METRICS) or {}
+        for key, number in metrics.items():
+            trial.set_user_attr(key, number)
+        trial.set_user_attr(WANDB_ID, (record.get(RunKey.WANDB) or {}).get("id"))
+        trial.set_user_attr(EXIT_CODE, outcome.returncode)
+        trial.set_user_attr(WALL_TIME_S, round(outcome.wall_s, 1))
         metric = self.plan.tuning_metric if chosen.kind == TUNE else self.plan.objective
-        value = _float(metrics.get(metric))
+        value = as_float(metrics.get(metric))
         head = f"{study.study_name} trial {trial.number} {name}"
         try:
             if outcome.pruned_at is not None:
@@ -369,12 +373,12 @@ class TrialRunner:
                 self.log(f"{head}: pruned after epoch {outcome.pruned_at}")
                 return TrialState.PRUNED
             # The record is the truth: a run that completed counts even if its process was killed after.
-            if record.get("status") == COMPLETED and value is not None:
+            if record.get(RunKey.STATUS) == COMPLETED and value is not None:
                 study.tell(trial, value)
                 self.log(f"{head}: {metric}={value:.4g} ({outcome.wall_s:.0f} s)")
                 return TrialState.COMPLETE
             error = self._failure(trial, record, outcome.returncode, metric, run_dir)
-            trial.set_user_attr("error", bounded(str(error)))
+            trial.set_user_attr(ERROR, bounded(str(error)))
             study.tell(trial, state=TrialState.FAIL)
             self.log(f"{head}: FAILED ({error}); log {run_dir / LOG_FILE}")
             return TrialState.FAIL
@@ -387,15 +391,15 @@ class TrialRunner:
         trial: optuna.Trial, record: RunRecord, returncode: int | None, metric: str, run_dir: Path
     ) -> str:
         """Why a trial failed, in one line."""
-        if returncode is not None and returncode < 0 and record.get("status") == RUNNING:
+        if returncode is not None and returncode < 0 and record.get(RunKey.STATUS) == RUNNING:
             # Killed by a signal (kill -9, the OOM killer): nothing is known against the config, so
             # the next `s2s sweep run` resumes it from its last checkpoint, as after a dead worker.
             error = f"s2s train was killed by {_signal_name(-returncode)}"
             close_record(run_dir, error)
-            trial.set_user_attr("interrupted", True)
+            trial.set_user_attr(WAS_INTERRUPTED, True)
             return error
         return (
-            record.get("error")
+            record.get(RunKey.ERROR)
             or (f"{metric} missing from the record" if returncode == 0 else None)
             or _last_line(run_dir / LOG_FILE)
             or f"exit code {returncode}"

@@ -45,7 +45,7 @@ def sweep_config(plan: Plan) -> dict:
         params[axis] = {"values": list(dict.fromkeys(arm.values[axis] for arm in plan.arms))}
     params[SEED] = {"values": list(plan.seeds)}
     params["tracking.group"] = {"value": plan.study}  # one W&B group per study, as with Optuna
-    out = {"name": plan.study, "project": cfg.tracking.project}
+    out: dict[str, Any] = {"name": plan.study, "project": cfg.tracking.project}
     if cfg.tracking.entity:
         out["entity"] = cfg.tracking.entity
     out.update(

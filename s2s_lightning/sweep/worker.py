@@ -61,6 +61,7 @@ def work(plan: Plan, storage, launch: SweepLaunch, slot: WorkerSlot) -> int:
                 return ran
             time.sleep(launch.poll_s)  # grid trials wait for their arm's tuning, running elsewhere
             continue
+        assert frozen is not None  # claimed with its study
         if study is not main:  # the arm's own study: TPE learns from this arm's trials only
             study.sampler = _sampler(plan, frozen.user_attrs[SLOT])
         try:

@@ -63,7 +63,7 @@ def test_one_at_a_time_subset_spans_the_length_range():
 
 def test_the_device_is_parsed_in_one_place():
     """`s2s bench --device` and `s2s evaluate|translate --device` read a device the same way."""
-    from s2s_lightning.model import parse_device
+    from s2s_lightning.environment import parse_device
 
     assert parse_device("cpu") == torch.device("cpu")
     assert parse_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")

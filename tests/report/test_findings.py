@@ -13,11 +13,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from s2s_lightning.analysis import SentenceScores
+from s2s_lightning.analysis import ALPHA, SentenceScores
 from s2s_lightning.errors import S2SError
 from s2s_lightning.report.build import build_report
 from s2s_lightning.report.effect_figures import forest
-from s2s_lightning.report.effects import ALPHA, POWER, UNTESTABLE, estimate
+from s2s_lightning.report.effects import POWER, UNTESTABLE, estimate
 
 RECORDS = Path(__file__).parents[1] / "fixtures" / "records"
 N_SENTENCES = 3000
